@@ -1,0 +1,195 @@
+//! vhost-user-9p: serve a host directory to a VM over virtio-9p (vhost-user).
+
+use std::io::ErrorKind;
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, ValueEnum};
+use log::info;
+use vhost::vhost_user::Listener;
+use vhost_user_backend::VhostUserDaemon;
+use vm_memory::{GuestMemoryAtomic, GuestMemoryMmap};
+
+use vhost_user_9p::server::{Config, Server};
+use vhost_user_9p::virtio::{P9Backend, MAX_TAG_LEN};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+    Off,
+}
+
+/// Share a host directory with a virtual machine over 9P2000.L, as a
+/// vhost-user virtio-9p device backend.
+///
+/// Start it first, then QEMU with
+/// `-chardev socket,id=c,path=SOCKET -device vhost-user-test-device-pci,chardev=c,virtio-id=9,num_vqs=1,vq_size=1024,config_size=<2+tag length>`
+/// and shared guest memory (`-object memory-backend-memfd,...,share=on`).
+/// In the guest: `mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 TAG /mnt`.
+/// The daemon serves one VMM connection and exits when it disconnects.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about, max_term_width = 100)]
+struct Cli {
+    /// vhost-user Unix socket to listen on (a stale socket file is replaced)
+    #[arg(long, value_name = "PATH")]
+    socket_path: PathBuf,
+
+    /// Directory to share
+    #[arg(long, value_name = "DIR")]
+    shared_dir: PathBuf,
+
+    /// Mount tag the guest uses to find the share (1 to 255 bytes)
+    #[arg(long, value_name = "TAG")]
+    tag: String,
+
+    /// Share read-only: every change is refused with EROFS
+    #[arg(long)]
+    readonly: bool,
+
+    /// Log level (messages go to stderr)
+    #[arg(long, value_enum, value_name = "LEVEL", default_value = "info")]
+    log_level: LogLevel,
+}
+
+/// The absolute form of a socket path (its directory canonicalized), so the
+/// path in /proc/net/unix is the same whatever form a user gives.
+fn absolute_socket_path(path: &Path) -> Result<PathBuf, String> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| format!("--socket-path {}: not a file path", path.display()))?;
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let dir = dir.canonicalize().map_err(|e| {
+        format!(
+            "--socket-path {}: directory {}: {e}",
+            path.display(),
+            dir.display()
+        )
+    })?;
+    Ok(dir.join(name))
+}
+
+/// Whether some process listens on the Unix socket `path`, judged from
+/// /proc/net/unix (connecting to probe would end a vhost-user backend's
+/// only session).
+fn socket_is_listening(path: &Path) -> bool {
+    const SO_ACCEPTCON: u32 = 1 << 16;
+    let Ok(table) = std::fs::read_to_string("/proc/net/unix") else {
+        return false;
+    };
+    let wanted = path.as_os_str().as_encoded_bytes();
+    table.lines().skip(1).any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let flags = fields.get(3).and_then(|f| u32::from_str_radix(f, 16).ok());
+        let bound = fields.get(7).map(|p| p.as_bytes());
+        flags.is_some_and(|f| f & SO_ACCEPTCON != 0) && bound == Some(wanted)
+    })
+}
+
+/// Refuses a live socket, removes a stale one, refuses anything else.
+fn clear_socket_path(path: &Path) -> Result<(), String> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(format!("--socket-path {}: {e}", path.display())),
+    };
+    if !meta.file_type().is_socket() {
+        return Err(format!(
+            "--socket-path {}: exists and is not a socket; remove it or choose another path",
+            path.display()
+        ));
+    }
+    if socket_is_listening(path) {
+        return Err(format!(
+            "--socket-path {}: another process is listening on it; stop it or choose another path",
+            path.display()
+        ));
+    }
+    std::fs::remove_file(path).map_err(|e| {
+        format!(
+            "--socket-path {}: cannot remove stale socket: {e}",
+            path.display()
+        )
+    })
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    if cli.tag.is_empty() || cli.tag.len() > MAX_TAG_LEN {
+        return Err(format!(
+            "--tag: must be 1 to {MAX_TAG_LEN} bytes long, got {}",
+            cli.tag.len()
+        ));
+    }
+    let config = Config {
+        shared_dir: cli.shared_dir.clone(),
+        readonly: cli.readonly,
+    };
+    let server = Arc::new(Server::new(&config)?);
+    let socket_path = absolute_socket_path(&cli.socket_path)?;
+    clear_socket_path(&socket_path)?;
+    let mut listener = Listener::new(&socket_path, false).map_err(|e| {
+        format!(
+            "--socket-path {}: cannot listen: {e}",
+            cli.socket_path.display()
+        )
+    })?;
+
+    let backend = Arc::new(P9Backend::new(server, &cli.tag));
+    let mut daemon = VhostUserDaemon::new(
+        "vhost-user-9p".to_string(),
+        backend,
+        GuestMemoryAtomic::new(GuestMemoryMmap::new()),
+    )
+    .map_err(|e| format!("cannot create the vhost-user daemon: {e}"))?;
+    info!(
+        "sharing {} as tag {:?}{}, listening on {}",
+        cli.shared_dir.display(),
+        cli.tag,
+        if cli.readonly { " (read-only)" } else { "" },
+        cli.socket_path.display()
+    );
+    daemon
+        .start(&mut listener)
+        .map_err(|e| format!("vhost-user connection failed: {e}"))?;
+    info!("VMM connected");
+    let result = daemon.wait();
+    info!("VMM disconnected");
+    match result {
+        Ok(()) => Ok(()),
+        Err(vhost_user_backend::Error::HandleRequest(
+            vhost::vhost_user::Error::Disconnected | vhost::vhost_user::Error::PartialMessage,
+        )) => Ok(()),
+        Err(e) => Err(format!("vhost-user connection ended with an error: {e}")),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = match cli.log_level {
+        LogLevel::Error => log::LevelFilter::Error,
+        LogLevel::Warn => log::LevelFilter::Warn,
+        LogLevel::Info => log::LevelFilter::Info,
+        LogLevel::Debug => log::LevelFilter::Debug,
+        LogLevel::Trace => log::LevelFilter::Trace,
+        LogLevel::Off => log::LevelFilter::Off,
+    };
+    env_logger::Builder::new()
+        .filter_level(level)
+        .format_target(false)
+        .init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("vhost-user-9p: error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! Fids: the client's handles on files. Each holds an O_PATH descriptor of
+//! its file, reached one component at a time without following symlinks,
+//! and once opened, its own open descriptor.
+
+use std::collections::HashMap;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use crate::protocol::Qid;
+
+/// A directory opened for Treaddir: its descriptor position and entries
+/// read from the host but not yet sent.
+pub struct DirCursor {
+    /// The readdir cookie the descriptor (with `buf`) is positioned at.
+    pub pos: u64,
+    /// linux_dirent64 records read ahead from the host.
+    pub buf: Vec<u8>,
+    pub start: usize,
+    pub end: usize,
+}
+
+impl DirCursor {
+    pub const BUF_SIZE: usize = 64 * 1024;
+
+    fn new() -> Self {
+        DirCursor {
+            pos: 0,
+            buf: Vec::new(),
+            start: 0,
+            end: 0,
+        }
+    }
+}
+
+/// The open state of a fid after Tlopen / Tlcreate.
+pub struct OpenFile {
+    pub fd: OwnedFd,
+    /// The 9P2000.L open flags the client asked for.
+    pub flags: u32,
+    pub dir: Option<Mutex<DirCursor>>,
+    /// Device of the file, for the qids of directory entries.
+    pub dev: u64,
+}
+
+impl OpenFile {
+    pub fn new(fd: OwnedFd, flags: u32, is_dir: bool, dev: u64) -> Self {
+        OpenFile {
+            fd,
+            flags,
+            dir: is_dir.then(|| Mutex::new(DirCursor::new())),
+            dev,
+        }
+    }
+}
+
+pub struct Fid {
+    /// O_PATH descriptor of the file itself (a symlink stays a symlink).
+    pub file: OwnedFd,
+    /// Path from the share's root, kept current across renames; used to walk
+    /// ".." and to find the parent for Tremove/Trename.
+    pub path: Mutex<PathBuf>,
+    /// File type bits (S_IFMT) of the file.
+    pub file_type: u32,
+    /// The user the client attached as.
+    pub uid: u32,
+    pub open: OnceLock<OpenFile>,
+}
+
+impl Fid {
+    pub fn new(file: OwnedFd, path: PathBuf, file_type: u32, uid: u32) -> Self {
+        Fid {
+            file,
+            path: Mutex::new(path),
+            file_type,
+            uid,
+            open: OnceLock::new(),
+        }
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+
+    pub fn is_dir(&self) -> bool {
+        self.file_type == libc::S_IFDIR
+    }
+
+    pub fn is_symlink(&self) -> bool {
+        self.file_type == libc::S_IFLNK
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.path.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// The fids of one client connection.
+#[derive(Default)]
+pub struct FidTable {
+    fids: Mutex<HashMap<u32, Arc<Fid>>>,
+}
+
+impl FidTable {
+    pub fn get(&self, fid: u32) -> Option<Arc<Fid>> {
+        self.lock().get(&fid).cloned()
+    }
+
+    /// Inserts a fid; false if the number is taken.
+    pub fn insert_new(&self, fid: u32, value: Arc<Fid>) -> bool {
+        let mut fids = self.lock();
+        if fids.contains_key(&fid) {
+            return false;
+        }
+        fids.insert(fid, value);
+        true
+    }
+
+    /// Inserts or replaces a fid.
+    pub fn replace(&self, fid: u32, value: Arc<Fid>) {
+        self.lock().insert(fid, value);
+    }
+
+    pub fn remove(&self, fid: u32) -> Option<Arc<Fid>> {
+        self.lock().remove(&fid)
+    }
+
+    pub fn clear(&self) {
+        let old = std::mem::take(&mut *self.lock());
+        drop(old);
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// After a rename of `from` to `to`, points every fid at or below
+    /// `from` at its new path.
+    pub fn renamed(&self, from: &Path, to: &Path) {
+        for fid in self.lock().values() {
+            let mut path = fid.path.lock().unwrap_or_else(|e| e.into_inner());
+            if let Ok(rest) = path.strip_prefix(from) {
+                *path = if rest.as_os_str().is_empty() {
+                    to.to_path_buf()
+                } else {
+                    to.join(rest)
+                };
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Arc<Fid>>> {
+        self.fids.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Computes a qid from a statx record. qid.path is the inode, with the
+/// device folded into the top bits for files on other filesystems than the
+/// share's root (see `QidMapper`).
+pub fn qid_type(mode: u32) -> u8 {
+    use crate::protocol::{QTDIR, QTFILE, QTSYMLINK};
+    match mode & libc::S_IFMT {
+        libc::S_IFDIR => QTDIR,
+        libc::S_IFLNK => QTSYMLINK,
+        _ => QTFILE,
+    }
+}
+
+/// Maps (device, inode) to a qid.path unique within the share: inodes of the
+/// root's filesystem map to themselves; each other device gets its own
+/// prefix in the top 16 bits.
+pub struct QidMapper {
+    root_dev: u64,
+    devices: Mutex<HashMap<u64, u64>>,
+}
+
+impl QidMapper {
+    pub fn new(root_dev: u64) -> Self {
+        QidMapper {
+            root_dev,
+            devices: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn path(&self, dev: u64, ino: u64) -> u64 {
+        const INO_BITS: u32 = 48;
+        const INO_MASK: u64 = (1 << INO_BITS) - 1;
+        if dev == self.root_dev && ino <= INO_MASK {
+            return ino;
+        }
+        let mut devices = self.devices.lock().unwrap_or_else(|e| e.into_inner());
+        let next = devices.len() as u64 + 1;
+        let prefix = *devices.entry(dev).or_insert(next);
+        (prefix << INO_BITS) | (ino & INO_MASK)
+    }
+
+    pub fn qid(&self, stx: &libc::statx) -> Qid {
+        let dev = libc::makedev(stx.stx_dev_major, stx.stx_dev_minor);
+        let mtime = stx.stx_mtime;
+        Qid {
+            ty: qid_type(stx.stx_mode as u32),
+            version: (mtime.tv_sec as u32) ^ mtime.tv_nsec ^ ((stx.stx_size as u32) << 8),
+            path: self.path(dev, stx.stx_ino),
+        }
+    }
+}

@@ -1,0 +1,270 @@
+//! 9P2000.L semantics over a host directory, independent of the transport.
+//!
+//! A transport decodes a request, hands it to [`Server::handle`] with the
+//! connection's [`Session`], a source for Twrite data and a sink for Rread
+//! data, and gets back the encoded reply.
+
+mod data;
+mod fid;
+pub mod host;
+mod ops;
+
+pub use data::{NoData, ReadSink, SliceSource, VecSink, WriteSource};
+pub use fid::{Fid, FidTable, QidMapper};
+
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use crate::protocol::{self, Rlerror, Rmessage, Tmessage};
+
+/// Largest msize the server agrees to.
+pub const MAX_MSIZE: u32 = 4 * 1024 * 1024;
+/// Smallest msize the server agrees to.
+pub const MIN_MSIZE: u32 = 4096;
+
+/// What the server shares and how.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub shared_dir: PathBuf,
+    pub readonly: bool,
+}
+
+/// One shared directory.
+pub struct Server {
+    root: OwnedFd,
+    readonly: bool,
+    qids: QidMapper,
+    /// Whether the daemon may give files to other users (passthrough).
+    privileged: bool,
+}
+
+/// One client connection: negotiated msize and the fid table.
+pub struct Session {
+    msize: AtomicU32,
+    pub fids: FidTable,
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Session {
+            msize: AtomicU32::new(MAX_MSIZE),
+            fids: FidTable::default(),
+        }
+    }
+}
+
+impl Session {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn msize(&self) -> u32 {
+        self.msize.load(Ordering::Relaxed)
+    }
+}
+
+/// Result of a server operation: Ok, or the errno for Rlerror.
+pub type OpResult<T> = Result<T, Errno>;
+
+/// A host errno, sent to the client in Rlerror.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Errno(pub i32);
+
+impl From<io::Error> for Errno {
+    fn from(e: io::Error) -> Self {
+        Errno(e.raw_os_error().unwrap_or(libc::EIO))
+    }
+}
+
+impl Server {
+    /// Opens the shared directory. Fails with a message fit for the user.
+    pub fn new(config: &Config) -> Result<Server, String> {
+        let dir = &config.shared_dir;
+        let path = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
+            .map_err(|_| format!("--shared-dir {}: contains a NUL byte", dir.display()))?;
+        let root = host::openat(
+            cwd(),
+            &path,
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            0,
+        )
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ENOTDIR) => format!("--shared-dir {}: not a directory", dir.display()),
+            _ => format!("--shared-dir {}: {}", dir.display(), e),
+        })?;
+        let stx = host::statx(root.as_fd())
+            .map_err(|e| format!("--shared-dir {}: {}", dir.display(), e))?;
+        // SAFETY: geteuid has no preconditions.
+        let privileged = unsafe { libc::geteuid() } == 0;
+        Ok(Server {
+            root,
+            readonly: config.readonly,
+            qids: QidMapper::new(libc::makedev(stx.stx_dev_major, stx.stx_dev_minor)),
+            privileged,
+        })
+    }
+
+    /// Serves one request and writes the whole framed reply into `reply`
+    /// (which is cleared first). For Rread the data went to `sink`, and
+    /// `reply` holds only the header (its `size` counts the data). Other
+    /// replies are kept within `sink.capacity()` + 11 bytes.
+    pub fn handle(
+        &self,
+        session: &Session,
+        tag: u16,
+        request: Tmessage<'_>,
+        source: &mut dyn WriteSource,
+        sink: &mut dyn ReadSink,
+        reply: &mut Vec<u8>,
+    ) {
+        reply.clear();
+        let result = match request {
+            Tmessage::Read(t) => match self.read(session, &t, sink) {
+                Ok(count) => {
+                    protocol::data_reply_header(protocol::Rread::TYPE, tag, count, reply);
+                    return;
+                }
+                Err(e) => Err(e),
+            },
+            other => self.dispatch(session, other, source, sink.capacity(), tag, reply),
+        };
+        if let Err(Errno(ecode)) = result {
+            reply.clear();
+            Rmessage::Lerror(Rlerror {
+                ecode: ecode as u32,
+            })
+            .encode(tag, reply);
+        }
+    }
+
+    fn dispatch(
+        &self,
+        s: &Session,
+        request: Tmessage<'_>,
+        source: &mut dyn WriteSource,
+        reply_capacity: usize,
+        tag: u16,
+        out: &mut Vec<u8>,
+    ) -> OpResult<()> {
+        use protocol::*;
+        let reply = match request {
+            Tmessage::Version(t) => {
+                let (msize, version) = self.version(s, &t);
+                Rmessage::Version(Rversion {
+                    msize,
+                    version: Str(version),
+                })
+            }
+            Tmessage::Auth(_) => return Err(Errno(libc::EOPNOTSUPP)),
+            Tmessage::Attach(t) => Rmessage::Attach(Rattach {
+                qid: self.attach(s, &t)?,
+            }),
+            Tmessage::Flush(_) => Rmessage::Flush(Rflush {}),
+            Tmessage::Walk(t) => Rmessage::Walk(Rwalk {
+                qids: self.walk(s, &t)?,
+            }),
+            Tmessage::Clunk(t) => {
+                s.fids.remove(t.fid).ok_or(Errno(libc::EBADF))?;
+                Rmessage::Clunk(Rclunk {})
+            }
+            Tmessage::Getattr(t) => Rmessage::Getattr(self.getattr(s, &t)?),
+            Tmessage::Setattr(t) => {
+                self.setattr(s, &t)?;
+                Rmessage::Setattr(Rsetattr {})
+            }
+            Tmessage::Lopen(t) => {
+                let (qid, iounit) = self.lopen(s, &t)?;
+                Rmessage::Lopen(Rlopen { qid, iounit })
+            }
+            Tmessage::Lcreate(t) => {
+                let (qid, iounit) = self.lcreate(s, &t)?;
+                Rmessage::Lcreate(Rlcreate { qid, iounit })
+            }
+            Tmessage::Write(t) => Rmessage::Write(Rwrite {
+                count: self.write(s, &t, source)?,
+            }),
+            Tmessage::Mkdir(t) => Rmessage::Mkdir(Rmkdir {
+                qid: self.mkdir(s, &t)?,
+            }),
+            Tmessage::Symlink(t) => Rmessage::Symlink(Rsymlink {
+                qid: self.symlink(s, &t)?,
+            }),
+            Tmessage::Mknod(t) => Rmessage::Mknod(Rmknod {
+                qid: self.mknod(s, &t)?,
+            }),
+            Tmessage::Readlink(t) => {
+                let mut buf = [0u8; libc::PATH_MAX as usize];
+                let n = self.readlink(s, &t, &mut buf)?;
+                Rmessage::Readlink(Rreadlink {
+                    target: Str(&buf[..n]),
+                })
+                .encode(tag, out);
+                return Ok(());
+            }
+            Tmessage::Link(t) => {
+                self.link(s, &t)?;
+                Rmessage::Link(Rlink {})
+            }
+            Tmessage::Rename(t) => {
+                self.rename(s, &t)?;
+                Rmessage::Rename(Rrename {})
+            }
+            Tmessage::Renameat(t) => {
+                self.renameat(s, &t)?;
+                Rmessage::Renameat(Rrenameat {})
+            }
+            Tmessage::Unlinkat(t) => {
+                self.unlinkat(s, &t)?;
+                Rmessage::Unlinkat(Runlinkat {})
+            }
+            Tmessage::Remove(t) => {
+                self.remove(s, &t)?;
+                Rmessage::Remove(Rremove {})
+            }
+            Tmessage::Statfs(t) => Rmessage::Statfs(self.statfs(s, &t)?),
+            Tmessage::Fsync(t) => {
+                self.fsync(s, &t)?;
+                Rmessage::Fsync(Rfsync {})
+            }
+            Tmessage::Xattrwalk(_)
+            | Tmessage::Xattrcreate(_)
+            | Tmessage::Lock(_)
+            | Tmessage::Getlock(_) => return Err(Errno(libc::EOPNOTSUPP)),
+            Tmessage::Readdir(t) => return self.readdir(s, &t, reply_capacity, tag, out),
+            Tmessage::Read(_) => unreachable!("handled by Server::handle"),
+        };
+        reply.encode(tag, out);
+        Ok(())
+    }
+
+    fn check_writable(&self) -> OpResult<()> {
+        if self.readonly {
+            Err(Errno(libc::EROFS))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Error reply for a request that could not be decoded.
+pub fn error_reply(tag: u16, errno: i32, reply: &mut Vec<u8>) {
+    reply.clear();
+    Rmessage::Lerror(Rlerror {
+        ecode: errno as u32,
+    })
+    .encode(tag, reply);
+}
+
+fn cwd() -> std::os::fd::BorrowedFd<'static> {
+    // SAFETY: AT_FDCWD is a valid "descriptor" for the *at calls for the
+    // life of the process; it is never closed.
+    unsafe { std::os::fd::BorrowedFd::borrow_raw(libc::AT_FDCWD) }
+}
+
+/// Joins a fid's path and a name.
+fn child_path(dir: &Path, name: &[u8]) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    dir.join(std::ffi::OsStr::from_bytes(name))
+}

@@ -1,0 +1,625 @@
+//! The 9P2000.L operations, one method each.
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Component, Path};
+use std::sync::Arc;
+
+use super::fid::{DirCursor, Fid, OpenFile};
+use super::{child_path, host, Errno, OpResult, ReadSink, Server, Session, WriteSource};
+use super::{MAX_MSIZE, MIN_MSIZE};
+use crate::protocol::{self, Qid, Str, WalkList, Wire};
+
+// 9P2000.L open flags (include/net/9p/9p.h); translated, never passed raw.
+const P9_RDONLY: u32 = 0o0;
+const P9_WRONLY: u32 = 0o1;
+const P9_RDWR: u32 = 0o2;
+const P9_ACCMODE: u32 = 0o3;
+const P9_CREATE: u32 = 0o100;
+const P9_EXCL: u32 = 0o200;
+const P9_TRUNC: u32 = 0o1000;
+const P9_APPEND: u32 = 0o2000;
+const P9_NONBLOCK: u32 = 0o4000;
+const P9_DSYNC: u32 = 0o10000;
+const P9_DIRECTORY: u32 = 0o200000;
+const P9_NOATIME: u32 = 0o1000000;
+const P9_SYNC: u32 = 0o4000000;
+
+// Tsetattr valid bits.
+const ATTR_MODE: u32 = 1 << 0;
+const ATTR_UID: u32 = 1 << 1;
+const ATTR_GID: u32 = 1 << 2;
+const ATTR_SIZE: u32 = 1 << 3;
+const ATTR_ATIME: u32 = 1 << 4;
+const ATTR_MTIME: u32 = 1 << 5;
+const ATTR_ATIME_SET: u32 = 1 << 7;
+const ATTR_MTIME_SET: u32 = 1 << 8;
+
+// Rgetattr valid bits: BASIC (mode..blocks) and BTIME.
+const GETATTR_BASIC: u64 = 0x7ff;
+const GETATTR_BTIME: u64 = 0x800;
+
+const AT_REMOVEDIR_9P: u32 = 0x200;
+
+fn errno(e: i32) -> Errno {
+    Errno(e)
+}
+
+/// Host open(2) flags for 9P2000.L open flags. O_DIRECT is dropped: the
+/// data moves through guest buffers with no alignment guarantee.
+fn open_flags(flags: u32) -> i32 {
+    let mut out = match flags & P9_ACCMODE {
+        P9_WRONLY => libc::O_WRONLY,
+        P9_RDWR => libc::O_RDWR,
+        _ => libc::O_RDONLY,
+    };
+    for (p9, host) in [
+        (P9_CREATE, libc::O_CREAT),
+        (P9_EXCL, libc::O_EXCL),
+        (P9_TRUNC, libc::O_TRUNC),
+        (P9_APPEND, libc::O_APPEND),
+        (P9_NONBLOCK, libc::O_NONBLOCK),
+        (P9_DSYNC, libc::O_DSYNC),
+        (P9_DIRECTORY, libc::O_DIRECTORY),
+        (P9_NOATIME, libc::O_NOATIME),
+        (P9_SYNC, libc::O_SYNC),
+    ] {
+        if flags & p9 == p9 {
+            out |= host;
+        }
+    }
+    out | libc::O_CLOEXEC
+}
+
+fn writes(flags: u32) -> bool {
+    flags & P9_ACCMODE != P9_RDONLY || flags & P9_TRUNC != 0
+}
+
+fn cstring(bytes: &[u8]) -> OpResult<CString> {
+    CString::new(bytes).map_err(|_| errno(libc::EINVAL))
+}
+
+fn time(sec: u64, nsec: u64, set: bool, given: bool) -> libc::timespec {
+    let tv_nsec = match (given, set) {
+        (false, _) => libc::UTIME_OMIT,
+        (true, false) => libc::UTIME_NOW,
+        (true, true) => nsec as i64,
+    };
+    libc::timespec {
+        tv_sec: sec as i64,
+        tv_nsec,
+    }
+}
+
+impl Server {
+    fn fid(&self, s: &Session, fid: u32) -> OpResult<Arc<Fid>> {
+        s.fids.get(fid).ok_or(errno(libc::EBADF))
+    }
+
+    fn qid_of(&self, fd: BorrowedFd<'_>) -> OpResult<Qid> {
+        Ok(self.qids.qid(&host::statx(fd)?))
+    }
+
+    /// Walks a path relative to the share's root one component at a time.
+    fn resolve(&self, rel: &Path) -> OpResult<OwnedFd> {
+        let mut fd = self.root.try_clone()?;
+        for component in rel.components() {
+            let Component::Normal(name) = component else {
+                return Err(errno(libc::EINVAL));
+            };
+            let name = host::component(name.as_encoded_bytes())?;
+            fd = host::lookup(fd.as_fd(), &name)?;
+        }
+        Ok(fd)
+    }
+
+    /// The parent directory and last name of a fid's file.
+    fn parent_of(&self, fid: &Fid) -> OpResult<(OwnedFd, CString, std::path::PathBuf)> {
+        let path = fid.path();
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+            return Err(errno(libc::EBUSY)); // the share's root
+        };
+        let name = host::component(name.as_encoded_bytes())?;
+        Ok((self.resolve(parent)?, name, path.clone()))
+    }
+
+    /// Gives a new file to the attached user, when the daemon may.
+    fn give(&self, fd: BorrowedFd<'_>, uid: u32, gid: u32) -> OpResult<()> {
+        if self.privileged {
+            host::chown(fd, uid, gid)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn version(&self, s: &Session, t: &protocol::Tversion<'_>) -> (u32, &'static [u8]) {
+        s.fids.clear();
+        let msize = t.msize.clamp(MIN_MSIZE, MAX_MSIZE);
+        s.msize.store(msize, std::sync::atomic::Ordering::Relaxed);
+        let version = t.version.as_bytes();
+        if version == b"9P2000.L" || version.starts_with(b"9P2000.L.") {
+            (msize, b"9P2000.L")
+        } else {
+            (msize, b"unknown")
+        }
+    }
+
+    pub(super) fn attach(&self, s: &Session, t: &protocol::Tattach<'_>) -> OpResult<Qid> {
+        if t.afid != protocol::NOFID {
+            return Err(errno(libc::EBADF));
+        }
+        let fd = self.root.try_clone()?;
+        let qid = self.qid_of(fd.as_fd())?;
+        let uid = if t.n_uname == u32::MAX { 0 } else { t.n_uname };
+        let fid = Fid::new(fd, Default::default(), libc::S_IFDIR, uid);
+        if !s.fids.insert_new(t.fid, Arc::new(fid)) {
+            return Err(errno(libc::EEXIST));
+        }
+        Ok(qid)
+    }
+
+    pub(super) fn walk(&self, s: &Session, t: &protocol::Twalk<'_>) -> OpResult<WalkList<Qid>> {
+        let fid = self.fid(s, t.fid)?;
+        if t.newfid != t.fid && s.fids.get(t.newfid).is_some() {
+            return Err(errno(libc::EEXIST));
+        }
+        let mut qids = WalkList::new();
+        let mut fd = fid.file.try_clone()?;
+        let mut path = fid.path();
+        let mut file_type = fid.file_type;
+        for (i, name) in t.names.as_slice().iter().enumerate() {
+            match self.walk_one(fd.as_fd(), &path, name.as_bytes()) {
+                Ok((next, next_path, stx)) => {
+                    let _ = qids.push(self.qids.qid(&stx));
+                    fd = next;
+                    path = next_path;
+                    file_type = stx.stx_mode as u32 & libc::S_IFMT;
+                }
+                Err(e) if i == 0 => return Err(e),
+                Err(_) => return Ok(qids), // partial walk: newfid not made
+            }
+        }
+        let new = Arc::new(Fid::new(fd, path, file_type, fid.uid));
+        s.fids.replace(t.newfid, new);
+        Ok(qids)
+    }
+
+    fn walk_one(
+        &self,
+        dir: BorrowedFd<'_>,
+        path: &Path,
+        name: &[u8],
+    ) -> OpResult<(OwnedFd, std::path::PathBuf, libc::statx)> {
+        let (fd, path) = match name {
+            b".." => {
+                // Never above the root: ".." of the root is the root.
+                let parent = path.parent().unwrap_or(Path::new("")).to_path_buf();
+                (self.resolve(&parent)?, parent)
+            }
+            b"." => (dir.try_clone_to_owned()?, path.to_path_buf()),
+            _ => {
+                let c = host::component(name)?;
+                (host::lookup(dir, &c)?, child_path(path, name))
+            }
+        };
+        let stx = host::statx(fd.as_fd())?;
+        Ok((fd, path, stx))
+    }
+
+    pub(super) fn getattr(
+        &self,
+        s: &Session,
+        t: &protocol::Tgetattr,
+    ) -> OpResult<protocol::Rgetattr> {
+        let fid = self.fid(s, t.fid)?;
+        let st = host::statx(fid.fd())?;
+        let has_btime = st.stx_mask & libc::STATX_BTIME != 0;
+        Ok(protocol::Rgetattr {
+            valid: GETATTR_BASIC | if has_btime { GETATTR_BTIME } else { 0 },
+            qid: self.qids.qid(&st),
+            mode: st.stx_mode as u32,
+            uid: st.stx_uid,
+            gid: st.stx_gid,
+            nlink: st.stx_nlink as u64,
+            rdev: libc::makedev(st.stx_rdev_major, st.stx_rdev_minor),
+            size: st.stx_size,
+            blksize: st.stx_blksize as u64,
+            blocks: st.stx_blocks,
+            atime_sec: st.stx_atime.tv_sec as u64,
+            atime_nsec: st.stx_atime.tv_nsec as u64,
+            mtime_sec: st.stx_mtime.tv_sec as u64,
+            mtime_nsec: st.stx_mtime.tv_nsec as u64,
+            ctime_sec: st.stx_ctime.tv_sec as u64,
+            ctime_nsec: st.stx_ctime.tv_nsec as u64,
+            btime_sec: if has_btime {
+                st.stx_btime.tv_sec as u64
+            } else {
+                0
+            },
+            btime_nsec: if has_btime {
+                st.stx_btime.tv_nsec as u64
+            } else {
+                0
+            },
+            gen: 0,
+            data_version: 0,
+        })
+    }
+
+    pub(super) fn setattr(&self, s: &Session, t: &protocol::Tsetattr) -> OpResult<()> {
+        self.check_writable()?;
+        let fid = self.fid(s, t.fid)?;
+        if t.valid & ATTR_MODE != 0 {
+            if fid.is_symlink() {
+                return Err(errno(libc::EOPNOTSUPP));
+            }
+            host::chmod(fid.fd(), t.mode & 0o7777)?;
+        }
+        if t.valid & (ATTR_UID | ATTR_GID) != 0 {
+            let uid = if t.valid & ATTR_UID != 0 {
+                t.uid
+            } else {
+                u32::MAX
+            };
+            let gid = if t.valid & ATTR_GID != 0 {
+                t.gid
+            } else {
+                u32::MAX
+            };
+            host::chown(fid.fd(), uid, gid)?;
+        }
+        if t.valid & ATTR_SIZE != 0 {
+            match fid.open.get() {
+                Some(open) if open.flags & P9_ACCMODE != P9_RDONLY => {
+                    host::ftruncate(open.fd.as_fd(), t.size)?
+                }
+                _ => {
+                    if fid.is_symlink() {
+                        return Err(errno(libc::EINVAL));
+                    }
+                    let fd = host::reopen(fid.fd(), libc::O_WRONLY | libc::O_NONBLOCK)?;
+                    host::ftruncate(fd.as_fd(), t.size)?;
+                }
+            }
+        }
+        if t.valid & (ATTR_ATIME | ATTR_MTIME) != 0 {
+            let times = [
+                time(
+                    t.atime_sec,
+                    t.atime_nsec,
+                    t.valid & ATTR_ATIME_SET != 0,
+                    t.valid & ATTR_ATIME != 0,
+                ),
+                time(
+                    t.mtime_sec,
+                    t.mtime_nsec,
+                    t.valid & ATTR_MTIME_SET != 0,
+                    t.valid & ATTR_MTIME != 0,
+                ),
+            ];
+            if fid.is_symlink() {
+                let (parent, name, _) = self.parent_of(&fid)?;
+                host::utimens_at(parent.as_fd(), &name, &times)?;
+            } else {
+                host::utimens(fid.fd(), &times)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn lopen(&self, s: &Session, t: &protocol::Tlopen) -> OpResult<(Qid, u32)> {
+        let fid = self.fid(s, t.fid)?;
+        if fid.open.get().is_some() {
+            return Err(errno(libc::EBADF));
+        }
+        match fid.file_type {
+            libc::S_IFREG | libc::S_IFDIR => {}
+            libc::S_IFLNK => return Err(errno(libc::ELOOP)),
+            // Device nodes, fifos and sockets are never opened on the host:
+            // the guest kernel handles them itself.
+            _ => return Err(errno(libc::EPERM)),
+        }
+        if writes(t.flags) {
+            self.check_writable()?;
+        }
+        let flags = open_flags(t.flags) & !(libc::O_CREAT | libc::O_EXCL);
+        let fd = host::reopen(fid.fd(), flags)?;
+        let stx = host::statx(fd.as_fd())?;
+        let open = OpenFile::new(fd, t.flags, fid.is_dir(), stx.stx_dev());
+        fid.open.set(open).map_err(|_| errno(libc::EBADF))?;
+        Ok((self.qids.qid(&stx), 0))
+    }
+
+    pub(super) fn lcreate(&self, s: &Session, t: &protocol::Tlcreate<'_>) -> OpResult<(Qid, u32)> {
+        self.check_writable()?;
+        let dir = self.fid(s, t.fid)?;
+        let name = host::component(t.name.as_bytes())?;
+        // O_NOFOLLOW: a dangling symlink under that name is never followed.
+        let flags = open_flags(t.flags) | libc::O_CREAT | libc::O_NOFOLLOW;
+        let fd = host::openat(dir.fd(), &name, flags, t.mode & 0o7777)?;
+        let file = host::reopen(fd.as_fd(), libc::O_PATH)?;
+        self.give(file.as_fd(), dir.uid, t.gid)?;
+        let stx = host::statx(file.as_fd())?;
+        let new = Fid::new(
+            file,
+            child_path(&dir.path(), t.name.as_bytes()),
+            libc::S_IFREG,
+            dir.uid,
+        );
+        let _ = new
+            .open
+            .set(OpenFile::new(fd, t.flags, false, stx.stx_dev()));
+        s.fids.replace(t.fid, Arc::new(new));
+        Ok((self.qids.qid(&stx), 0))
+    }
+
+    pub(super) fn read(
+        &self,
+        s: &Session,
+        t: &protocol::Tread,
+        sink: &mut dyn ReadSink,
+    ) -> OpResult<u32> {
+        let fid = self.fid(s, t.fid)?;
+        let open = fid.open.get().ok_or(errno(libc::EBADF))?;
+        let limit = (s.msize() as usize).saturating_sub(protocol::RREAD_HEADER_SIZE);
+        let count = (t.count as usize).min(sink.capacity()).min(limit);
+        Ok(sink.read_from(open.fd.as_fd(), t.offset, count)? as u32)
+    }
+
+    pub(super) fn write(
+        &self,
+        s: &Session,
+        t: &protocol::Twrite,
+        source: &mut dyn WriteSource,
+    ) -> OpResult<u32> {
+        let fid = self.fid(s, t.fid)?;
+        let open = fid.open.get().ok_or(errno(libc::EBADF))?;
+        if t.count as usize > source.len() {
+            return Err(errno(libc::EINVAL));
+        }
+        Ok(source.write_to(open.fd.as_fd(), t.offset, t.count as usize)? as u32)
+    }
+
+    /// Encodes an Rreaddir of the entries after cookie `t.offset` into `out`.
+    pub(super) fn readdir(
+        &self,
+        s: &Session,
+        t: &protocol::Treaddir,
+        reply_capacity: usize,
+        tag: u16,
+        out: &mut Vec<u8>,
+    ) -> OpResult<()> {
+        let fid = self.fid(s, t.fid)?;
+        let open = fid.open.get().ok_or(errno(libc::EBADF))?;
+        let dir = open.dir.as_ref().ok_or(errno(libc::ENOTDIR))?;
+        let mut cursor = dir.lock().unwrap_or_else(|e| e.into_inner());
+        let limit = (t.count as usize)
+            .min(reply_capacity)
+            .min((s.msize() as usize).saturating_sub(protocol::RREAD_HEADER_SIZE));
+        if t.offset != cursor.pos {
+            host::lseek(open.fd.as_fd(), t.offset)?;
+            cursor.pos = t.offset;
+            cursor.start = 0;
+            cursor.end = 0;
+        }
+        out.clear();
+        protocol::data_reply_header(protocol::Rreaddir::TYPE, tag, 0, out);
+        let mut used = 0usize;
+        loop {
+            if cursor.start == cursor.end {
+                if cursor.buf.is_empty() {
+                    cursor.buf = vec![0; DirCursor::BUF_SIZE];
+                }
+                let c = &mut *cursor;
+                let n = host::getdents64(open.fd.as_fd(), &mut c.buf)?;
+                if n == 0 {
+                    break;
+                }
+                cursor.start = 0;
+                cursor.end = n;
+            }
+            let c = &mut *cursor;
+            let Some(entry) = DirEntry::parse(&c.buf[c.start..c.end]) else {
+                return Err(errno(libc::EIO));
+            };
+            let size = protocol::Qid::WIRE_SIZE + 8 + 1 + 2 + entry.name.len();
+            if used + size > limit {
+                if used == 0 {
+                    return Err(errno(libc::EINVAL)); // count too small for one entry
+                }
+                break;
+            }
+            let qid = Qid {
+                ty: match entry.d_type {
+                    libc::DT_DIR => protocol::QTDIR,
+                    libc::DT_LNK => protocol::QTSYMLINK,
+                    _ => protocol::QTFILE,
+                },
+                version: 0,
+                path: self.qids.path(open.dev, entry.ino),
+            };
+            qid.encode(out);
+            entry.off.encode(out);
+            entry.d_type.encode(out);
+            Str(entry.name).encode(out);
+            used += size;
+            c.pos = entry.off;
+            c.start += entry.reclen;
+        }
+        let size = out.len() as u32;
+        out[0..4].copy_from_slice(&size.to_le_bytes());
+        out[7..11].copy_from_slice(&(used as u32).to_le_bytes());
+        Ok(())
+    }
+
+    pub(super) fn mkdir(&self, s: &Session, t: &protocol::Tmkdir<'_>) -> OpResult<Qid> {
+        self.check_writable()?;
+        let dir = self.fid(s, t.dfid)?;
+        let name = host::component(t.name.as_bytes())?;
+        host::mkdirat(dir.fd(), &name, t.mode & 0o7777)?;
+        self.finish_create(&dir, &name, t.gid)
+    }
+
+    pub(super) fn symlink(&self, s: &Session, t: &protocol::Tsymlink<'_>) -> OpResult<Qid> {
+        self.check_writable()?;
+        let dir = self.fid(s, t.fid)?;
+        let name = host::component(t.name.as_bytes())?;
+        let target = cstring(t.symtgt.as_bytes())?;
+        host::symlinkat(&target, dir.fd(), &name)?;
+        self.finish_create(&dir, &name, t.gid)
+    }
+
+    pub(super) fn mknod(&self, s: &Session, t: &protocol::Tmknod<'_>) -> OpResult<Qid> {
+        self.check_writable()?;
+        let dir = self.fid(s, t.dfid)?;
+        let name = host::component(t.name.as_bytes())?;
+        let dev = libc::makedev(t.major, t.minor);
+        host::mknodat(dir.fd(), &name, t.mode & (libc::S_IFMT | 0o7777), dev)?;
+        self.finish_create(&dir, &name, t.gid)
+    }
+
+    /// Owner and qid of an entry just made in `dir`.
+    fn finish_create(&self, dir: &Fid, name: &CString, gid: u32) -> OpResult<Qid> {
+        let fd = host::lookup(dir.fd(), name)?;
+        self.give(fd.as_fd(), dir.uid, gid)?;
+        self.qid_of(fd.as_fd())
+    }
+
+    pub(super) fn readlink(
+        &self,
+        s: &Session,
+        t: &protocol::Treadlink,
+        buf: &mut [u8],
+    ) -> OpResult<usize> {
+        let fid = self.fid(s, t.fid)?;
+        if !fid.is_symlink() {
+            return Err(errno(libc::EINVAL));
+        }
+        Ok(host::readlink(fid.fd(), buf)?)
+    }
+
+    pub(super) fn link(&self, s: &Session, t: &protocol::Tlink<'_>) -> OpResult<()> {
+        self.check_writable()?;
+        let dir = self.fid(s, t.dfid)?;
+        let fid = self.fid(s, t.fid)?;
+        let name = host::component(t.name.as_bytes())?;
+        Ok(host::link(fid.fd(), dir.fd(), &name)?)
+    }
+
+    pub(super) fn renameat(&self, s: &Session, t: &protocol::Trenameat<'_>) -> OpResult<()> {
+        self.check_writable()?;
+        let olddir = self.fid(s, t.olddirfid)?;
+        let newdir = self.fid(s, t.newdirfid)?;
+        let oldname = host::component(t.oldname.as_bytes())?;
+        let newname = host::component(t.newname.as_bytes())?;
+        host::renameat(olddir.fd(), &oldname, newdir.fd(), &newname)?;
+        s.fids.renamed(
+            &child_path(&olddir.path(), t.oldname.as_bytes()),
+            &child_path(&newdir.path(), t.newname.as_bytes()),
+        );
+        Ok(())
+    }
+
+    pub(super) fn rename(&self, s: &Session, t: &protocol::Trename<'_>) -> OpResult<()> {
+        self.check_writable()?;
+        let fid = self.fid(s, t.fid)?;
+        let newdir = self.fid(s, t.dfid)?;
+        let newname = host::component(t.name.as_bytes())?;
+        let (parent, oldname, oldpath) = self.parent_of(&fid)?;
+        host::renameat(parent.as_fd(), &oldname, newdir.fd(), &newname)?;
+        s.fids
+            .renamed(&oldpath, &child_path(&newdir.path(), t.name.as_bytes()));
+        Ok(())
+    }
+
+    pub(super) fn unlinkat(&self, s: &Session, t: &protocol::Tunlinkat<'_>) -> OpResult<()> {
+        self.check_writable()?;
+        let dir = self.fid(s, t.dirfid)?;
+        let name = host::component(t.name.as_bytes())?;
+        let flags = if t.flags & AT_REMOVEDIR_9P != 0 {
+            libc::AT_REMOVEDIR
+        } else {
+            0
+        };
+        Ok(host::unlinkat(dir.fd(), &name, flags)?)
+    }
+
+    pub(super) fn remove(&self, s: &Session, t: &protocol::Tremove) -> OpResult<()> {
+        // The fid is clunked whether or not the remove succeeds.
+        let fid = s.fids.remove(t.fid).ok_or(errno(libc::EBADF))?;
+        self.check_writable()?;
+        let (parent, name, _) = self.parent_of(&fid)?;
+        let flags = if fid.is_dir() { libc::AT_REMOVEDIR } else { 0 };
+        Ok(host::unlinkat(parent.as_fd(), &name, flags)?)
+    }
+
+    pub(super) fn statfs(&self, s: &Session, t: &protocol::Tstatfs) -> OpResult<protocol::Rstatfs> {
+        let fid = self.fid(s, t.fid)?;
+        let st = host::fstatfs(fid.fd())?;
+        // SAFETY: fsid_t is two ints; reading them as such is sound.
+        let fsid: [i32; 2] = unsafe { std::mem::transmute(st.f_fsid) };
+        Ok(protocol::Rstatfs {
+            fs_type: st.f_type as u32,
+            bsize: st.f_bsize as u32,
+            blocks: st.f_blocks,
+            bfree: st.f_bfree,
+            bavail: st.f_bavail,
+            files: st.f_files,
+            ffree: st.f_ffree,
+            fsid: (fsid[0] as u32 as u64) | ((fsid[1] as u32 as u64) << 32),
+            namelen: st.f_namelen as u32,
+        })
+    }
+
+    pub(super) fn fsync(&self, s: &Session, t: &protocol::Tfsync) -> OpResult<()> {
+        let fid = self.fid(s, t.fid)?;
+        let datasync = t.datasync != 0;
+        match fid.open.get() {
+            Some(open) => host::fsync(open.fd.as_fd(), datasync)?,
+            None => {
+                let fd = host::reopen(fid.fd(), libc::O_RDONLY | libc::O_NONBLOCK)?;
+                host::fsync(fd.as_fd(), datasync)?
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One linux_dirent64 record.
+struct DirEntry<'a> {
+    ino: u64,
+    off: u64,
+    reclen: usize,
+    d_type: u8,
+    name: &'a [u8],
+}
+
+impl<'a> DirEntry<'a> {
+    /// Parses the record at the start of `buf`: `d_ino[8] d_off[8]
+    /// d_reclen[2] d_type[1] d_name[NUL-terminated]`.
+    fn parse(buf: &'a [u8]) -> Option<Self> {
+        const NAME_OFFSET: usize = 19;
+        let ino = u64::from_ne_bytes(buf.get(0..8)?.try_into().ok()?);
+        let off = u64::from_ne_bytes(buf.get(8..16)?.try_into().ok()?);
+        let reclen = u16::from_ne_bytes(buf.get(16..18)?.try_into().ok()?) as usize;
+        let d_type = *buf.get(18)?;
+        let name_area = buf.get(NAME_OFFSET..reclen)?;
+        let len = name_area.iter().position(|&b| b == 0)?;
+        Some(DirEntry {
+            ino,
+            off,
+            reclen,
+            d_type,
+            name: &name_area[..len],
+        })
+    }
+}
+
+trait StatxDev {
+    fn stx_dev(&self) -> u64;
+}
+
+impl StatxDev for libc::statx {
+    fn stx_dev(&self) -> u64 {
+        libc::makedev(self.stx_dev_major, self.stx_dev_minor)
+    }
+}

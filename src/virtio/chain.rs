@@ -1,0 +1,292 @@
+//! A descriptor chain seen as two byte areas of guest memory: the readable
+//! request and the writable reply. Nothing is copied here; the views hand out
+//! iovecs for preadv/pwritev straight into guest memory, and copy only the
+//! small headers.
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+use virtio_queue::DescriptorChain;
+use vm_memory::{GuestAddress, GuestMemory, GuestMemoryMmap, Permissions, VolatileSlice};
+
+use crate::server::{ReadSink, WriteSource};
+
+/// Most iovecs one preadv/pwritev takes.
+const IOV_MAX: usize = 1024;
+
+/// A contiguous piece of guest memory, as a host address.
+#[derive(Clone, Copy)]
+struct Piece {
+    ptr: *mut u8,
+    len: usize,
+}
+
+/// Why a chain cannot be served.
+#[derive(Debug)]
+pub enum ChainError {
+    /// A descriptor points outside guest memory.
+    BadAddress,
+    /// A readable descriptor follows a writable one.
+    Order,
+}
+
+/// Reusable storage for the pieces of one chain at a time (one per worker,
+/// so serving a request allocates nothing once warmed up).
+#[derive(Default)]
+pub struct ChainView {
+    readable: Vec<Piece>,
+    writable: Vec<Piece>,
+    readable_len: usize,
+    writable_len: usize,
+    read_iov: Vec<libc::iovec>,
+    write_iov: Vec<libc::iovec>,
+}
+
+// SAFETY: the raw pointers are only used by the worker owning the view, and
+// only while it holds the guest memory guard they were taken under.
+unsafe impl Send for ChainView {}
+
+impl ChainView {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Splits `chain` into readable and writable pieces of `mem`.
+    ///
+    /// The pointers stay valid while the caller keeps `mem` borrowed: the
+    /// caller serves the request before releasing its memory guard.
+    pub fn load<M>(
+        &mut self,
+        chain: DescriptorChain<M>,
+        mem: &GuestMemoryMmap,
+    ) -> Result<(), ChainError>
+    where
+        M: std::ops::Deref,
+        M::Target: GuestMemory,
+    {
+        self.readable.clear();
+        self.writable.clear();
+        self.readable_len = 0;
+        self.writable_len = 0;
+        for desc in chain {
+            let writable = desc.is_write_only();
+            if !writable && !self.writable.is_empty() {
+                return Err(ChainError::Order);
+            }
+            let (pieces, total) = if writable {
+                (&mut self.writable, &mut self.writable_len)
+            } else {
+                (&mut self.readable, &mut self.readable_len)
+            };
+            let access = if writable {
+                Permissions::Write
+            } else {
+                Permissions::Read
+            };
+            let slices = mem
+                .get_slices(GuestAddress(desc.addr().0), desc.len() as usize, access)
+                .map_err(|_| ChainError::BadAddress)?;
+            for slice in slices {
+                let slice = slice.map_err(|_| ChainError::BadAddress)?;
+                let ptr = slice.ptr_guard_mut().as_ptr();
+                pieces.push(Piece {
+                    ptr,
+                    len: slice.len(),
+                });
+                *total += slice.len();
+            }
+        }
+        Ok(())
+    }
+
+    pub fn readable_len(&self) -> usize {
+        self.readable_len
+    }
+
+    pub fn writable_len(&self) -> usize {
+        self.writable_len
+    }
+
+    /// Copies readable bytes from `offset` into `buf`; returns bytes copied.
+    pub fn gather(&self, offset: usize, buf: &mut [u8]) -> usize {
+        copy_out(&self.readable, offset, buf)
+    }
+
+    /// Copies `data` into the writable area at `offset`; returns bytes copied.
+    pub fn scatter(&self, offset: usize, data: &[u8]) -> usize {
+        copy_in(&self.writable, offset, data)
+    }
+
+    /// The request's data (readable bytes `payload_offset..+payload_len`)
+    /// as a Twrite source, and the writable bytes from `reply_offset` on as
+    /// an Rread sink.
+    pub fn data_areas(
+        &mut self,
+        payload_offset: usize,
+        payload_len: usize,
+        reply_offset: usize,
+    ) -> (ChainPayload<'_>, ChainReplyArea<'_>) {
+        (
+            ChainPayload {
+                pieces: &self.readable,
+                offset: payload_offset,
+                len: payload_len.min(self.readable_len.saturating_sub(payload_offset)),
+                iov: &mut self.read_iov,
+            },
+            ChainReplyArea {
+                pieces: &self.writable,
+                offset: reply_offset,
+                capacity: self.writable_len.saturating_sub(reply_offset),
+                iov: &mut self.write_iov,
+            },
+        )
+    }
+}
+
+/// Iterates the pieces covering `offset..`, with how far into the first to start.
+fn pieces_from(pieces: &[Piece], mut offset: usize) -> impl Iterator<Item = (Piece, usize)> + '_ {
+    pieces.iter().filter_map(move |p| {
+        if offset >= p.len {
+            offset -= p.len;
+            None
+        } else {
+            let skip = offset;
+            offset = 0;
+            Some((*p, skip))
+        }
+    })
+}
+
+/// Copies guest bytes of `pieces` from `offset` into `buf`.
+fn copy_out(pieces: &[Piece], offset: usize, buf: &mut [u8]) -> usize {
+    let mut done = 0;
+    for (piece, skip) in pieces_from(pieces, offset) {
+        if done == buf.len() {
+            break;
+        }
+        let n = (piece.len - skip).min(buf.len() - done);
+        // SAFETY: the piece is mapped guest memory (see `ChainView::load`)
+        // and skip + n <= piece.len.
+        let slice = unsafe { VolatileSlice::new(piece.ptr.add(skip), n) };
+        slice.copy_to(&mut buf[done..done + n]);
+        done += n;
+    }
+    done
+}
+
+/// Copies `data` into the guest bytes of `pieces` from `offset`.
+fn copy_in(pieces: &[Piece], offset: usize, data: &[u8]) -> usize {
+    let mut done = 0;
+    for (piece, skip) in pieces_from(pieces, offset) {
+        if done == data.len() {
+            break;
+        }
+        let n = (piece.len - skip).min(data.len() - done);
+        // SAFETY: the piece is mapped guest memory (see `ChainView::load`)
+        // and skip + n <= piece.len.
+        let slice = unsafe { VolatileSlice::new(piece.ptr.add(skip), n) };
+        slice.copy_from(&data[done..done + n]);
+        done += n;
+    }
+    done
+}
+
+/// Fills `iov` with up to `count` bytes of `pieces` from `offset`.
+fn build_iov(pieces: &[Piece], offset: usize, count: usize, iov: &mut Vec<libc::iovec>) -> usize {
+    iov.clear();
+    let mut total = 0;
+    for (piece, skip) in pieces_from(pieces, offset) {
+        if total == count || iov.len() == IOV_MAX {
+            break;
+        }
+        let n = (piece.len - skip).min(count - total);
+        iov.push(libc::iovec {
+            // SAFETY: skip < piece.len, so the pointer stays in the piece.
+            iov_base: unsafe { piece.ptr.add(skip) }.cast(),
+            iov_len: n,
+        });
+        total += n;
+    }
+    total
+}
+
+/// Twrite data in the chain's readable descriptors.
+pub struct ChainPayload<'a> {
+    pieces: &'a [Piece],
+    offset: usize,
+    len: usize,
+    iov: &'a mut Vec<libc::iovec>,
+}
+
+impl WriteSource for ChainPayload<'_> {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn write_to(&mut self, fd: BorrowedFd<'_>, offset: u64, count: usize) -> io::Result<usize> {
+        let count = count.min(self.len);
+        build_iov(self.pieces, self.offset, count, self.iov);
+        // SAFETY: the iovecs point into mapped guest memory (see
+        // `ChainView::load`); the kernel only reads them.
+        let ret = unsafe {
+            libc::pwritev64(
+                fd.as_raw_fd(),
+                self.iov.as_ptr(),
+                self.iov.len() as i32,
+                offset as i64,
+            )
+        };
+        if ret < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(ret as usize)
+        }
+    }
+
+    fn copy_to(&mut self, buf: &mut [u8]) -> usize {
+        let want = buf.len().min(self.len);
+        copy_out(self.pieces, self.offset, &mut buf[..want])
+    }
+}
+
+/// The data area of an Rread in the chain's writable descriptors.
+pub struct ChainReplyArea<'a> {
+    pieces: &'a [Piece],
+    offset: usize,
+    capacity: usize,
+    iov: &'a mut Vec<libc::iovec>,
+}
+
+impl ReadSink for ChainReplyArea<'_> {
+    fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    fn read_from(&mut self, fd: BorrowedFd<'_>, offset: u64, count: usize) -> io::Result<usize> {
+        let count = count.min(self.capacity);
+        if count == 0 {
+            return Ok(0);
+        }
+        build_iov(self.pieces, self.offset, count, self.iov);
+        // SAFETY: the iovecs point into mapped, guest-writable memory (see
+        // `ChainView::load`) and cover at most `capacity` bytes of it.
+        let ret = unsafe {
+            libc::preadv64(
+                fd.as_raw_fd(),
+                self.iov.as_ptr(),
+                self.iov.len() as i32,
+                offset as i64,
+            )
+        };
+        if ret < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(ret as usize)
+        }
+    }
+
+    fn copy_from(&mut self, data: &[u8]) -> usize {
+        let want = data.len().min(self.capacity);
+        copy_in(self.pieces, self.offset, &data[..want])
+    }
+}
