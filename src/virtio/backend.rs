@@ -12,6 +12,7 @@ use virtio_bindings::virtio_ring::{VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRE
 use virtio_queue::QueueT;
 use vm_memory::{GuestAddressSpace, GuestMemoryAtomic, GuestMemoryMmap};
 use vmm_sys_util::epoll::EventSet;
+use vmm_sys_util::event::{new_event_consumer_and_notifier, EventConsumer, EventFlag, EventNotifier};
 
 use super::chain::ChainView;
 use crate::protocol::{self, DecodeError, Header, Tmessage};
@@ -215,6 +216,12 @@ impl VhostUserBackend for P9Backend {
         (offset as usize..offset as usize + size as usize)
             .map(|i| config.get(i).copied().unwrap_or(0))
             .collect()
+    }
+
+    fn exit_event(&self, _thread_index: usize) -> Option<(EventConsumer, EventNotifier)> {
+        // The framework signals it to stop the queue thread when the VMM
+        // disconnects; without one, shutting down would wait forever.
+        new_event_consumer_and_notifier(EventFlag::NONBLOCK | EventFlag::CLOEXEC).ok()
     }
 
     fn update_memory(&self, mem: GuestMemoryAtomic<GuestMemoryMmap>) -> io::Result<()> {
