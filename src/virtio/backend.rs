@@ -12,7 +12,9 @@ use virtio_bindings::virtio_ring::{VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRE
 use virtio_queue::QueueT;
 use vm_memory::{GuestAddressSpace, GuestMemoryAtomic, GuestMemoryMmap};
 use vmm_sys_util::epoll::EventSet;
-use vmm_sys_util::event::{new_event_consumer_and_notifier, EventConsumer, EventFlag, EventNotifier};
+use vmm_sys_util::event::{
+    new_event_consumer_and_notifier, EventConsumer, EventFlag, EventNotifier,
+};
 
 use super::chain::ChainView;
 use crate::protocol::{self, DecodeError, Header, Tmessage};
@@ -90,7 +92,11 @@ impl P9Backend {
                         0
                     }
                 };
-                vring.add_used(head, used).map_err(io::Error::other)?;
+                if let Err(e) = vring.add_used(head, used) {
+                    // A head the guest made up: nothing to return it to.
+                    warn!("cannot return descriptor chain {head}: {e}");
+                    continue;
+                }
                 if vring.needs_notification().map_err(io::Error::other)? {
                     vring.signal_used_queue()?;
                 }
