@@ -7,6 +7,7 @@
 mod data;
 mod fid;
 pub mod host;
+mod lock;
 mod ops;
 
 pub use data::{NoData, ReadSink, SliceSource, VecSink, WriteSource};
@@ -228,10 +229,13 @@ impl Server {
                 self.fsync(s, &t)?;
                 Rmessage::Fsync(Rfsync {})
             }
-            Tmessage::Xattrwalk(_)
-            | Tmessage::Xattrcreate(_)
-            | Tmessage::Lock(_)
-            | Tmessage::Getlock(_) => return Err(Errno(libc::EOPNOTSUPP)),
+            Tmessage::Lock(t) => Rmessage::Lock(Rlock {
+                status: self.lock(s, &t)?,
+            }),
+            Tmessage::Getlock(t) => Rmessage::Getlock(self.getlock(s, &t)?),
+            Tmessage::Xattrwalk(_) | Tmessage::Xattrcreate(_) => {
+                return Err(Errno(libc::EOPNOTSUPP))
+            }
             Tmessage::Readdir(t) => return self.readdir(s, &t, reply_capacity, tag, out),
             Tmessage::Read(_) => unreachable!("handled by Server::handle"),
         };
