@@ -386,7 +386,9 @@ busybox_unpack() {
 	dpkg-deb -x "$deb" "$CACHE/busybox.tmp"
 	cp "$CACHE/busybox.tmp/bin/busybox" "$CACHE/bin/busybox"
 	rm -rf "$CACHE/busybox.tmp"
-	"$CACHE/bin/busybox" cpio --help 2>&1 | grep -q -- '-o' || die "busybox has no 'cpio -o'"
+	local help
+	help=$("$CACHE/bin/busybox" cpio --help 2>&1 || true) # (grep -q in a pipe could SIGPIPE busybox)
+	[[ $help == *-o* ]] || die "busybox has no 'cpio -o'"
 }
 
 step_guest_kernel() {
