@@ -12,7 +12,7 @@ use vhost::vhost_user::Listener;
 use vhost_user_backend::VhostUserDaemon;
 use vm_memory::{GuestMemoryAtomic, GuestMemoryMmap};
 
-use vhost_user_9p::server::{Config, Server};
+use vhost_user_9p::server::{Config, IdMap, IdRange, SecurityModel, Server};
 use vhost_user_9p::virtio::{P9Backend, MAX_TAG_LEN};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -52,9 +52,30 @@ struct Cli {
     #[arg(long)]
     readonly: bool,
 
+    /// Where guest owners, modes and device numbers are kept: passthrough
+    /// (on the host files, needs root), mapped-xattr (in user.virtfs.*
+    /// xattrs of files the daemon owns), none (like passthrough, failed
+    /// ownership changes ignored). Default: passthrough when running as
+    /// root, mapped-xattr otherwise
+    #[arg(long, value_name = "MODEL", value_parser = parse_security_model)]
+    security_model: Option<SecurityModel>,
+
+    /// Map guest uids to host uids, `:GUEST:HOST:COUNT:` (repeatable);
+    /// unmapped host uids show as 65534, unmapped guest uids are refused
+    #[arg(long, value_name = "MAP", value_parser = IdRange::parse)]
+    uid_map: Vec<IdRange>,
+
+    /// Map guest gids to host gids, `:GUEST:HOST:COUNT:` (repeatable)
+    #[arg(long, value_name = "MAP", value_parser = IdRange::parse)]
+    gid_map: Vec<IdRange>,
+
     /// Log level (messages go to stderr)
     #[arg(long, value_enum, value_name = "LEVEL", default_value = "info")]
     log_level: LogLevel,
+}
+
+fn parse_security_model(s: &str) -> Result<SecurityModel, String> {
+    SecurityModel::parse(s).ok_or_else(|| "expected passthrough, mapped-xattr or none".to_string())
 }
 
 /// The absolute form of a socket path (its directory canonicalized), so the
@@ -131,7 +152,13 @@ fn run(cli: Cli) -> Result<(), String> {
     let config = Config {
         shared_dir: cli.shared_dir.clone(),
         readonly: cli.readonly,
+        security_model: cli
+            .security_model
+            .unwrap_or_else(SecurityModel::default_for_process),
+        uid_map: IdMap::new(cli.uid_map).map_err(|e| format!("--uid-map: {e}"))?,
+        gid_map: IdMap::new(cli.gid_map).map_err(|e| format!("--gid-map: {e}"))?,
     };
+    let model = config.security_model;
     let server = Arc::new(Server::new(&config)?);
     let socket_path = absolute_socket_path(&cli.socket_path)?;
     clear_socket_path(&socket_path)?;
@@ -150,10 +177,11 @@ fn run(cli: Cli) -> Result<(), String> {
     )
     .map_err(|e| format!("cannot create the vhost-user daemon: {e}"))?;
     info!(
-        "sharing {} as tag {:?}{}, listening on {}",
+        "sharing {} as tag {:?} ({}{}), listening on {}",
         cli.shared_dir.display(),
         cli.tag,
-        if cli.readonly { " (read-only)" } else { "" },
+        model.name(),
+        if cli.readonly { ", read-only" } else { "" },
         cli.socket_path.display()
     );
     daemon

@@ -65,6 +65,21 @@ pub struct Fid {
     /// The user the client attached as.
     pub uid: u32,
     pub open: OnceLock<OpenFile>,
+    /// An extended attribute read (Txattrwalk) or being written (Txattrcreate).
+    xattr: Mutex<Option<XattrState>>,
+}
+
+/// The state of an xattr fid.
+pub enum XattrState {
+    /// The value (or name list) read by Txattrwalk, served by Tread.
+    Read(Vec<u8>),
+    /// A value announced by Txattrcreate, filled by Twrite, set at clunk.
+    Write {
+        name: std::ffi::CString,
+        flags: i32,
+        value: Vec<u8>,
+        written: usize,
+    },
 }
 
 impl Fid {
@@ -75,7 +90,12 @@ impl Fid {
             file_type,
             uid,
             open: OnceLock::new(),
+            xattr: Mutex::new(None),
         }
+    }
+
+    pub fn xattr_state(&self) -> std::sync::MutexGuard<'_, Option<XattrState>> {
+        self.xattr.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn fd(&self) -> BorrowedFd<'_> {

@@ -9,9 +9,12 @@ mod fid;
 pub mod host;
 mod lock;
 mod ops;
+pub mod security;
+mod xattr;
 
 pub use data::{NoData, ReadSink, SliceSource, VecSink, WriteSource};
 pub use fid::{Fid, FidTable, QidMapper};
+pub use security::{IdMap, IdRange, SecurityModel};
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -30,6 +33,23 @@ pub const MIN_MSIZE: u32 = 4096;
 pub struct Config {
     pub shared_dir: PathBuf,
     pub readonly: bool,
+    pub security_model: SecurityModel,
+    pub uid_map: IdMap,
+    pub gid_map: IdMap,
+}
+
+impl Config {
+    /// A config with the defaults: read-write, the default security model
+    /// for this process, no id maps.
+    pub fn new(shared_dir: impl Into<PathBuf>) -> Config {
+        Config {
+            shared_dir: shared_dir.into(),
+            readonly: false,
+            security_model: SecurityModel::default_for_process(),
+            uid_map: IdMap::default(),
+            gid_map: IdMap::default(),
+        }
+    }
 }
 
 /// One shared directory.
@@ -37,8 +57,9 @@ pub struct Server {
     root: OwnedFd,
     readonly: bool,
     qids: QidMapper,
-    /// Whether the daemon may give files to other users (passthrough).
-    privileged: bool,
+    model: SecurityModel,
+    uids: IdMap,
+    gids: IdMap,
 }
 
 /// One client connection: negotiated msize and the fid table.
@@ -97,13 +118,17 @@ impl Server {
         })?;
         let stx = host::statx(root.as_fd())
             .map_err(|e| format!("--shared-dir {}: {}", dir.display(), e))?;
-        // SAFETY: geteuid has no preconditions.
-        let privileged = unsafe { libc::geteuid() } == 0;
+        // Modes the guest asks for are applied as given (the guest applied
+        // its own umask already).
+        // SAFETY: umask has no preconditions.
+        unsafe { libc::umask(0) };
         Ok(Server {
             root,
             readonly: config.readonly,
             qids: QidMapper::new(libc::makedev(stx.stx_dev_major, stx.stx_dev_minor)),
-            privileged,
+            model: config.security_model,
+            uids: config.uid_map.clone(),
+            gids: config.gid_map.clone(),
         })
     }
 
@@ -167,7 +192,7 @@ impl Server {
                 qids: self.walk(s, &t)?,
             }),
             Tmessage::Clunk(t) => {
-                s.fids.remove(t.fid).ok_or(Errno(libc::EBADF))?;
+                self.clunk(s, &t)?;
                 Rmessage::Clunk(Rclunk {})
             }
             Tmessage::Getattr(t) => Rmessage::Getattr(self.getattr(s, &t)?),
@@ -233,8 +258,12 @@ impl Server {
                 status: self.lock(s, &t)?,
             }),
             Tmessage::Getlock(t) => Rmessage::Getlock(self.getlock(s, &t)?),
-            Tmessage::Xattrwalk(_) | Tmessage::Xattrcreate(_) => {
-                return Err(Errno(libc::EOPNOTSUPP))
+            Tmessage::Xattrwalk(t) => Rmessage::Xattrwalk(Rxattrwalk {
+                size: self.xattrwalk(s, &t)?,
+            }),
+            Tmessage::Xattrcreate(t) => {
+                self.xattrcreate(s, &t)?;
+                Rmessage::Xattrcreate(Rxattrcreate {})
             }
             Tmessage::Readdir(t) => return self.readdir(s, &t, reply_capacity, tag, out),
             Tmessage::Read(_) => unreachable!("handled by Server::handle"),

@@ -5,7 +5,8 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Component, Path};
 use std::sync::Arc;
 
-use super::fid::{DirCursor, Fid, OpenFile};
+use super::fid::{DirCursor, Fid, OpenFile, XattrState};
+use super::security::{MappedAttrs, SecurityModel, MAPPED_DIR_MODE, MAPPED_FILE_MODE};
 use super::{child_path, host, Errno, OpResult, ReadSink, Server, Session, WriteSource};
 use super::{MAX_MSIZE, MIN_MSIZE};
 use crate::protocol::{self, Qid, Str, WalkList, Wire};
@@ -92,12 +93,69 @@ fn time(sec: u64, nsec: u64, set: bool, given: bool) -> libc::timespec {
 }
 
 impl Server {
-    fn fid(&self, s: &Session, fid: u32) -> OpResult<Arc<Fid>> {
+    pub(super) fn fid(&self, s: &Session, fid: u32) -> OpResult<Arc<Fid>> {
         s.fids.get(fid).ok_or(errno(libc::EBADF))
     }
 
     fn qid_of(&self, fd: BorrowedFd<'_>) -> OpResult<Qid> {
-        Ok(self.qids.qid(&host::statx(fd)?))
+        Ok(self.qids.qid(&self.stat(fd)?))
+    }
+
+    /// The file's attributes as the guest sees them: host ids mapped, and
+    /// in mapped-xattr the stored uid/gid/mode/rdev laid over the host's.
+    pub(super) fn stat(&self, fd: BorrowedFd<'_>) -> OpResult<libc::statx> {
+        let mut stx = host::statx(fd)?;
+        stx.stx_uid = self.uids.to_guest(stx.stx_uid);
+        stx.stx_gid = self.gids.to_guest(stx.stx_gid);
+        let host_type = stx.stx_mode as u32 & libc::S_IFMT;
+        if self.model == SecurityModel::MappedXattr
+            && (host_type == libc::S_IFREG || host_type == libc::S_IFDIR)
+        {
+            MappedAttrs::read(fd)?.apply(&mut stx);
+        }
+        Ok(stx)
+    }
+
+    fn host_uid(&self, uid: u32) -> OpResult<u32> {
+        self.uids.to_host(uid).ok_or(errno(libc::EINVAL))
+    }
+
+    fn host_gid(&self, gid: u32) -> OpResult<u32> {
+        self.gids.to_host(gid).ok_or(errno(libc::EINVAL))
+    }
+
+    /// Records the guest's owner (and in mapped-xattr its mode and device
+    /// number) on a file just made.
+    fn set_new_attrs(
+        &self,
+        fd: BorrowedFd<'_>,
+        uid: u32,
+        gid: u32,
+        mode: u32,
+        rdev: u64,
+    ) -> OpResult<()> {
+        match self.model {
+            SecurityModel::Passthrough => {
+                host::chown(fd, self.host_uid(uid)?, self.host_gid(gid)?)?
+            }
+            SecurityModel::None => {
+                if let (Ok(uid), Ok(gid)) = (self.host_uid(uid), self.host_gid(gid)) {
+                    let _ = host::chown(fd, uid, gid);
+                }
+            }
+            SecurityModel::MappedXattr => MappedAttrs {
+                uid: Some(uid),
+                gid: Some(gid),
+                mode: Some(mode),
+                rdev: (rdev != 0).then_some(rdev),
+            }
+            .write(fd)?,
+        }
+        Ok(())
+    }
+
+    fn mapped(&self) -> bool {
+        self.model == SecurityModel::MappedXattr
     }
 
     /// Walks a path relative to the share's root one component at a time.
@@ -121,14 +179,6 @@ impl Server {
         };
         let name = host::component(name.as_encoded_bytes())?;
         Ok((self.resolve(parent)?, name, path.clone()))
-    }
-
-    /// Gives a new file to the attached user, when the daemon may.
-    fn give(&self, fd: BorrowedFd<'_>, uid: u32, gid: u32) -> OpResult<()> {
-        if self.privileged {
-            host::chown(fd, uid, gid)?;
-        }
-        Ok(())
     }
 
     pub(super) fn version(&self, s: &Session, t: &protocol::Tversion<'_>) -> (u32, &'static [u8]) {
@@ -201,7 +251,7 @@ impl Server {
                 (host::lookup(dir, &c)?, child_path(path, name))
             }
         };
-        let stx = host::statx(fd.as_fd())?;
+        let stx = self.stat(fd.as_fd())?;
         Ok((fd, path, stx))
     }
 
@@ -211,7 +261,7 @@ impl Server {
         t: &protocol::Tgetattr,
     ) -> OpResult<protocol::Rgetattr> {
         let fid = self.fid(s, t.fid)?;
-        let st = host::statx(fid.fd())?;
+        let st = self.stat(fid.fd())?;
         let has_btime = st.stx_mask & libc::STATX_BTIME != 0;
         Ok(protocol::Rgetattr {
             valid: GETATTR_BASIC | if has_btime { GETATTR_BTIME } else { 0 },
@@ -249,23 +299,24 @@ impl Server {
         self.check_writable()?;
         let fid = self.fid(s, t.fid)?;
         if t.valid & ATTR_MODE != 0 {
-            if fid.is_symlink() {
+            if self.mapped() && !fid.is_symlink() {
+                let file_type = self.stat(fid.fd())?.stx_mode as u32 & libc::S_IFMT;
+                let mode = Some(file_type | (t.mode & 0o7777));
+                MappedAttrs {
+                    mode,
+                    ..Default::default()
+                }
+                .write(fid.fd())?;
+            } else if fid.is_symlink() {
                 return Err(errno(libc::EOPNOTSUPP));
+            } else {
+                host::chmod(fid.fd(), t.mode & 0o7777)?;
             }
-            host::chmod(fid.fd(), t.mode & 0o7777)?;
         }
         if t.valid & (ATTR_UID | ATTR_GID) != 0 {
-            let uid = if t.valid & ATTR_UID != 0 {
-                t.uid
-            } else {
-                u32::MAX
-            };
-            let gid = if t.valid & ATTR_GID != 0 {
-                t.gid
-            } else {
-                u32::MAX
-            };
-            host::chown(fid.fd(), uid, gid)?;
+            let uid = (t.valid & ATTR_UID != 0).then_some(t.uid);
+            let gid = (t.valid & ATTR_GID != 0).then_some(t.gid);
+            self.chown(&fid, uid, gid)?;
         }
         if t.valid & ATTR_SIZE != 0 {
             match fid.open.get() {
@@ -306,6 +357,23 @@ impl Server {
         Ok(())
     }
 
+    fn chown(&self, fid: &Fid, uid: Option<u32>, gid: Option<u32>) -> OpResult<()> {
+        if self.mapped() && !fid.is_symlink() {
+            return Ok(MappedAttrs {
+                uid,
+                gid,
+                ..Default::default()
+            }
+            .write(fid.fd())?);
+        }
+        let host_uid = uid.map_or(Ok(u32::MAX), |u| self.host_uid(u))?;
+        let host_gid = gid.map_or(Ok(u32::MAX), |g| self.host_gid(g))?;
+        match host::chown(fid.fd(), host_uid, host_gid) {
+            Err(_) if self.model == SecurityModel::None => Ok(()),
+            other => Ok(other?),
+        }
+    }
+
     pub(super) fn lopen(&self, s: &Session, t: &protocol::Tlopen) -> OpResult<(Qid, u32)> {
         let fid = self.fid(s, t.fid)?;
         if fid.open.get().is_some() {
@@ -323,7 +391,7 @@ impl Server {
         }
         let flags = open_flags(t.flags) & !(libc::O_CREAT | libc::O_EXCL);
         let fd = host::reopen(fid.fd(), flags)?;
-        let stx = host::statx(fd.as_fd())?;
+        let stx = self.stat(fid.fd())?;
         let open = OpenFile::new(fd, t.flags, fid.is_dir(), stx.stx_dev());
         fid.open.set(open).map_err(|_| errno(libc::EBADF))?;
         Ok((self.qids.qid(&stx), 0))
@@ -335,10 +403,19 @@ impl Server {
         let name = host::component(t.name.as_bytes())?;
         // O_NOFOLLOW: a dangling symlink under that name is never followed.
         let flags = open_flags(t.flags) | libc::O_CREAT | libc::O_NOFOLLOW;
-        let fd = host::openat(dir.fd(), &name, flags, t.mode & 0o7777)?;
+        let host_mode = if self.mapped() {
+            MAPPED_FILE_MODE
+        } else {
+            t.mode & 0o7777
+        };
+        let fd = host::openat(dir.fd(), &name, flags, host_mode)?;
         let file = host::reopen(fd.as_fd(), libc::O_PATH)?;
-        self.give(file.as_fd(), dir.uid, t.gid)?;
-        let stx = host::statx(file.as_fd())?;
+        let mode = libc::S_IFREG | (t.mode & 0o7777);
+        if let Err(e) = self.set_new_attrs(file.as_fd(), dir.uid, t.gid, mode, 0) {
+            let _ = host::unlinkat(dir.fd(), &name, 0);
+            return Err(e);
+        }
+        let stx = self.stat(file.as_fd())?;
         let new = Fid::new(
             file,
             child_path(&dir.path(), t.name.as_bytes()),
@@ -359,9 +436,18 @@ impl Server {
         sink: &mut dyn ReadSink,
     ) -> OpResult<u32> {
         let fid = self.fid(s, t.fid)?;
-        let open = fid.open.get().ok_or(errno(libc::EBADF))?;
         let limit = (s.msize() as usize).saturating_sub(protocol::RREAD_HEADER_SIZE);
         let count = (t.count as usize).min(sink.capacity()).min(limit);
+        let Some(open) = fid.open.get() else {
+            return match &*fid.xattr_state() {
+                Some(XattrState::Read(value)) => {
+                    let start = (t.offset.min(value.len() as u64)) as usize;
+                    let end = start + count.min(value.len() - start);
+                    Ok(sink.copy_from(&value[start..end]) as u32)
+                }
+                _ => Err(errno(libc::EBADF)),
+            };
+        };
         Ok(sink.read_from(open.fd.as_fd(), t.offset, count)? as u32)
     }
 
@@ -372,10 +458,24 @@ impl Server {
         source: &mut dyn WriteSource,
     ) -> OpResult<u32> {
         let fid = self.fid(s, t.fid)?;
-        let open = fid.open.get().ok_or(errno(libc::EBADF))?;
         if t.count as usize > source.len() {
             return Err(errno(libc::EINVAL));
         }
+        let Some(open) = fid.open.get() else {
+            return match &mut *fid.xattr_state() {
+                Some(XattrState::Write { value, written, .. }) => {
+                    let start = usize::try_from(t.offset).map_err(|_| errno(libc::EINVAL))?;
+                    let end = start
+                        .checked_add(t.count as usize)
+                        .ok_or(errno(libc::EINVAL))?;
+                    let area = value.get_mut(start..end).ok_or(errno(libc::ENOSPC))?;
+                    let n = source.copy_to(area);
+                    *written = (*written).max(start + n);
+                    Ok(n as u32)
+                }
+                _ => Err(errno(libc::EBADF)),
+            };
+        };
         Ok(source.write_to(open.fd.as_fd(), t.offset, t.count as usize)? as u32)
     }
 
@@ -455,8 +555,13 @@ impl Server {
         self.check_writable()?;
         let dir = self.fid(s, t.dfid)?;
         let name = host::component(t.name.as_bytes())?;
-        host::mkdirat(dir.fd(), &name, t.mode & 0o7777)?;
-        self.finish_create(&dir, &name, t.gid)
+        let host_mode = if self.mapped() {
+            MAPPED_DIR_MODE
+        } else {
+            t.mode & 0o7777
+        };
+        host::mkdirat(dir.fd(), &name, host_mode)?;
+        self.finish_create(&dir, &name, t.gid, libc::S_IFDIR | (t.mode & 0o7777), 0)
     }
 
     pub(super) fn symlink(&self, s: &Session, t: &protocol::Tsymlink<'_>) -> OpResult<Qid> {
@@ -464,8 +569,21 @@ impl Server {
         let dir = self.fid(s, t.fid)?;
         let name = host::component(t.name.as_bytes())?;
         let target = cstring(t.symtgt.as_bytes())?;
-        host::symlinkat(&target, dir.fd(), &name)?;
-        self.finish_create(&dir, &name, t.gid)
+        if self.mapped() {
+            // A regular file holding the target: user.* xattrs cannot be
+            // set on a host symlink.
+            let flags =
+                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+            let fd = host::openat(dir.fd(), &name, flags, MAPPED_FILE_MODE)?;
+            let written = host::pwrite(fd.as_fd(), target.as_bytes(), 0);
+            if written.map_or(true, |n| n != target.as_bytes().len()) {
+                let _ = host::unlinkat(dir.fd(), &name, 0);
+                return Err(errno(libc::EIO));
+            }
+        } else {
+            host::symlinkat(&target, dir.fd(), &name)?;
+        }
+        self.finish_create(&dir, &name, t.gid, libc::S_IFLNK | 0o777, 0)
     }
 
     pub(super) fn mknod(&self, s: &Session, t: &protocol::Tmknod<'_>) -> OpResult<Qid> {
@@ -473,15 +591,43 @@ impl Server {
         let dir = self.fid(s, t.dfid)?;
         let name = host::component(t.name.as_bytes())?;
         let dev = libc::makedev(t.major, t.minor);
-        host::mknodat(dir.fd(), &name, t.mode & (libc::S_IFMT | 0o7777), dev)?;
-        self.finish_create(&dir, &name, t.gid)
+        let mode = t.mode & (libc::S_IFMT | 0o7777);
+        if self.mapped() {
+            // Never a real device, fifo or socket on the host.
+            let flags =
+                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+            host::openat(dir.fd(), &name, flags, MAPPED_FILE_MODE)?;
+        } else {
+            host::mknodat(dir.fd(), &name, mode, dev)?;
+        }
+        self.finish_create(&dir, &name, t.gid, mode, dev)
     }
 
-    /// Owner and qid of an entry just made in `dir`.
-    fn finish_create(&self, dir: &Fid, name: &CString, gid: u32) -> OpResult<Qid> {
-        let fd = host::lookup(dir.fd(), name)?;
-        self.give(fd.as_fd(), dir.uid, gid)?;
-        self.qid_of(fd.as_fd())
+    /// Records the owner (and guest mode) of an entry just made in `dir`
+    /// and returns its qid; removes the entry if that fails.
+    fn finish_create(
+        &self,
+        dir: &Fid,
+        name: &CString,
+        gid: u32,
+        mode: u32,
+        rdev: u64,
+    ) -> OpResult<Qid> {
+        let result = host::lookup(dir.fd(), name)
+            .map_err(Errno::from)
+            .and_then(|fd| {
+                self.set_new_attrs(fd.as_fd(), dir.uid, gid, mode, rdev)?;
+                self.qid_of(fd.as_fd())
+            });
+        if result.is_err() {
+            let flags = if mode & libc::S_IFMT == libc::S_IFDIR {
+                libc::AT_REMOVEDIR
+            } else {
+                0
+            };
+            let _ = host::unlinkat(dir.fd(), name, flags);
+        }
+        result
     }
 
     pub(super) fn readlink(
@@ -494,7 +640,18 @@ impl Server {
         if !fid.is_symlink() {
             return Err(errno(libc::EINVAL));
         }
-        Ok(host::readlink(fid.fd(), buf)?)
+        match host::readlink(fid.fd(), buf) {
+            // mapped-xattr: the target is the content of a regular file.
+            // (readlinkat of a non-symlink fails with ENOENT or EINVAL.)
+            Err(e)
+                if self.mapped()
+                    && matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOENT)) =>
+            {
+                let fd = host::reopen(fid.fd(), libc::O_RDONLY)?;
+                Ok(host::pread(fd.as_fd(), buf, 0)?)
+            }
+            other => Ok(other?),
+        }
     }
 
     pub(super) fn link(&self, s: &Session, t: &protocol::Tlink<'_>) -> OpResult<()> {
@@ -541,6 +698,11 @@ impl Server {
             0
         };
         Ok(host::unlinkat(dir.fd(), &name, flags)?)
+    }
+
+    pub(super) fn clunk(&self, s: &Session, t: &protocol::Tclunk) -> OpResult<()> {
+        let fid = s.fids.remove(t.fid).ok_or(errno(libc::EBADF))?;
+        self.xattr_clunk(&fid)
     }
 
     pub(super) fn remove(&self, s: &Session, t: &protocol::Tremove) -> OpResult<()> {

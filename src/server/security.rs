@@ -1,0 +1,271 @@
+//! How guest ownership and file types are kept on the host: the security
+//! models (as QEMU names them) and the uid/gid maps.
+
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::BorrowedFd;
+
+use super::host;
+
+/// Where the guest's uid/gid/mode/rdev live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecurityModel {
+    /// On the host file itself (chown/chmod/mknod as the guest asks; needs
+    /// privileges to give files away or make devices).
+    Passthrough,
+    /// In `user.virtfs.{uid,gid,mode,rdev}` xattrs; host files stay the
+    /// daemon's, special files and symlinks are regular files.
+    MappedXattr,
+    /// Like passthrough, but failed ownership changes are ignored.
+    None,
+}
+
+impl SecurityModel {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "passthrough" => Some(Self::Passthrough),
+            "mapped-xattr" | "mapped" => Some(Self::MappedXattr),
+            "none" => Some(Self::None),
+            _ => None,
+        }
+    }
+
+    /// passthrough when running as root, mapped-xattr otherwise.
+    pub fn default_for_process() -> Self {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            Self::Passthrough
+        } else {
+            Self::MappedXattr
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Passthrough => "passthrough",
+            Self::MappedXattr => "mapped-xattr",
+            Self::None => "none",
+        }
+    }
+}
+
+pub const XATTR_UID: &CStr = c"user.virtfs.uid";
+pub const XATTR_GID: &CStr = c"user.virtfs.gid";
+pub const XATTR_MODE: &CStr = c"user.virtfs.mode";
+pub const XATTR_RDEV: &CStr = c"user.virtfs.rdev";
+/// Prefix of the daemon's own xattrs in mapped-xattr; never shown to guests.
+pub const XATTR_PRIVATE_PREFIX: &[u8] = b"user.virtfs.";
+/// Host mode of files and directories made in mapped-xattr (QEMU's defaults).
+pub const MAPPED_FILE_MODE: u32 = 0o600;
+pub const MAPPED_DIR_MODE: u32 = 0o700;
+
+/// The guest's attributes of a file, kept in mapped-xattr xattrs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MappedAttrs {
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub mode: Option<u32>,
+    pub rdev: Option<u64>,
+}
+
+fn get_u32(fd: BorrowedFd<'_>, name: &CStr) -> io::Result<Option<u32>> {
+    let mut buf = [0u8; 4];
+    match host::getxattr(fd, name, &mut buf) {
+        Ok(4) => Ok(Some(u32::from_le_bytes(buf))),
+        Ok(_) => Ok(None),
+        Err(e) if is_missing(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn is_missing(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENODATA) | Some(libc::EOPNOTSUPP) | Some(libc::ERANGE)
+    )
+}
+
+impl MappedAttrs {
+    /// Reads the xattrs of a regular file or directory.
+    pub fn read(fd: BorrowedFd<'_>) -> io::Result<MappedAttrs> {
+        let mut rdev = [0u8; 8];
+        let rdev = match host::getxattr(fd, XATTR_RDEV, &mut rdev) {
+            Ok(8) => Some(u64::from_le_bytes(rdev)),
+            Ok(_) => None,
+            Err(e) if is_missing(&e) => None,
+            Err(e) => return Err(e),
+        };
+        Ok(MappedAttrs {
+            uid: get_u32(fd, XATTR_UID)?,
+            gid: get_u32(fd, XATTR_GID)?,
+            mode: get_u32(fd, XATTR_MODE)?,
+            rdev,
+        })
+    }
+
+    /// Stores the fields that are set.
+    pub fn write(&self, fd: BorrowedFd<'_>) -> io::Result<()> {
+        if let Some(uid) = self.uid {
+            host::setxattr(fd, XATTR_UID, &uid.to_le_bytes(), 0)?;
+        }
+        if let Some(gid) = self.gid {
+            host::setxattr(fd, XATTR_GID, &gid.to_le_bytes(), 0)?;
+        }
+        if let Some(mode) = self.mode {
+            host::setxattr(fd, XATTR_MODE, &mode.to_le_bytes(), 0)?;
+        }
+        if let Some(rdev) = self.rdev {
+            host::setxattr(fd, XATTR_RDEV, &rdev.to_le_bytes(), 0)?;
+        }
+        Ok(())
+    }
+
+    /// Overlays the stored fields on a host statx record.
+    pub fn apply(&self, stx: &mut libc::statx) {
+        if let Some(uid) = self.uid {
+            stx.stx_uid = uid;
+        }
+        if let Some(gid) = self.gid {
+            stx.stx_gid = gid;
+        }
+        if let Some(mode) = self.mode {
+            stx.stx_mode = mode as u16;
+        }
+        if let Some(rdev) = self.rdev {
+            stx.stx_rdev_major = libc::major(rdev);
+            stx.stx_rdev_minor = libc::minor(rdev);
+        }
+    }
+}
+
+/// One `--uid-map`/`--gid-map` range: guest ids `guest..guest+count` are
+/// host ids `host..host+count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdRange {
+    pub guest: u32,
+    pub host: u32,
+    pub count: u32,
+}
+
+impl IdRange {
+    /// Parses virtiofsd's form `:guest:host:count:`.
+    pub fn parse(s: &str) -> Result<IdRange, String> {
+        let fields: Vec<&str> = s.split(':').collect();
+        let [first, guest, host, count, last] = fields.as_slice() else {
+            return Err(format!("{s:?}: expected :GUEST:HOST:COUNT:"));
+        };
+        if !first.is_empty() || !last.is_empty() {
+            return Err(format!("{s:?}: expected :GUEST:HOST:COUNT:"));
+        }
+        let num = |v: &str, what: &str| {
+            v.parse::<u32>()
+                .map_err(|_| format!("{s:?}: {what} {v:?} is not a number"))
+        };
+        let range = IdRange {
+            guest: num(guest, "guest id")?,
+            host: num(host, "host id")?,
+            count: num(count, "count")?,
+        };
+        if range.count == 0
+            || range.guest.checked_add(range.count - 1).is_none()
+            || range.host.checked_add(range.count - 1).is_none()
+        {
+            return Err(format!("{s:?}: the range is empty or runs past 2^32"));
+        }
+        Ok(range)
+    }
+}
+
+/// Id used for host ids no map covers (the kernel's overflow id).
+pub const OVERFLOW_ID: u32 = 65534;
+
+/// Translation of ids between guest and host. Empty: the identity.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IdMap {
+    ranges: Vec<IdRange>,
+}
+
+impl IdMap {
+    pub fn new(ranges: Vec<IdRange>) -> Result<IdMap, String> {
+        for (i, a) in ranges.iter().enumerate() {
+            for b in &ranges[i + 1..] {
+                let overlap = |x: u32, y: u32| x < y + b.count && y < x + a.count;
+                if overlap(a.guest, b.guest) || overlap(a.host, b.host) {
+                    return Err(format!("ranges {a:?} and {b:?} overlap"));
+                }
+            }
+        }
+        Ok(IdMap { ranges })
+    }
+
+    /// The host id of a guest id; None if no range covers it.
+    pub fn to_host(&self, guest: u32) -> Option<u32> {
+        if self.ranges.is_empty() || guest == u32::MAX {
+            return Some(guest);
+        }
+        self.ranges
+            .iter()
+            .find(|r| guest >= r.guest && guest - r.guest < r.count)
+            .map(|r| r.host + (guest - r.guest))
+    }
+
+    /// The guest id of a host id (the overflow id if no range covers it).
+    pub fn to_guest(&self, host: u32) -> u32 {
+        if self.ranges.is_empty() {
+            return host;
+        }
+        self.ranges
+            .iter()
+            .find(|r| host >= r.host && host - r.host < r.count)
+            .map_or(OVERFLOW_ID, |r| r.guest + (host - r.host))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_range_parse() {
+        assert_eq!(
+            IdRange::parse(":0:1000:1:"),
+            Ok(IdRange {
+                guest: 0,
+                host: 1000,
+                count: 1
+            })
+        );
+        for bad in [
+            "0:1000:1",
+            ":0:1000:1",
+            ":a:1:1:",
+            ":0:1:0:",
+            ":4294967295:0:2:",
+            "",
+        ] {
+            assert!(IdRange::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn id_map_both_ways() {
+        let map = IdMap::new(vec![
+            IdRange::parse(":0:1000:1:").unwrap(),
+            IdRange::parse(":1000:2000:10:").unwrap(),
+        ])
+        .unwrap();
+        assert_eq!(map.to_host(0), Some(1000));
+        assert_eq!(map.to_host(1005), Some(2005));
+        assert_eq!(map.to_host(1), None);
+        assert_eq!(map.to_guest(1000), 0);
+        assert_eq!(map.to_guest(2009), 1009);
+        assert_eq!(map.to_guest(0), OVERFLOW_ID);
+        assert_eq!(IdMap::default().to_host(7), Some(7));
+        assert_eq!(IdMap::default().to_guest(7), 7);
+        assert!(IdMap::new(vec![
+            IdRange::parse(":0:0:10:").unwrap(),
+            IdRange::parse(":5:100:1:").unwrap()
+        ])
+        .is_err());
+    }
+}
