@@ -67,6 +67,9 @@ pub struct Fid {
     pub open: OnceLock<OpenFile>,
     /// An extended attribute read (Txattrwalk) or being written (Txattrcreate).
     xattr: Mutex<Option<XattrState>>,
+    /// Lock owners that locked through this fid (lock.rs): released when
+    /// the fid goes (Tclunk, Tremove, Tversion, end of the session).
+    pub(crate) locks: super::lock::FidLocks,
 }
 
 /// The state of an xattr fid.
@@ -91,6 +94,7 @@ impl Fid {
             uid,
             open: OnceLock::new(),
             xattr: Mutex::new(None),
+            locks: Default::default(),
         }
     }
 
@@ -119,6 +123,8 @@ impl Fid {
 #[derive(Default)]
 pub struct FidTable {
     fids: Mutex<HashMap<u32, Arc<Fid>>>,
+    /// The POSIX locks the connection's clients hold (lock.rs).
+    pub(crate) locks: Arc<super::lock::LockTable>,
 }
 
 impl FidTable {
@@ -220,11 +226,27 @@ impl QidMapper {
 
     pub fn qid(&self, stx: &libc::statx) -> Qid {
         let dev = libc::makedev(stx.stx_dev_major, stx.stx_dev_minor);
-        let mtime = stx.stx_mtime;
         Qid {
             ty: qid_type(stx.stx_mode as u32),
-            version: (mtime.tv_sec as u32) ^ mtime.tv_nsec ^ ((stx.stx_size as u32) << 8),
+            version: qid_version(stx),
             path: self.path(dev, stx.stx_ino),
         }
     }
+}
+
+/// A version that changes whenever the content or the metadata does: a mix
+/// of mtime, ctime (every change moves it) and size.
+fn qid_version(stx: &libc::statx) -> u32 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for v in [
+        stx.stx_mtime.tv_sec as u64,
+        stx.stx_mtime.tv_nsec as u64,
+        stx.stx_ctime.tv_sec as u64,
+        stx.stx_ctime.tv_nsec as u64,
+        stx.stx_size,
+    ] {
+        h = (h ^ v).wrapping_mul(0x0100_0000_01b3);
+        h ^= h >> 29;
+    }
+    (h ^ (h >> 32)) as u32
 }

@@ -343,3 +343,39 @@ pub fn removexattr(fd: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
     // SAFETY: path and name are C strings.
     check(unsafe { libc::removexattr(path.as_ptr(), name.as_ptr()) }).map(drop)
 }
+
+// ---- open file description locks (lock.rs) ----
+
+fn ofd_flock(l_type: i32, start: i64, len: i64) -> libc::flock {
+    libc::flock {
+        l_type: l_type as libc::c_short,
+        l_whence: libc::SEEK_SET as libc::c_short,
+        l_start: start,
+        l_len: len,
+        l_pid: 0, // must be 0 for the F_OFD_* commands
+    }
+}
+
+/// F_OFD_SETLK: sets (`F_RDLCK`, `F_WRLCK`) or clears (`F_UNLCK`) an open
+/// file description lock on `len` bytes from `start` (`len` 0: to the end
+/// of any file). Never waits: a conflicting lock is EAGAIN.
+pub fn ofd_setlk(fd: BorrowedFd<'_>, l_type: i32, start: i64, len: i64) -> io::Result<()> {
+    let lock = ofd_flock(l_type, start, len);
+    // SAFETY: lock is a valid struct flock for the call.
+    check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_OFD_SETLK, &lock) }).map(drop)
+}
+
+/// F_OFD_GETLK: a lock held through another open file description (OFD
+/// lock: `l_pid` -1) or by a process (POSIX lock) that would conflict with
+/// an `l_type` lock on that range, or None.
+pub fn ofd_getlk(
+    fd: BorrowedFd<'_>,
+    l_type: i32,
+    start: i64,
+    len: i64,
+) -> io::Result<Option<libc::flock>> {
+    let mut lock = ofd_flock(l_type, start, len);
+    // SAFETY: lock is a valid, writable struct flock for the call.
+    check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_OFD_GETLK, &mut lock) })?;
+    Ok((lock.l_type != libc::F_UNLCK as libc::c_short).then_some(lock))
+}

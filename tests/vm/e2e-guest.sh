@@ -93,6 +93,16 @@ check unlinked-while-open openunlink $M/ou.txt
 check unlinked-gone test ! -e $M/ou.txt
 expect mmap-read "hello from host" "$(mmapread $M/readme.txt)"
 
+# --- locks (fcntl, flock) ---
+section "locks"
+echo lock >$M/lk
+ln $M/lk $M/lk_link
+check lock-posix-two-processes locktest posix $M/lk
+# A hard link is another guest inode (cache=none): only the server sees the conflicts.
+check lock-server-conflicts-through-link locktest server $M/lk $M/lk_link
+check lock-flock locktest flock $M/lk $M/lk_link
+expect lock-released-at-exit ok "$(locktest try $M/lk_link w 0 0)"
+
 # --- a directory of 10,000 files ---
 section "a directory of 10,000 files"
 ls $M/many >/tmp/many.txt

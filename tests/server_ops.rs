@@ -1,0 +1,535 @@
+//! The server's 9P2000.L semantics, driven in-process (no transport):
+//! xattrs, security models, id maps, setattr corners, qids.
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
+use vhost_user_9p::protocol::*;
+use vhost_user_9p::server::{
+    Config, IdMap, IdRange, NoData, SecurityModel, Server, Session, SliceSource, VecSink,
+};
+
+const ROOT: u32 = 1;
+
+struct Client {
+    server: Server,
+    session: Session,
+}
+
+/// A decoded reply, owned: the raw frame (data included for Rread).
+struct Reply(Vec<u8>);
+
+impl Reply {
+    fn msg(&self) -> Rmessage<'_> {
+        decode_rmessage(&self.0).expect("decodable reply").1
+    }
+
+    fn errno(&self) -> Option<u32> {
+        match self.msg() {
+            Rmessage::Lerror(e) => Some(e.ecode),
+            _ => None,
+        }
+    }
+
+    fn ok(self) -> Self {
+        assert_eq!(self.errno(), None, "unexpected Rlerror");
+        self
+    }
+
+    /// The data of an Rread.
+    fn data(&self) -> &[u8] {
+        &self.0[RREAD_HEADER_SIZE..]
+    }
+}
+
+impl Client {
+    fn new(dir: &Path, model: SecurityModel, uid_map: IdMap) -> Client {
+        let mut config = Config::new(dir);
+        config.security_model = model;
+        config.uid_map = uid_map;
+        let server = Server::new(&config).unwrap();
+        let mut client = Client {
+            server,
+            session: Session::new(),
+        };
+        client
+            .call(Tmessage::Version(Tversion {
+                msize: 512000,
+                version: "9P2000.L".into(),
+            }))
+            .ok();
+        client
+            .call(Tmessage::Attach(Tattach {
+                fid: ROOT,
+                afid: NOFID,
+                uname: "root".into(),
+                aname: "".into(),
+                n_uname: 0,
+            }))
+            .ok();
+        client
+    }
+
+    fn call_with(&mut self, msg: Tmessage<'_>, data: &[u8]) -> Reply {
+        let mut reply = Vec::new();
+        let mut out = Vec::new();
+        let mut sink = VecSink {
+            buf: &mut out,
+            limit: 1 << 20,
+        };
+        self.server.handle(
+            &self.session,
+            1,
+            msg,
+            &mut SliceSource(data),
+            &mut sink,
+            &mut reply,
+        );
+        reply.extend_from_slice(&out);
+        Reply(reply)
+    }
+
+    fn call(&mut self, msg: Tmessage<'_>) -> Reply {
+        let _ = NoData;
+        self.call_with(msg, &[])
+    }
+
+    fn walk(&mut self, fid: u32, newfid: u32, names: &[&str]) -> Reply {
+        let names: Vec<Str> = names.iter().map(|n| Str::from(*n)).collect();
+        self.call(Tmessage::Walk(Twalk {
+            fid,
+            newfid,
+            names: WalkList::from_slice(&names).unwrap(),
+        }))
+    }
+
+    fn getattr(&mut self, fid: u32) -> Rgetattr {
+        match self
+            .call(Tmessage::Getattr(Tgetattr {
+                fid,
+                request_mask: 0x3fff,
+            }))
+            .msg()
+        {
+            Rmessage::Getattr(a) => a,
+            other => panic!("getattr: {other:?}"),
+        }
+    }
+
+    fn create(&mut self, dir: u32, fid: u32, name: &str, mode: u32) -> Reply {
+        self.walk(dir, fid, &[]).ok();
+        self.call(Tmessage::Lcreate(Tlcreate {
+            fid,
+            name: name.into(),
+            flags: 2, // O_RDWR
+            mode,
+            gid: 0,
+        }))
+    }
+
+    fn set_xattr(&mut self, fid: u32, name: &str, value: &[u8], flags: u32) -> Reply {
+        self.walk(fid, 90, &[]).ok();
+        let r = self.call(Tmessage::Xattrcreate(Txattrcreate {
+            fid: 90,
+            name: name.into(),
+            attr_size: value.len() as u64,
+            flags,
+        }));
+        if r.errno().is_some() {
+            self.call(Tmessage::Clunk(Tclunk { fid: 90 }));
+            return r;
+        }
+        if !value.is_empty() {
+            self.call_with(
+                Tmessage::Write(Twrite {
+                    fid: 90,
+                    offset: 0,
+                    count: value.len() as u32,
+                }),
+                value,
+            )
+            .ok();
+        }
+        self.call(Tmessage::Clunk(Tclunk { fid: 90 }))
+    }
+
+    /// Reads an xattr (or the list, with an empty name): Ok(value) or Err(errno).
+    fn get_xattr(&mut self, fid: u32, name: &str) -> Result<Vec<u8>, u32> {
+        let r = self.call(Tmessage::Xattrwalk(Txattrwalk {
+            fid,
+            newfid: 91,
+            name: name.into(),
+        }));
+        let size = match r.msg() {
+            Rmessage::Xattrwalk(x) => x.size,
+            Rmessage::Lerror(e) => return Err(e.ecode),
+            other => panic!("{other:?}"),
+        };
+        let data = self
+            .call(Tmessage::Read(Tread {
+                fid: 91,
+                offset: 0,
+                count: 100_000,
+            }))
+            .ok()
+            .data()
+            .to_vec();
+        assert_eq!(data.len() as u64, size);
+        self.call(Tmessage::Clunk(Tclunk { fid: 91 })).ok();
+        Ok(data)
+    }
+}
+
+fn names(list: &[u8]) -> Vec<String> {
+    let mut v: Vec<String> = list
+        .split(|&b| b == 0)
+        .filter(|n| !n.is_empty())
+        .map(|n| String::from_utf8_lossy(n).into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn xattrs_get_set_list_remove() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Client::new(dir.path(), SecurityModel::Passthrough, IdMap::default());
+    c.create(ROOT, 2, "f", 0o644).ok();
+    c.set_xattr(2, "user.color", b"blue", 0).ok();
+    assert_eq!(c.get_xattr(2, "user.color"), Ok(b"blue".to_vec()));
+    assert_eq!(c.get_xattr(2, "user.none"), Err(libc::ENODATA as u32));
+    // XATTR_CREATE on an existing attribute, XATTR_REPLACE on a missing one.
+    assert_eq!(
+        c.set_xattr(2, "user.color", b"red", 1).errno(),
+        Some(libc::EEXIST as u32)
+    );
+    assert_eq!(
+        c.set_xattr(2, "user.size", b"big", 2).errno(),
+        Some(libc::ENODATA as u32)
+    );
+    c.set_xattr(2, "user.color", b"green", 2).ok();
+    assert_eq!(c.get_xattr(2, "user.color"), Ok(b"green".to_vec()));
+    // Oversized value, unknown namespace.
+    let r = c.call(Tmessage::Xattrcreate(Txattrcreate {
+        fid: 2,
+        name: "user.x".into(),
+        attr_size: 70_000,
+        flags: 0,
+    }));
+    assert_eq!(r.errno(), Some(libc::E2BIG as u32));
+    assert_eq!(
+        c.set_xattr(2, "bogus.x", b"1", 0).errno(),
+        Some(libc::EOPNOTSUPP as u32)
+    );
+    // The daemon's own attributes stay hidden and untouchable.
+    let host = dir.path().join("f");
+    xattr_set(&host, "user.virtfs.uid", &7u32.to_le_bytes());
+    assert_eq!(names(&c.get_xattr(2, "").unwrap()), ["user.color"]);
+    assert_eq!(
+        c.set_xattr(2, "user.virtfs.uid", b"1", 0).errno(),
+        Some(libc::EPERM as u32)
+    );
+    assert_eq!(c.get_xattr(2, "user.virtfs.uid"), Err(libc::EPERM as u32));
+    // Size 0 removes.
+    c.set_xattr(2, "user.color", b"", 0).ok();
+    assert_eq!(c.get_xattr(2, "user.color"), Err(libc::ENODATA as u32));
+    assert!(names(&c.get_xattr(2, "").unwrap()).is_empty());
+}
+
+fn xattr_set(path: &Path, name: &str, value: &[u8]) {
+    let p = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    let n = std::ffi::CString::new(name).unwrap();
+    // SAFETY: valid C strings and buffer.
+    let r = unsafe {
+        libc::setxattr(
+            p.as_ptr(),
+            n.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    assert_eq!(r, 0, "setxattr {name}");
+}
+
+fn xattr_get(path: &Path, name: &str) -> Option<Vec<u8>> {
+    let p = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    let n = std::ffi::CString::new(name).unwrap();
+    let mut buf = [0u8; 256];
+    // SAFETY: valid C strings and buffer.
+    let r = unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    (r >= 0).then(|| buf[..r as usize].to_vec())
+}
+
+#[test]
+fn mapped_xattr_keeps_guest_attributes_in_xattrs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Client::new(dir.path(), SecurityModel::MappedXattr, IdMap::default());
+    c.walk(ROOT, 2, &[]).ok();
+    c.call(Tmessage::Lcreate(Tlcreate {
+        fid: 2,
+        name: "f".into(),
+        flags: 2,
+        mode: 0o4751,
+        gid: 42,
+    }))
+    .ok();
+    let host = dir.path().join("f");
+    let meta = fs::metadata(&host).unwrap();
+    assert_eq!(
+        meta.permissions().mode() & 0o7777,
+        0o600,
+        "host mode stays the daemon's"
+    );
+    assert_eq!(
+        xattr_get(&host, "user.virtfs.mode"),
+        Some((libc::S_IFREG | 0o4751).to_le_bytes().to_vec())
+    );
+    assert_eq!(
+        xattr_get(&host, "user.virtfs.gid"),
+        Some(42u32.to_le_bytes().to_vec())
+    );
+    let a = c.getattr(2);
+    assert_eq!((a.mode, a.uid, a.gid), (libc::S_IFREG | 0o4751, 0, 42));
+
+    // chmod and chown change the xattrs, not the host file.
+    c.call(Tmessage::Setattr(Tsetattr {
+        fid: 2,
+        valid: 1 | 2,
+        mode: 0o640,
+        uid: 1234,
+        ..Default::default()
+    }))
+    .ok();
+    let a = c.getattr(2);
+    assert_eq!((a.mode, a.uid), (libc::S_IFREG | 0o640, 1234));
+    assert_eq!(
+        fs::metadata(&host).unwrap().permissions().mode() & 0o7777,
+        0o600
+    );
+
+    // A fifo and a device are regular files on the host.
+    c.call(Tmessage::Mknod(Tmknod {
+        dfid: ROOT,
+        name: "p".into(),
+        mode: libc::S_IFIFO | 0o644,
+        major: 0,
+        minor: 0,
+        gid: 0,
+    }))
+    .ok();
+    c.call(Tmessage::Mknod(Tmknod {
+        dfid: ROOT,
+        name: "c".into(),
+        mode: libc::S_IFCHR | 0o600,
+        major: 1,
+        minor: 3,
+        gid: 0,
+    }))
+    .ok();
+    assert!(fs::symlink_metadata(dir.path().join("p"))
+        .unwrap()
+        .is_file());
+    assert!(fs::symlink_metadata(dir.path().join("c"))
+        .unwrap()
+        .is_file());
+    c.walk(ROOT, 3, &["c"]).ok();
+    let a = c.getattr(3);
+    assert_eq!(
+        (a.mode, a.rdev),
+        (libc::S_IFCHR | 0o600, libc::makedev(1, 3))
+    );
+    // ...never opened as devices.
+    assert_eq!(
+        c.call(Tmessage::Lopen(Tlopen { fid: 3, flags: 0 })).errno(),
+        Some(libc::EPERM as u32)
+    );
+
+    // A symlink is a regular file holding the target.
+    c.call(Tmessage::Symlink(Tsymlink {
+        fid: ROOT,
+        name: "sl".into(),
+        symtgt: "target/x".into(),
+        gid: 0,
+    }))
+    .ok();
+    assert_eq!(
+        fs::read_to_string(dir.path().join("sl")).unwrap(),
+        "target/x"
+    );
+    c.walk(ROOT, 4, &["sl"]).ok();
+    assert_eq!(c.getattr(4).mode & libc::S_IFMT, libc::S_IFLNK);
+    match c.call(Tmessage::Readlink(Treadlink { fid: 4 })).msg() {
+        Rmessage::Readlink(r) => assert_eq!(r.target.as_bytes(), b"target/x"),
+        other => panic!("{other:?}"),
+    }
+    // The guest never sees user.virtfs.*.
+    assert!(names(&c.get_xattr(2, "").unwrap()).is_empty());
+
+    // A file written by QEMU's mapped-xattr export reads the same.
+    let q = dir.path().join("from-qemu");
+    fs::write(&q, "").unwrap();
+    xattr_set(&q, "user.virtfs.uid", &1000u32.to_le_bytes());
+    xattr_set(&q, "user.virtfs.gid", &100u32.to_le_bytes());
+    xattr_set(
+        &q,
+        "user.virtfs.mode",
+        &(libc::S_IFREG | 0o755).to_le_bytes(),
+    );
+    c.walk(ROOT, 5, &["from-qemu"]).ok();
+    let a = c.getattr(5);
+    assert_eq!((a.mode, a.uid, a.gid), (libc::S_IFREG | 0o755, 1000, 100));
+}
+
+#[test]
+fn id_maps_translate_both_ways() {
+    let dir = tempfile::tempdir().unwrap();
+    let map = IdMap::new(vec![
+        IdRange::parse(":0:1000:1:").unwrap(),
+        IdRange::parse(":500:2000:10:").unwrap(),
+    ])
+    .unwrap();
+    let mut c = Client::new(dir.path(), SecurityModel::Passthrough, map);
+    c.create(ROOT, 2, "f", 0o644).ok();
+    // Guest root creates: the host file belongs to host uid 1000.
+    assert_eq!(fs::metadata(dir.path().join("f")).unwrap().uid(), 1000);
+    assert_eq!(c.getattr(2).uid, 0);
+    c.call(Tmessage::Setattr(Tsetattr {
+        fid: 2,
+        valid: 2,
+        uid: 505,
+        ..Default::default()
+    }))
+    .ok();
+    assert_eq!(fs::metadata(dir.path().join("f")).unwrap().uid(), 2005);
+    assert_eq!(c.getattr(2).uid, 505);
+    // A guest uid outside the map is refused; a host uid outside it shows as 65534.
+    let r = c.call(Tmessage::Setattr(Tsetattr {
+        fid: 2,
+        valid: 2,
+        uid: 7,
+        ..Default::default()
+    }));
+    assert_eq!(r.errno(), Some(libc::EINVAL as u32));
+    fs::write(dir.path().join("g"), "").unwrap();
+    std::os::unix::fs::chown(dir.path().join("g"), Some(3), None).unwrap();
+    c.walk(ROOT, 3, &["g"]).ok();
+    assert_eq!(c.getattr(3).uid, 65534);
+}
+
+#[test]
+fn setattr_times_and_truncate_after_unlink() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Client::new(dir.path(), SecurityModel::Passthrough, IdMap::default());
+    c.create(ROOT, 2, "f", 0o644).ok();
+    c.call_with(
+        Tmessage::Write(Twrite {
+            fid: 2,
+            offset: 0,
+            count: 5,
+        }),
+        b"hello",
+    )
+    .ok();
+    let v0 = c.getattr(2).qid.version;
+    // Explicit nanosecond times; atime only (mtime omitted).
+    let set = Tsetattr {
+        fid: 2,
+        valid: 0x10 | 0x20 | 0x80 | 0x100,
+        atime_sec: 1_000_000_000,
+        atime_nsec: 123_456_789,
+        mtime_sec: 1_100_000_000,
+        mtime_nsec: 987_654_321,
+        ..Default::default()
+    };
+    c.call(Tmessage::Setattr(set)).ok();
+    let a = c.getattr(2);
+    assert_eq!(
+        (a.atime_sec, a.atime_nsec, a.mtime_sec, a.mtime_nsec),
+        (1_000_000_000, 123_456_789, 1_100_000_000, 987_654_321)
+    );
+    assert_ne!(a.qid.version, v0, "qid.version follows changes");
+    c.call(Tmessage::Setattr(Tsetattr {
+        fid: 2,
+        valid: 0x10,
+        ..Default::default()
+    }))
+    .ok(); // atime = now
+    let b = c.getattr(2);
+    assert!(b.atime_sec > 1_600_000_000);
+    assert_eq!(
+        (b.mtime_sec, b.mtime_nsec),
+        (1_100_000_000, 987_654_321),
+        "mtime omitted"
+    );
+    // chmod changes qid.version too.
+    let v1 = c.getattr(2).qid.version;
+    c.call(Tmessage::Setattr(Tsetattr {
+        fid: 2,
+        valid: 1,
+        mode: 0o600,
+        ..Default::default()
+    }))
+    .ok();
+    assert_ne!(c.getattr(2).qid.version, v1);
+
+    // Unlinked while open: truncate and chmod through the fid still work.
+    c.walk(ROOT, 3, &["f"]).ok();
+    c.call(Tmessage::Unlinkat(Tunlinkat {
+        dirfid: ROOT,
+        name: "f".into(),
+        flags: 0,
+    }))
+    .ok();
+    c.call(Tmessage::Setattr(Tsetattr {
+        fid: 3,
+        valid: 8 | 1,
+        size: 2,
+        mode: 0o640,
+        ..Default::default()
+    }))
+    .ok();
+    let a = c.getattr(2);
+    assert_eq!((a.size, a.mode & 0o7777, a.nlink), (2, 0o640, 0));
+    let r = c
+        .call(Tmessage::Read(Tread {
+            fid: 2,
+            offset: 0,
+            count: 100,
+        }))
+        .ok();
+    assert_eq!(r.data(), b"he");
+}
+
+#[test]
+fn create_mode_0000_rdwr_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Client::new(dir.path(), SecurityModel::Passthrough, IdMap::default());
+    c.create(ROOT, 2, "locked", 0).ok();
+    c.call_with(
+        Tmessage::Write(Twrite {
+            fid: 2,
+            offset: 0,
+            count: 3,
+        }),
+        b"abc",
+    )
+    .ok();
+    let r = c
+        .call(Tmessage::Read(Tread {
+            fid: 2,
+            offset: 0,
+            count: 10,
+        }))
+        .ok();
+    assert_eq!(r.data(), b"abc");
+    assert_eq!(
+        fs::metadata(dir.path().join("locked"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777,
+        0
+    );
+}
