@@ -13,6 +13,7 @@ use vhost_user_backend::VhostUserDaemon;
 use vm_memory::{GuestMemoryAtomic, GuestMemoryMmap};
 
 use vhost_user_9p::server::{Config, IdMap, IdRange, SecurityModel, Server};
+use vhost_user_9p::socket::{ListenAddress, SocketListener};
 use vhost_user_9p::virtio::{P9Backend, MAX_TAG_LEN};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -33,20 +34,28 @@ enum LogLevel {
 /// and shared guest memory (`-object memory-backend-memfd,...,share=on`).
 /// In the guest: `mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 TAG /mnt`.
 /// The daemon serves one VMM connection and exits when it disconnects.
+/// With `--listen` it also (or only) serves 9P clients over Unix or TCP
+/// sockets; without `--socket-path` it runs until stopped.
 #[derive(Debug, Parser)]
 #[command(version, about, long_about, max_term_width = 100)]
 struct Cli {
     /// vhost-user Unix socket to listen on (a stale socket file is replaced)
-    #[arg(long, value_name = "PATH")]
-    socket_path: PathBuf,
+    #[arg(long, value_name = "PATH", required_unless_present = "listen")]
+    socket_path: Option<PathBuf>,
+
+    /// Also (or instead) serve 9P over a stream socket: unix:PATH, or
+    /// tcp:HOST:PORT (tcp:PORT is loopback); repeatable. Each connection is
+    /// its own session
+    #[arg(long, value_name = "ADDR", value_parser = ListenAddress::parse)]
+    listen: Vec<ListenAddress>,
 
     /// Directory to share
     #[arg(long, value_name = "DIR")]
     shared_dir: PathBuf,
 
     /// Mount tag the guest uses to find the share (1 to 255 bytes)
-    #[arg(long, value_name = "TAG")]
-    tag: String,
+    #[arg(long, value_name = "TAG", required_unless_present = "listen")]
+    tag: Option<String>,
 
     /// Share read-only: every change is refused with EROFS
     #[arg(long)]
@@ -68,6 +77,11 @@ struct Cli {
     /// Map guest gids to host gids, `:GUEST:HOST:COUNT:` (repeatable)
     #[arg(long, value_name = "MAP", value_parser = IdRange::parse)]
     gid_map: Vec<IdRange>,
+
+    /// Worker threads serving requests in parallel (0 or 1: serve them on
+    /// the queue thread) [default: the number of CPUs, at least 2]
+    #[arg(long, value_name = "N")]
+    thread_pool_size: Option<usize>,
 
     /// Log level (messages go to stderr)
     #[arg(long, value_enum, value_name = "LEVEL", default_value = "info")]
@@ -143,10 +157,11 @@ fn clear_socket_path(path: &Path) -> Result<(), String> {
 }
 
 fn run(cli: Cli) -> Result<(), String> {
-    if cli.tag.is_empty() || cli.tag.len() > MAX_TAG_LEN {
+    let tag = cli.tag.clone().unwrap_or_default();
+    if cli.socket_path.is_some() && (tag.is_empty() || tag.len() > MAX_TAG_LEN) {
         return Err(format!(
             "--tag: must be 1 to {MAX_TAG_LEN} bytes long, got {}",
-            cli.tag.len()
+            tag.len()
         ));
     }
     let config = Config {
@@ -158,32 +173,81 @@ fn run(cli: Cli) -> Result<(), String> {
         uid_map: IdMap::new(cli.uid_map).map_err(|e| format!("--uid-map: {e}"))?,
         gid_map: IdMap::new(cli.gid_map).map_err(|e| format!("--gid-map: {e}"))?,
     };
-    let model = config.security_model;
     let server = Arc::new(Server::new(&config)?);
-    let socket_path = absolute_socket_path(&cli.socket_path)?;
-    clear_socket_path(&socket_path)?;
-    let mut listener = Listener::new(&socket_path, false).map_err(|e| {
-        format!(
-            "--socket-path {}: cannot listen: {e}",
-            cli.socket_path.display()
-        )
-    })?;
+    info!(
+        "sharing {} ({}{})",
+        cli.shared_dir.display(),
+        config.security_model.name(),
+        if cli.readonly { ", read-only" } else { "" },
+    );
 
-    let backend = Arc::new(P9Backend::new(server, &cli.tag));
+    // Bind everything before serving anything.
+    let mut sockets = Vec::new();
+    for address in &cli.listen {
+        if let ListenAddress::Unix(path) = address {
+            clear_socket_path(&absolute_socket_path(path)?)?;
+        }
+        let listener = SocketListener::bind(address)
+            .map_err(|e| format!("--listen {}: cannot listen: {e}", describe(address)))?;
+        sockets.push(listener);
+    }
+    let vhost = match &cli.socket_path {
+        Some(path) => {
+            let socket_path = absolute_socket_path(path)?;
+            clear_socket_path(&socket_path)?;
+            let listener = Listener::new(&socket_path, false)
+                .map_err(|e| format!("--socket-path {}: cannot listen: {e}", path.display()))?;
+            Some((listener, path))
+        }
+        None => None,
+    };
+
+    let mut threads = Vec::new();
+    for listener in sockets {
+        info!("serving 9P on {}", listener.local_description());
+        let server = server.clone();
+        threads.push(std::thread::spawn(move || listener.serve(server)));
+    }
+    match vhost {
+        Some((listener, path)) => {
+            serve_vhost_user(server, listener, path, &tag, cli.thread_pool_size)
+        }
+        None => {
+            for thread in threads {
+                let _ = thread.join();
+            }
+            Ok(())
+        }
+    }
+}
+
+fn describe(address: &ListenAddress) -> String {
+    match address {
+        ListenAddress::Unix(path) => format!("unix:{}", path.display()),
+        ListenAddress::Tcp(addr) => format!("tcp:{addr}"),
+    }
+}
+
+/// Serves the one VMM that connects to `listener`; returns when it leaves.
+fn serve_vhost_user(
+    server: Arc<Server>,
+    mut listener: Listener,
+    path: &Path,
+    tag: &str,
+    thread_pool_size: Option<usize>,
+) -> Result<(), String> {
+    let threads = thread_pool_size.unwrap_or_else(vhost_user_9p::virtio::default_thread_pool_size);
+    let backend = Arc::new(
+        P9Backend::with_thread_pool(server, tag, threads)
+            .map_err(|e| format!("cannot start the worker threads: {e}"))?,
+    );
     let mut daemon = VhostUserDaemon::new(
         "vhost-user-9p".to_string(),
         backend,
         GuestMemoryAtomic::new(GuestMemoryMmap::new()),
     )
     .map_err(|e| format!("cannot create the vhost-user daemon: {e}"))?;
-    info!(
-        "sharing {} as tag {:?} ({}{}), listening on {}",
-        cli.shared_dir.display(),
-        cli.tag,
-        model.name(),
-        if cli.readonly { ", read-only" } else { "" },
-        cli.socket_path.display()
-    );
+    info!("vhost-user socket {} (tag {tag:?})", path.display());
     daemon
         .start(&mut listener)
         .map_err(|e| format!("vhost-user connection failed: {e}"))?;

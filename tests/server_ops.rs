@@ -230,11 +230,13 @@ fn xattrs_get_set_list_remove() {
         c.set_xattr(2, "user.virtfs.uid", b"1", 0).errno(),
         Some(libc::EPERM as u32)
     );
-    assert_eq!(c.get_xattr(2, "user.virtfs.uid"), Err(libc::EPERM as u32));
-    // Size 0 removes.
-    c.set_xattr(2, "user.color", b"", 0).ok();
+    assert_eq!(c.get_xattr(2, "user.virtfs.uid"), Err(libc::ENODATA as u32));
+    // An empty value is a value; size 0 with XATTR_REPLACE (removexattr) removes.
+    c.set_xattr(2, "user.empty", b"", 0).ok();
+    assert_eq!(c.get_xattr(2, "user.empty"), Ok(Vec::new()));
+    c.set_xattr(2, "user.color", b"", 2).ok();
     assert_eq!(c.get_xattr(2, "user.color"), Err(libc::ENODATA as u32));
-    assert!(names(&c.get_xattr(2, "").unwrap()).is_empty());
+    assert_eq!(names(&c.get_xattr(2, "").unwrap()), ["user.empty"]);
 }
 
 fn xattr_set(path: &Path, name: &str, value: &[u8]) {

@@ -3,7 +3,8 @@
 #   $CACHE/bin/qemu-system-x86_64   QEMU 11.x from trixie-backports (private prefix)
 #   $CACHE/bin/virtiofsd            virtiofsd from trixie (for comparisons)
 #   $CACHE/guest/vmlinux            bookworm 6.1 amd64 kernel, uncompressed ELF (PVH boot)
-#   $CACHE/guest/initrd.gz          busybox-static + 9p/virtio modules + guest tools + /init
+#   $CACHE/guest/initrd.gz          busybox-static + 9p/virtio modules + guest tools (including
+#                                   tests/posix-suite as posix-suite) + /init
 # CACHE = ${VU9P_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vhost-user-9p}
 #
 # Each step is keyed by a hash of its own code and inputs (stamps in $CACHE/stamps),
@@ -411,15 +412,27 @@ step_guest_kernel() {
 }
 
 # ---------------------------------------------------------------- guest tools + initramfs
+# The guest tools' sources: vm-images/guest-tools/*.c, plus the differential POSIX suite
+# (tests/posix-suite/posix_suite.c, installed as posix-suite). A tool is named after its
+# file, with '_' turned into '-'.
+guest_tool_sources() {
+	local src
+	for src in "$HERE"/guest-tools/*.c "$HERE"/../tests/posix-suite/*.c; do
+		[[ -f $src ]] && echo "$src"
+	done
+	return 0
+}
+
 tools_build() {
 	need_host gcc:gcc /usr/lib/x86_64-linux-gnu/libc.a:libc6-dev
 	log "compiling the guest tools..."
 	rm -rf "$CACHE/guest/tools.tmp"
 	mkdir -p "$CACHE/guest/tools.tmp"
-	local src
-	for src in "$HERE"/guest-tools/*.c; do
-		gcc -static -O2 -Wall -s -o "$CACHE/guest/tools.tmp/$(basename "$src" .c)" "$src"
-	done
+	local src name
+	while IFS= read -r src; do
+		name="$(basename "$src" .c)"
+		gcc -static -O2 -Wall -s -o "$CACHE/guest/tools.tmp/${name//_/-}" "$src"
+	done < <(guest_tool_sources)
 	rm -rf "$CACHE/guest/tools"
 	mv "$CACHE/guest/tools.tmp" "$CACHE/guest/tools"
 }
@@ -447,8 +460,8 @@ EOF
 
 step_initrd() {
 	local k tools_key
-	tools_key="$(cat "$HERE"/guest-tools/*.c | sha256sum | cut -c1-16)"
-	k="$(key_of tools_build -- "$tools_key")"
+	tools_key="$(guest_tool_sources | while IFS= read -r f; do echo "$f"; cat "$f"; done | sha256sum | cut -c1-16)"
+	k="$(key_of tools_build guest_tool_sources -- "$tools_key")"
 	if ! stamp_ok tools "$k" || [[ ! -d "$CACHE/guest/tools" ]]; then
 		tools_build
 		stamp_set tools "$k"

@@ -84,6 +84,12 @@ def parse_args(argv):
                    help="vhost: the vhost-user-9p daemon (default); qemu: QEMU's built-in 9p")
     p.add_argument("--daemon", metavar="PATH", help="daemon binary (default: target/release or target/debug vhost-user-9p)")
     p.add_argument("--daemon-arg", metavar="ARG", action="append", default=[], help="extra daemon argument (repeatable)")
+    p.add_argument("--daemon-user", metavar="USER",
+                   help="run the daemon as this user (name or uid; its primary group, no supplementary groups); "
+                   "needs root. The shared directory must be usable by that user")
+    p.add_argument("--qemu-security-model", default="none", metavar="MODEL",
+                   choices=["none", "passthrough", "mapped-xattr", "mapped-file"],
+                   help="security_model of QEMU's built-in 9p server (--server qemu; default none)")
     p.add_argument("--tag", default="vu9p", metavar="TAG", help="mount tag (default vu9p)")
     p.add_argument("--msize", type=int, default=512000, metavar="BYTES", help="9p msize (default 512000)")
     p.add_argument("--version", dest="p9version", default="9p2000.L", metavar="VERSION", help="9p protocol version (default 9p2000.L)")
@@ -122,6 +128,18 @@ def parse_args(argv):
             p.error(f"--env {kv!r}: expected KEY=VALUE")
     if a.timeout is None:
         a.timeout = 3600.0 if a.interactive else 600.0
+    a.daemon_ids = None
+    if a.daemon_user is not None:
+        if a.server != "vhost":
+            p.error("--daemon-user needs --server vhost")
+        import pwd
+        try:
+            pw = pwd.getpwuid(int(a.daemon_user)) if a.daemon_user.isdigit() else pwd.getpwnam(a.daemon_user)
+        except (KeyError, ValueError):
+            p.error(f"--daemon-user {a.daemon_user}: no such user")
+        if os.geteuid() != 0 and pw.pw_uid != os.geteuid():
+            p.error("--daemon-user needs root")
+        a.daemon_ids = (pw.pw_uid, pw.pw_gid)
     return a
 
 
@@ -195,6 +213,17 @@ def _die_with_parent():
     _libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: never outlive the runner
 
 
+def _as_user(uid, gid):
+    """A preexec function: drop to uid:gid (no supplementary groups), then die with the
+    runner (a change of credentials clears PR_SET_PDEATHSIG, so it is set last)."""
+    def preexec():
+        os.setgroups([])
+        os.setgid(gid)
+        os.setuid(uid)
+        _die_with_parent()
+    return preexec
+
+
 def stop(proc, name, grace, verbose=False):
     """Wait up to grace seconds, then SIGTERM, then SIGKILL.  Returns how it ended."""
     if proc is None:
@@ -252,12 +281,23 @@ def start_daemon(a, tmp):
     if not os.access(daemon, os.X_OK):
         raise RigError(f"daemon {daemon} not found (build it with 'cargo build --release', or pass --daemon)")
     sock = os.path.join(tmp, "vu9p.sock")
+    preexec = _die_with_parent
+    if a.daemon_ids is not None:
+        # The runner's temp dir is private: the daemon gets a directory of its own for the socket.
+        uid, gid = a.daemon_ids
+        sockdir = os.path.join(tmp, "daemon")
+        os.mkdir(sockdir, 0o700)
+        os.chown(sockdir, uid, gid)
+        os.chmod(tmp, 0o711)
+        sock = os.path.join(sockdir, "vu9p.sock")
+        preexec = _as_user(uid, gid)
     cmd = [daemon, "--socket-path", sock, "--shared-dir", a.shared_dir, "--tag", a.tag] + a.daemon_arg
     if a.verbose:
-        say("daemon: " + shlex.join(cmd))
+        who = f" (as uid {a.daemon_ids[0]} gid {a.daemon_ids[1]})" if a.daemon_ids else ""
+        say("daemon" + who + ": " + shlex.join(cmd))
     log = open(os.path.join(tmp, "daemon.log"), "wb")
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True, preexec_fn=_die_with_parent)
+                            start_new_session=True, preexec_fn=preexec)
     log.close()
     deadline = time.monotonic() + a.socket_timeout
     while not os.path.exists(sock):
@@ -294,7 +334,7 @@ def qemu_command(a, tmp, initrd, sock):
         ]
     elif a.server == "qemu":
         cmd += [
-            "-fsdev", f"local,id=fsdev0,path={a.shared_dir},security_model=none",
+            "-fsdev", f"local,id=fsdev0,path={a.shared_dir},security_model={a.qemu_security_model}",
             "-device", f"virtio-9p-pci,fsdev=fsdev0,mount_tag={a.tag}",
         ]
     return cmd + a.qemu_arg

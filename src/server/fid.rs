@@ -41,6 +41,9 @@ pub struct OpenFile {
     pub dir: Option<Mutex<DirCursor>>,
     /// Device of the file, for the qids of directory entries.
     pub dev: u64,
+    /// The next write must clear setuid/setgid (opened by a guest user other
+    /// than root on a file that has them, as the kernel does for writes).
+    pub kill_priv: std::sync::atomic::AtomicBool,
 }
 
 impl OpenFile {
@@ -50,6 +53,7 @@ impl OpenFile {
             flags,
             dir: is_dir.then(|| Mutex::new(DirCursor::new())),
             dev,
+            kill_priv: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }

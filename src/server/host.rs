@@ -305,10 +305,24 @@ pub fn pwrite(fd: BorrowedFd<'_>, buf: &[u8], offset: u64) -> io::Result<usize> 
 /// getxattr of the file an O_PATH descriptor holds (not a symlink: the
 /// /proc magic link is followed to the file).
 pub fn getxattr(fd: BorrowedFd<'_>, name: &CStr, buf: &mut [u8]) -> io::Result<usize> {
-    let path = proc_fd_path(fd);
+    xattr_get(&proc_fd_path(fd), false, name, buf)
+}
+
+pub fn setxattr(fd: BorrowedFd<'_>, name: &CStr, value: &[u8], flags: i32) -> io::Result<()> {
+    xattr_set(&proc_fd_path(fd), false, name, value, flags)
+}
+
+/// The xattr calls on a path; `nofollow` uses the l* forms (the attributes
+/// of a symlink itself).
+pub fn xattr_get(path: &CStr, nofollow: bool, name: &CStr, buf: &mut [u8]) -> io::Result<usize> {
+    let f = if nofollow {
+        libc::lgetxattr
+    } else {
+        libc::getxattr
+    };
     // SAFETY: path and name are C strings; buf is writable for its length.
     check_size(unsafe {
-        libc::getxattr(
+        f(
             path.as_ptr(),
             name.as_ptr(),
             buf.as_mut_ptr().cast(),
@@ -317,11 +331,21 @@ pub fn getxattr(fd: BorrowedFd<'_>, name: &CStr, buf: &mut [u8]) -> io::Result<u
     })
 }
 
-pub fn setxattr(fd: BorrowedFd<'_>, name: &CStr, value: &[u8], flags: i32) -> io::Result<()> {
-    let path = proc_fd_path(fd);
+pub fn xattr_set(
+    path: &CStr,
+    nofollow: bool,
+    name: &CStr,
+    value: &[u8],
+    flags: i32,
+) -> io::Result<()> {
+    let f = if nofollow {
+        libc::lsetxattr
+    } else {
+        libc::setxattr
+    };
     // SAFETY: path and name are C strings; value is readable for its length.
     check(unsafe {
-        libc::setxattr(
+        f(
             path.as_ptr(),
             name.as_ptr(),
             value.as_ptr().cast(),
@@ -332,16 +356,24 @@ pub fn setxattr(fd: BorrowedFd<'_>, name: &CStr, value: &[u8], flags: i32) -> io
     .map(drop)
 }
 
-pub fn listxattr(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
-    let path = proc_fd_path(fd);
+pub fn xattr_list(path: &CStr, nofollow: bool, buf: &mut [u8]) -> io::Result<usize> {
+    let f = if nofollow {
+        libc::llistxattr
+    } else {
+        libc::listxattr
+    };
     // SAFETY: path is a C string; buf is writable for its length.
-    check_size(unsafe { libc::listxattr(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) })
+    check_size(unsafe { f(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) })
 }
 
-pub fn removexattr(fd: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
-    let path = proc_fd_path(fd);
+pub fn xattr_remove(path: &CStr, nofollow: bool, name: &CStr) -> io::Result<()> {
+    let f = if nofollow {
+        libc::lremovexattr
+    } else {
+        libc::removexattr
+    };
     // SAFETY: path and name are C strings.
-    check(unsafe { libc::removexattr(path.as_ptr(), name.as_ptr()) }).map(drop)
+    check(unsafe { f(path.as_ptr(), name.as_ptr()) }).map(drop)
 }
 
 // ---- open file description locks (lock.rs) ----

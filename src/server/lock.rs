@@ -457,6 +457,10 @@ fn open_file(s: &Session, fid: u32) -> OpResult<(Arc<Fid>, FileKey)> {
     Ok((fid, file))
 }
 
+/// How long a blocking Tlock waits for a conflicting lock to go before
+/// answering BLOCKED.
+const BLOCKING_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+
 impl Server {
     pub(super) fn lock(&self, s: &Session, t: &protocol::Tlock<'_>) -> OpResult<u8> {
         let kind = match t.lock_type {
@@ -477,10 +481,34 @@ impl Server {
             client_id: t.client_id.as_bytes().into(),
             proc_id: t.proc_id,
         };
-        let outcome = s
-            .fids
-            .locks
-            .set(file, who, &fid, open, start, end, kind, !self.readonly)?;
+        // A blocking request gets a short grace period before BLOCKED: the
+        // Linux client drops its local lock before sending the unlock, so a
+        // waiter's request often arrives just before the holder's unlock,
+        // and a BLOCKED answer costs the waiter the client's retry timeout
+        // (30 s by default).
+        let mut outcome;
+        let mut pause = std::time::Duration::from_millis(1);
+        let deadline = std::time::Instant::now() + BLOCKING_GRACE;
+        loop {
+            outcome = s.fids.locks.set(
+                file,
+                who.clone(),
+                &fid,
+                open,
+                start,
+                end,
+                kind,
+                !self.readonly,
+            )?;
+            let waiting = matches!(outcome, Outcome::Blocked)
+                && t.flags & LOCK_FLAGS_BLOCK != 0
+                && std::time::Instant::now() < deadline;
+            if !waiting {
+                break;
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(std::time::Duration::from_millis(50));
+        }
         Ok(match outcome {
             Outcome::Done => LOCK_SUCCESS,
             Outcome::Blocked => LOCK_BLOCKED,

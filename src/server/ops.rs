@@ -172,7 +172,7 @@ impl Server {
     }
 
     /// The parent directory and last name of a fid's file.
-    fn parent_of(&self, fid: &Fid) -> OpResult<(OwnedFd, CString, std::path::PathBuf)> {
+    pub(super) fn parent_of(&self, fid: &Fid) -> OpResult<(OwnedFd, CString, std::path::PathBuf)> {
         let path = fid.path();
         let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
             return Err(errno(libc::EBUSY)); // the share's root
@@ -213,14 +213,17 @@ impl Server {
             return Err(errno(libc::EEXIST));
         }
         let mut qids = WalkList::new();
-        let mut fd = fid.file.try_clone()?;
+        // Walked from the fid's own descriptor: it is copied only for a
+        // walk of no names (a clone of the fid).
+        let mut fd: Option<OwnedFd> = None;
         let mut path = fid.path();
         let mut file_type = fid.file_type;
         for (i, name) in t.names.as_slice().iter().enumerate() {
-            match self.walk_one(fd.as_fd(), &path, name.as_bytes()) {
+            let dir = fd.as_ref().map_or(fid.fd(), |fd| fd.as_fd());
+            match self.walk_one(dir, &path, name.as_bytes()) {
                 Ok((next, next_path, stx)) => {
                     let _ = qids.push(self.qids.qid(&stx));
-                    fd = next;
+                    fd = Some(next);
                     path = next_path;
                     file_type = stx.stx_mode as u32 & libc::S_IFMT;
                 }
@@ -228,6 +231,10 @@ impl Server {
                 Err(_) => return Ok(qids), // partial walk: newfid not made
             }
         }
+        let fd = match fd {
+            Some(fd) => fd,
+            None => fid.file.try_clone()?,
+        };
         let new = Arc::new(Fid::new(fd, path, file_type, fid.uid));
         s.fids.replace(t.newfid, new);
         Ok(qids)
@@ -357,8 +364,38 @@ impl Server {
         Ok(())
     }
 
+    /// Whether the fid's file is a symlink on the host (in mapped-xattr,
+    /// the guest's symlinks are regular files there).
+    fn is_host_symlink(&self, fid: &Fid) -> OpResult<bool> {
+        if !fid.is_symlink() {
+            return Ok(false);
+        }
+        Ok(host::statx(fid.fd())?.stx_mode as u32 & libc::S_IFMT == libc::S_IFLNK)
+    }
+
+    /// Clears setuid (and setgid of a group-executable file) after a
+    /// write by a user other than root, as Linux does.
+    fn clear_privileged_bits(&self, fid: &Fid) -> OpResult<()> {
+        let mode = self.stat(fid.fd())?.stx_mode as u32;
+        let bits = privileged_bits(mode);
+        if bits == 0 {
+            return Ok(());
+        }
+        let new = mode & !bits;
+        if self.mapped() {
+            let mode = Some(new);
+            Ok(MappedAttrs {
+                mode,
+                ..Default::default()
+            }
+            .write(fid.fd())?)
+        } else {
+            Ok(host::chmod(fid.fd(), new & 0o7777)?)
+        }
+    }
+
     fn chown(&self, fid: &Fid, uid: Option<u32>, gid: Option<u32>) -> OpResult<()> {
-        if self.mapped() && !fid.is_symlink() {
+        if self.mapped() && !self.is_host_symlink(fid)? {
             return Ok(MappedAttrs {
                 uid,
                 gid,
@@ -393,6 +430,10 @@ impl Server {
         let fd = host::reopen(fid.fd(), flags)?;
         let stx = self.stat(fid.fd())?;
         let open = OpenFile::new(fd, t.flags, fid.is_dir(), stx.stx_dev());
+        if fid.uid != 0 && privileged_bits(stx.stx_mode as u32) != 0 {
+            open.kill_priv
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         fid.open.set(open).map_err(|_| errno(libc::EBADF))?;
         Ok((self.qids.qid(&stx), 0))
     }
@@ -476,7 +517,14 @@ impl Server {
                 _ => Err(errno(libc::EBADF)),
             };
         };
-        Ok(source.write_to(open.fd.as_fd(), t.offset, t.count as usize)? as u32)
+        let written = source.write_to(open.fd.as_fd(), t.offset, t.count as usize)?;
+        if open
+            .kill_priv
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            self.clear_privileged_bits(&fid)?;
+        }
+        Ok(written as u32)
     }
 
     /// Encodes an Rreaddir of the entries after cookie `t.offset` into `out`.
@@ -528,8 +576,13 @@ impl Server {
                 }
                 break;
             }
+            let d_type = if self.mapped() && entry.d_type == libc::DT_REG {
+                mapped_d_type(open.fd.as_fd(), entry.name)
+            } else {
+                entry.d_type
+            };
             let qid = Qid {
-                ty: match entry.d_type {
+                ty: match d_type {
                     libc::DT_DIR => protocol::QTDIR,
                     libc::DT_LNK => protocol::QTSYMLINK,
                     _ => protocol::QTFILE,
@@ -539,7 +592,7 @@ impl Server {
             };
             qid.encode(out);
             entry.off.encode(out);
-            entry.d_type.encode(out);
+            d_type.encode(out);
             Str(entry.name).encode(out);
             used += size;
             c.pos = entry.off;
@@ -743,6 +796,40 @@ impl Server {
             }
         }
         Ok(())
+    }
+}
+
+/// The setuid/setgid bits a write by a non-root user removes: setuid, and
+/// setgid when group-executable (setgid alone means mandatory locking).
+fn privileged_bits(mode: u32) -> u32 {
+    let mut bits = mode & libc::S_ISUID;
+    if mode & (libc::S_ISGID | libc::S_IXGRP) == libc::S_ISGID | libc::S_IXGRP {
+        bits |= libc::S_ISGID;
+    }
+    bits
+}
+
+/// The guest's d_type of a regular host file in mapped-xattr (a fifo,
+/// socket, device or symlink is a regular file carrying its type).
+fn mapped_d_type(dir: BorrowedFd<'_>, name: &[u8]) -> u8 {
+    let mut path = host::proc_fd_path(dir).into_bytes();
+    path.push(b'/');
+    path.extend_from_slice(name);
+    let Ok(path) = CString::new(path) else {
+        return libc::DT_REG;
+    };
+    let mut mode = [0u8; 4];
+    match host::xattr_get(&path, true, super::security::XATTR_MODE, &mut mode) {
+        Ok(4) => match u32::from_le_bytes(mode) & libc::S_IFMT {
+            libc::S_IFIFO => libc::DT_FIFO,
+            libc::S_IFSOCK => libc::DT_SOCK,
+            libc::S_IFCHR => libc::DT_CHR,
+            libc::S_IFBLK => libc::DT_BLK,
+            libc::S_IFLNK => libc::DT_LNK,
+            libc::S_IFDIR => libc::DT_DIR,
+            _ => libc::DT_REG,
+        },
+        _ => libc::DT_REG,
     }
 }
 

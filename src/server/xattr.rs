@@ -1,12 +1,15 @@
 //! Extended attributes: Txattrwalk (read one, or list with an empty name)
-//! and Txattrcreate (set at clunk; size 0 removes).
+//! and Txattrcreate (set at clunk; size 0 with XATTR_REPLACE removes, which
+//! is what the Linux client sends for removexattr).
 //!
 //! The daemon's own `user.virtfs.*` attributes are never shown to or set by
-//! the guest; in mapped-xattr, POSIX ACLs are kept under that prefix so they
-//! do not restrict the daemon on the host.
+//! the guest. In mapped-xattr, POSIX ACLs, `trusted.*` and `security.*` are
+//! kept under that prefix, so they neither need privileges nor act on the
+//! host. Guest users other than root see no `trusted.*`, as on Linux.
 
 use std::ffi::CString;
 use std::io;
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
 use super::fid::{Fid, XattrState};
@@ -19,42 +22,78 @@ const XATTR_SIZE_MAX: u64 = 65536;
 /// Longest list (XATTR_LIST_MAX).
 const XATTR_LIST_MAX: usize = 65536;
 const ACL_PREFIX: &[u8] = b"system.posix_acl_";
+const TRUSTED_PREFIX: &[u8] = b"trusted.";
+const SECURITY_PREFIX: &[u8] = b"security.";
+
+/// The host path whose attributes a fid's xattr calls act on.
+struct Target {
+    path: CString,
+    /// l*xattr: the fid is a symlink, named through its parent directory.
+    nofollow: bool,
+    /// Keeps the parent directory (named in `path`) open.
+    _dir: Option<OwnedFd>,
+}
 
 impl Server {
-    /// The host name of a guest attribute name; EPERM-free names only.
-    fn host_xattr_name(&self, name: &[u8]) -> OpResult<CString> {
-        if name.starts_with(XATTR_PRIVATE_PREFIX) {
-            return Err(Errno(libc::EPERM));
+    fn xattr_target(&self, fid: &Fid) -> OpResult<Target> {
+        let is_host_symlink = fid.is_symlink()
+            && host::statx(fid.fd())?.stx_mode as u32 & libc::S_IFMT == libc::S_IFLNK;
+        if !is_host_symlink {
+            return Ok(Target {
+                path: host::proc_fd_path(fid.fd()),
+                nofollow: false,
+                _dir: None,
+            });
         }
-        let mapped = self.model == SecurityModel::MappedXattr && name.starts_with(ACL_PREFIX);
+        let (dir, name, _) = self.parent_of(fid)?;
+        let dir_path = host::proc_fd_path(std::os::fd::AsFd::as_fd(&dir));
+        let mut path = dir_path.into_bytes();
+        path.push(b'/');
+        path.extend_from_slice(name.as_bytes());
+        Ok(Target {
+            path: CString::new(path).map_err(|_| Errno(libc::EINVAL))?,
+            nofollow: true,
+            _dir: Some(dir),
+        })
+    }
+
+    /// Whether the host keeps this guest attribute under the private prefix.
+    fn kept_private(&self, name: &[u8]) -> bool {
+        self.model == SecurityModel::MappedXattr
+            && (name.starts_with(ACL_PREFIX)
+                || name.starts_with(TRUSTED_PREFIX)
+                || name.starts_with(SECURITY_PREFIX))
+    }
+
+    /// The host name of a guest attribute name, or None for names the
+    /// guest cannot reach (the daemon's own; trusted.* for non-root).
+    fn host_xattr_name(&self, fid: &Fid, name: &[u8]) -> OpResult<Option<CString>> {
+        if name.starts_with(XATTR_PRIVATE_PREFIX)
+            || (fid.uid != 0 && name.starts_with(TRUSTED_PREFIX))
+        {
+            return Ok(None);
+        }
         let mut host = Vec::with_capacity(XATTR_PRIVATE_PREFIX.len() + name.len());
-        if mapped {
+        if self.kept_private(name) {
             host.extend_from_slice(XATTR_PRIVATE_PREFIX);
         }
         host.extend_from_slice(name);
-        CString::new(host).map_err(|_| Errno(libc::EINVAL))
+        CString::new(host)
+            .map(Some)
+            .map_err(|_| Errno(libc::EINVAL))
     }
 
     /// The guest's name for a host attribute, or None if it is hidden.
-    fn guest_xattr_name<'a>(&self, host: &'a [u8]) -> Option<&'a [u8]> {
-        match host.strip_prefix(XATTR_PRIVATE_PREFIX) {
-            None => Some(host),
-            Some(rest)
-                if self.model == SecurityModel::MappedXattr && rest.starts_with(ACL_PREFIX) =>
-            {
-                Some(rest)
-            }
-            Some(_) => None,
+    fn guest_xattr_name<'a>(&self, fid: &Fid, host: &'a [u8]) -> Option<&'a [u8]> {
+        let name = match host.strip_prefix(XATTR_PRIVATE_PREFIX) {
+            None => host,
+            Some(rest) if self.kept_private(rest) => rest,
+            Some(_) => return None,
+        };
+        if fid.uid != 0 && name.starts_with(TRUSTED_PREFIX) {
+            return None;
         }
-    }
-
-    fn xattr_target(fid: &Fid) -> OpResult<()> {
-        // Attributes of symlinks themselves are not served (Linux keeps no
-        // user.* attributes on symlinks).
-        if fid.is_symlink() {
-            return Err(Errno(libc::EOPNOTSUPP));
-        }
-        Ok(())
+        Some(name)
     }
 
     pub(super) fn xattrwalk(&self, s: &Session, t: &protocol::Txattrwalk<'_>) -> OpResult<u64> {
@@ -62,13 +101,15 @@ impl Server {
         if t.newfid != t.fid && s.fids.get(t.newfid).is_some() {
             return Err(Errno(libc::EEXIST));
         }
-        Self::xattr_target(&fid)?;
+        let target = self.xattr_target(&fid)?;
         let value = if t.name.as_bytes().is_empty() {
-            self.list_xattrs(&fid)?
+            self.list_xattrs(&fid, &target)?
         } else {
-            let name = self.host_xattr_name(t.name.as_bytes())?;
+            let name = self
+                .host_xattr_name(&fid, t.name.as_bytes())?
+                .ok_or(Errno(libc::ENODATA))?;
             read_sized(
-                |buf| host::getxattr(fid.fd(), &name, buf),
+                |buf| host::xattr_get(&target.path, target.nofollow, &name, buf),
                 XATTR_SIZE_MAX as usize,
             )?
         };
@@ -79,11 +120,14 @@ impl Server {
         Ok(size)
     }
 
-    fn list_xattrs(&self, fid: &Fid) -> OpResult<Vec<u8>> {
-        let raw = read_sized(|buf| host::listxattr(fid.fd(), buf), XATTR_LIST_MAX)?;
+    fn list_xattrs(&self, fid: &Fid, target: &Target) -> OpResult<Vec<u8>> {
+        let raw = read_sized(
+            |buf| host::xattr_list(&target.path, target.nofollow, buf),
+            XATTR_LIST_MAX,
+        )?;
         let mut out = Vec::with_capacity(raw.len());
         for name in raw.split(|&b| b == 0).filter(|n| !n.is_empty()) {
-            if let Some(guest) = self.guest_xattr_name(name) {
+            if let Some(guest) = self.guest_xattr_name(fid, name) {
                 out.extend_from_slice(guest);
                 out.push(0);
             }
@@ -94,11 +138,12 @@ impl Server {
     pub(super) fn xattrcreate(&self, s: &Session, t: &protocol::Txattrcreate<'_>) -> OpResult<()> {
         self.check_writable()?;
         let fid = self.fid(s, t.fid)?;
-        Self::xattr_target(&fid)?;
         if t.attr_size > XATTR_SIZE_MAX {
             return Err(Errno(libc::E2BIG));
         }
-        let name = self.host_xattr_name(t.name.as_bytes())?;
+        let name = self
+            .host_xattr_name(&fid, t.name.as_bytes())?
+            .ok_or(Errno(libc::EPERM))?;
         let mut state = fid.xattr_state();
         if state.is_some() || fid.open.get().is_some() {
             return Err(Errno(libc::EBADF));
@@ -123,14 +168,36 @@ impl Server {
         else {
             return Ok(());
         };
-        if value.is_empty() {
-            return Ok(host::removexattr(fid.fd(), &name)?);
+        let target = self.xattr_target(fid)?;
+        if value.is_empty() && flags & libc::XATTR_REPLACE != 0 {
+            return match host::xattr_remove(&target.path, target.nofollow, &name) {
+                // Removing an ACL the file does not have is success, as
+                // the host filesystems answer (the client sends this when
+                // an ACL says no more than the mode).
+                Err(e) if e.raw_os_error() == Some(libc::ENODATA) && is_acl(name.as_bytes()) => {
+                    Ok(())
+                }
+                other => Ok(other?),
+            };
         }
         if written != value.len() {
             return Err(Errno(libc::EINVAL)); // fewer bytes written than announced
         }
-        Ok(host::setxattr(fid.fd(), &name, &value, flags)?)
+        Ok(host::xattr_set(
+            &target.path,
+            target.nofollow,
+            &name,
+            &value,
+            flags,
+        )?)
     }
+}
+
+fn is_acl(host_name: &[u8]) -> bool {
+    let name = host_name
+        .strip_prefix(XATTR_PRIVATE_PREFIX)
+        .unwrap_or(host_name);
+    name.starts_with(ACL_PREFIX)
 }
 
 /// Reads a variable-size value: asks for its size, then reads it, retrying

@@ -1,22 +1,30 @@
 //! The vhost-user backend of the virtio-9p device: features, config space
 //! (the mount tag), and the request queue.
+//!
+//! The queue thread (the framework's epoll thread) pops descriptor chains.
+//! With a worker pool it only reads each request's header and hands the
+//! chain to the pool (see `pool.rs`): a worker views the chain, serves the
+//! request, writes the reply and returns the chain to the used ring, in
+//! whatever order requests finish. Without one it serves each request
+//! itself before popping the next.
 
 use std::io;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use log::{debug, warn};
 use vhost::vhost_user::message::{VhostUserProtocolFeatures, VhostUserVirtioFeatures};
 use vhost_user_backend::{VhostUserBackend, VringRwLock, VringT};
 use virtio_bindings::virtio_config::VIRTIO_F_VERSION_1;
 use virtio_bindings::virtio_ring::{VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC};
-use virtio_queue::QueueT;
+use virtio_queue::{DescriptorChain, QueueT};
 use vm_memory::{GuestAddressSpace, GuestMemoryAtomic, GuestMemoryMmap};
 use vmm_sys_util::epoll::EventSet;
 use vmm_sys_util::event::{
     new_event_consumer_and_notifier, EventConsumer, EventFlag, EventNotifier,
 };
 
-use super::chain::ChainView;
+use super::chain::{self, ChainView, Peek};
+use super::pool::{Pool, Request};
 use crate::protocol::{self, DecodeError, Header, Tmessage};
 use crate::server::{self, Server, Session, MAX_MSIZE};
 
@@ -30,36 +38,122 @@ pub const MAX_QUEUE_SIZE: usize = 1024;
 /// vhost-user config at 256 bytes).
 pub const MAX_TAG_LEN: usize = 255;
 
-/// Per-worker buffers, reused across requests.
+/// Descriptors per chain a worker's buffers hold before they grow (the
+/// Linux client uses at most 128 scatter-gather entries per request).
+const CHAIN_CAPACITY: usize = 512;
+
+/// The default `--thread-pool-size`: one worker per CPU, at least 2.
+pub fn default_thread_pool_size() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().max(2))
+}
+
+/// Per-worker buffers, reused across requests: once a worker has its
+/// buffers, serving a Tread or Twrite allocates nothing.
 struct Worker {
     chain: ChainView,
     request: Vec<u8>,
     reply: Vec<u8>,
 }
 
-pub struct P9Backend {
+impl Worker {
+    fn new() -> Worker {
+        Worker {
+            chain: ChainView::with_capacity(CHAIN_CAPACITY),
+            request: Vec::with_capacity(4096),
+            reply: Vec::with_capacity(8192),
+        }
+    }
+}
+
+/// Chains the queue thread pops under one hold of the vring lock and
+/// hands to the pool at once.
+const BATCH: usize = 64;
+
+/// The queue thread's state.
+struct QueueThread {
+    /// Its buffers, when it serves requests itself.
+    worker: Worker,
+    /// Chains popped, on their way to the pool.
+    batch: Vec<DescriptorChain<Memory>>,
+}
+
+/// Guest memory as a request holds it: the mapping stays valid while a
+/// worker uses it, even if the VMM replaces the memory table meanwhile.
+type Memory = Arc<GuestMemoryMmap>;
+
+/// A request on its way from the queue thread to a worker.
+struct Job {
+    vring: VringRwLock,
+    chain: DescriptorChain<Memory>,
+    peek: Option<Peek>,
+}
+
+impl Request for Job {
+    fn tag(&self) -> Option<u16> {
+        self.peek.map(|p| p.tag)
+    }
+
+    fn flushes(&self) -> Option<u16> {
+        self.peek.and_then(|p| p.oldtag)
+    }
+}
+
+/// What the queue thread and the workers share: the server and the one
+/// session of the device.
+struct Core {
     server: Arc<Server>,
     session: Session,
+}
+
+pub struct P9Backend {
+    core: Arc<Core>,
     tag: Vec<u8>,
     mem: Mutex<Option<GuestMemoryAtomic<GuestMemoryMmap>>>,
     event_idx: Mutex<bool>,
-    worker: Mutex<Worker>,
+    /// Held by the queue thread while it processes the queue.
+    queue_thread: Mutex<QueueThread>,
+    pool: Option<Pool<Job>>,
 }
 
 impl P9Backend {
+    /// A backend that serves every request on the queue thread.
     pub fn new(server: Arc<Server>, tag: &str) -> Self {
         P9Backend {
-            server,
-            session: Session::new(),
+            core: Arc::new(Core {
+                server,
+                session: Session::new(),
+            }),
             tag: tag.as_bytes().to_vec(),
             mem: Mutex::new(None),
             event_idx: Mutex::new(false),
-            worker: Mutex::new(Worker {
-                chain: ChainView::new(),
-                request: Vec::new(),
-                reply: Vec::new(),
+            queue_thread: Mutex::new(QueueThread {
+                worker: Worker::new(),
+                batch: Vec::new(),
             }),
+            pool: None,
         }
+    }
+
+    /// A backend that serves requests on `threads` worker threads (0 or 1:
+    /// on the queue thread, like [`P9Backend::new`]).
+    pub fn with_thread_pool(server: Arc<Server>, tag: &str, threads: usize) -> io::Result<Self> {
+        let mut backend = Self::new(server, tag);
+        if threads >= 2 {
+            let core = Arc::clone(&backend.core);
+            backend.queue_thread().batch.reserve(BATCH);
+            backend.pool = Some(Pool::new(
+                threads,
+                MAX_QUEUE_SIZE,
+                Worker::new,
+                move |worker: &mut Worker, job: Job| core.complete(worker, &job.vring, &job.chain),
+            )?);
+        }
+        Ok(backend)
+    }
+
+    /// Worker threads serving requests (0: the queue thread serves them).
+    pub fn thread_pool_size(&self) -> usize {
+        self.pool.as_ref().map_or(0, Pool::threads)
     }
 
     /// The device's config space: `le16 tag_len` then the tag.
@@ -69,36 +163,53 @@ impl P9Backend {
         config
     }
 
-    /// Pops and serves every available request of the queue.
+    fn queue_thread(&self) -> MutexGuard<'_, QueueThread> {
+        self.queue_thread.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Pops every available request of the queue and serves it or hands it
+    /// to the pool.
     fn process_queue(&self, vring: &VringRwLock) -> io::Result<()> {
         let Some(atomic) = self.mem.lock().unwrap_or_else(|e| e.into_inner()).clone() else {
             return Ok(());
         };
-        let mem = atomic.memory();
-        let mut worker = self.worker.lock().unwrap_or_else(|e| e.into_inner());
+        let mem: Memory = atomic.memory().into_inner();
+        let mut queue_thread = self.queue_thread();
+        let QueueThread { worker, batch } = &mut *queue_thread;
         loop {
             vring.disable_notification().map_err(io::Error::other)?;
             loop {
-                let chain = vring
-                    .get_mut()
-                    .get_queue_mut()
-                    .pop_descriptor_chain(mem.clone());
-                let Some(chain) = chain else { break };
-                let head = chain.head_index();
-                let used = match worker.chain.load(chain, &mem) {
-                    Ok(()) => self.serve(&mut worker),
-                    Err(e) => {
-                        warn!("dropping a bad descriptor chain: {e:?}");
-                        0
+                let ready = {
+                    let mut state = vring.get_mut();
+                    let queue = state.get_queue_mut();
+                    // Not ready: stopped (GET_VRING_BASE); the rest waits.
+                    let ready = queue.ready();
+                    let max = if self.pool.is_some() { BATCH } else { 1 };
+                    while ready && batch.len() < max {
+                        match queue.pop_descriptor_chain(Arc::clone(&mem)) {
+                            Some(chain) => batch.push(chain),
+                            None => break,
+                        }
                     }
+                    ready
                 };
-                if let Err(e) = vring.add_used(head, used) {
-                    // A head the guest made up: nothing to return it to.
-                    warn!("cannot return descriptor chain {head}: {e}");
-                    continue;
+                if batch.is_empty() {
+                    if !ready {
+                        return Ok(());
+                    }
+                    break;
                 }
-                if vring.needs_notification().map_err(io::Error::other)? {
-                    vring.signal_used_queue()?;
+                match &self.pool {
+                    Some(pool) => pool.submit(batch.drain(..).map(|chain| Job {
+                        vring: vring.clone(),
+                        peek: chain::peek(&chain),
+                        chain,
+                    })),
+                    None => {
+                        for chain in batch.drain(..) {
+                            self.core.complete(worker, vring, &chain);
+                        }
+                    }
                 }
             }
             if !vring.enable_notification().map_err(io::Error::other)? {
@@ -106,6 +217,41 @@ impl P9Backend {
             }
         }
         Ok(())
+    }
+}
+
+impl Core {
+    /// Serves the request in `chain` and returns the chain to the guest,
+    /// signalling it if it asked to be.
+    fn complete(&self, worker: &mut Worker, vring: &VringRwLock, chain: &DescriptorChain<Memory>) {
+        let head = chain.head_index();
+        let used = match worker.chain.load(chain) {
+            Ok(()) => self.serve(worker),
+            Err(e) => {
+                warn!("dropping a bad descriptor chain: {e:?}");
+                0
+            }
+        };
+        // The vring lock is held only to publish the used element and
+        // decide on the interrupt.
+        let notify = {
+            let mut state = vring.get_mut();
+            if let Err(e) = state.add_used(head, used) {
+                // A head the guest made up: nothing to return it to.
+                warn!("cannot return descriptor chain {head}: {e}");
+                return;
+            }
+            state.needs_notification()
+        };
+        let notify = notify.unwrap_or_else(|e| {
+            warn!("cannot read the used event index: {e}");
+            true
+        });
+        if notify {
+            if let Err(e) = vring.signal_used_queue() {
+                warn!("cannot signal the used queue: {e}");
+            }
+        }
     }
 
     /// Serves the request in the loaded chain; returns the bytes written to
@@ -228,6 +374,18 @@ impl VhostUserBackend for P9Backend {
         // The framework signals it to stop the queue thread when the VMM
         // disconnects; without one, shutting down would wait forever.
         new_event_consumer_and_notifier(EventFlag::NONBLOCK | EventFlag::CLOEXEC).ok()
+    }
+
+    fn stop_vring(&self, _queue_index: u32) -> io::Result<()> {
+        // The queue is marked not ready: once the queue thread is done with
+        // its current pass it pops nothing more. Then wait for the requests
+        // it handed out, so the used ring is complete when the VMM reads
+        // where the queue stopped.
+        drop(self.queue_thread());
+        if let Some(pool) = &self.pool {
+            pool.drain();
+        }
+        Ok(())
     }
 
     fn update_memory(&self, mem: GuestMemoryAtomic<GuestMemoryMmap>) -> io::Result<()> {

@@ -4,11 +4,13 @@
 //! small headers.
 
 use std::io;
+use std::ops::Deref;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 use virtio_queue::DescriptorChain;
-use vm_memory::{GuestAddress, GuestMemory, GuestMemoryMmap, Permissions, VolatileSlice};
+use vm_memory::{Bytes, GuestAddress, GuestMemory, GuestMemoryMmap, Permissions, VolatileSlice};
 
+use crate::protocol;
 use crate::server::{ReadSink, WriteSource};
 
 /// Most iovecs one preadv/pwritev takes.
@@ -43,7 +45,8 @@ pub struct ChainView {
 }
 
 // SAFETY: the raw pointers are only used by the worker owning the view, and
-// only while it holds the guest memory guard they were taken under.
+// only while it holds the chain (and with it the guest memory) they were
+// taken from.
 unsafe impl Send for ChainView {}
 
 impl ChainView {
@@ -51,24 +54,33 @@ impl ChainView {
         Self::default()
     }
 
-    /// Splits `chain` into readable and writable pieces of `mem`.
+    /// A view with room for chains of up to `descriptors` pieces each way
+    /// before it grows (the Linux client uses at most 128 per request).
+    pub fn with_capacity(descriptors: usize) -> Self {
+        ChainView {
+            readable: Vec::with_capacity(descriptors),
+            writable: Vec::with_capacity(descriptors),
+            read_iov: Vec::with_capacity(descriptors),
+            write_iov: Vec::with_capacity(descriptors),
+            ..Self::default()
+        }
+    }
+
+    /// Splits `chain` into readable and writable pieces of its memory.
     ///
-    /// The pointers stay valid while the caller keeps `mem` borrowed: the
-    /// caller serves the request before releasing its memory guard.
-    pub fn load<M>(
-        &mut self,
-        chain: DescriptorChain<M>,
-        mem: &GuestMemoryMmap,
-    ) -> Result<(), ChainError>
+    /// The pointers stay valid while the caller keeps `chain` (which holds
+    /// the guest memory) alive: the caller serves the request and returns
+    /// the chain to the used ring before dropping it.
+    pub fn load<M>(&mut self, chain: &DescriptorChain<M>) -> Result<(), ChainError>
     where
-        M: std::ops::Deref,
-        M::Target: GuestMemory,
+        M: Deref<Target = GuestMemoryMmap> + Clone,
     {
         self.readable.clear();
         self.writable.clear();
         self.readable_len = 0;
         self.writable_len = 0;
-        for desc in chain {
+        let mem = chain.memory();
+        for desc in chain.clone() {
             let writable = desc.is_write_only();
             if !writable && !self.writable.is_empty() {
                 return Err(ChainError::Order);
@@ -141,6 +153,48 @@ impl ChainView {
             },
         )
     }
+}
+
+/// What the queue thread reads of a request before handing it to a worker:
+/// enough to track its tag and, for a Tflush, the tag it flushes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peek {
+    pub msg_type: u8,
+    pub tag: u16,
+    /// For a Tflush: `oldtag`.
+    pub oldtag: Option<u16>,
+}
+
+/// Reads the 9P header (and a Tflush's oldtag) at the start of the chain's
+/// readable descriptors; None if there is no whole header there.
+pub fn peek<M>(chain: &DescriptorChain<M>) -> Option<Peek>
+where
+    M: Deref<Target = GuestMemoryMmap> + Clone,
+{
+    let mut buf = [0u8; protocol::HEADER_SIZE + 2];
+    let mut got = 0;
+    for desc in chain.clone() {
+        if desc.is_write_only() || got == buf.len() {
+            break;
+        }
+        let n = (desc.len() as usize).min(buf.len() - got);
+        chain
+            .memory()
+            .read_slice(&mut buf[got..got + n], GuestAddress(desc.addr().0))
+            .ok()?;
+        got += n;
+    }
+    if got < protocol::HEADER_SIZE {
+        return None;
+    }
+    let msg_type = buf[4];
+    let oldtag = (msg_type == protocol::Tflush::TYPE && got == buf.len())
+        .then(|| u16::from_le_bytes([buf[7], buf[8]]));
+    Some(Peek {
+        msg_type,
+        tag: u16::from_le_bytes([buf[5], buf[6]]),
+        oldtag,
+    })
 }
 
 /// Iterates the pieces covering `offset..`, with how far into the first to start.

@@ -2,5 +2,6 @@
 
 pub mod backend;
 pub mod chain;
+mod pool;
 
-pub use backend::{P9Backend, MAX_TAG_LEN};
+pub use backend::{default_thread_pool_size, P9Backend, MAX_TAG_LEN};

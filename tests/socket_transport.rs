@@ -1,0 +1,227 @@
+//! The socket transports (`--listen unix:PATH`, `--listen tcp:HOST:PORT`)
+//! through the real daemon: independent sessions per connection, data both
+//! ways, resources released when a client goes away.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use vhost_user_9p::protocol::*;
+
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Daemon {
+    fn start(share: &Path, listen: &[&str]) -> Daemon {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vhost-user-9p"));
+        cmd.arg("--shared-dir")
+            .arg(share)
+            .args(["--log-level", "warn"]);
+        for l in listen {
+            cmd.arg("--listen").arg(l);
+        }
+        Daemon(cmd.stdin(Stdio::null()).spawn().expect("start the daemon"))
+    }
+
+    fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.0.id()))
+            .unwrap()
+            .count()
+    }
+}
+
+fn wait_for<T>(mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A minimal 9P2000.L client over any stream.
+struct Client<S: Read + Write> {
+    stream: S,
+    buf: Vec<u8>,
+}
+
+impl<S: Read + Write> Client<S> {
+    fn new(stream: S) -> Self {
+        Client {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Sends a request (with `data` after its fixed fields) and returns the reply frame.
+    fn rpc(&mut self, msg: Tmessage<'_>, data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        msg.encode(7, &mut out);
+        out.extend_from_slice(data);
+        patch_size(&mut out, 0);
+        self.stream.write_all(&out).unwrap();
+        let mut size = [0u8; 4];
+        self.stream.read_exact(&mut size).unwrap();
+        self.buf = size.to_vec();
+        self.buf.resize(u32::from_le_bytes(size) as usize, 0);
+        self.stream.read_exact(&mut self.buf[4..]).unwrap();
+        assert_eq!(Header::parse(&self.buf).unwrap().tag, 7);
+        self.buf.clone()
+    }
+
+    fn ok(&mut self, msg: Tmessage<'_>, data: &[u8]) -> Vec<u8> {
+        let frame = self.rpc(msg, data);
+        if let Ok((_, Rmessage::Lerror(e))) = decode_rmessage(&frame) {
+            panic!("{msg:?}: Rlerror {}", e.ecode);
+        }
+        frame
+    }
+
+    fn attach(&mut self, fid: u32) {
+        self.ok(
+            Tmessage::Version(Tversion {
+                msize: 65536,
+                version: "9P2000.L".into(),
+            }),
+            &[],
+        );
+        self.ok(
+            Tmessage::Attach(Tattach {
+                fid,
+                afid: NOFID,
+                uname: "u".into(),
+                aname: "".into(),
+                n_uname: 0,
+            }),
+            &[],
+        );
+    }
+
+    fn open(&mut self, root: u32, fid: u32, name: &str, flags: u32) {
+        let names = [Str::from(name)];
+        self.ok(
+            Tmessage::Walk(Twalk {
+                fid: root,
+                newfid: fid,
+                names: WalkList::from_slice(&names).unwrap(),
+            }),
+            &[],
+        );
+        self.ok(Tmessage::Lopen(Tlopen { fid, flags }), &[]);
+    }
+
+    fn read(&mut self, fid: u32) -> Vec<u8> {
+        let frame = self.ok(
+            Tmessage::Read(Tread {
+                fid,
+                offset: 0,
+                count: 60000,
+            }),
+            &[],
+        );
+        frame[RREAD_HEADER_SIZE..].to_vec()
+    }
+}
+
+#[test]
+fn unix_and_tcp_sessions_are_independent() {
+    let share = tempfile::tempdir().unwrap();
+    let sock_dir = tempfile::tempdir().unwrap();
+    std::fs::write(share.path().join("a.txt"), "alpha").unwrap();
+    let sock = sock_dir.path().join("9p.sock");
+    // Find a free loopback port.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let daemon = Daemon::start(
+        share.path(),
+        &[&format!("unix:{}", sock.display()), &format!("tcp:{port}")],
+    );
+    let unix = wait_for(|| UnixStream::connect(&sock).ok());
+    let tcp = wait_for(|| TcpStream::connect(("127.0.0.1", port)).ok());
+    let mut u = Client::new(unix);
+    let mut t = Client::new(tcp);
+    // The same fid numbers in both sessions name different things.
+    u.attach(1);
+    t.attach(1);
+    u.open(1, 2, "a.txt", 0);
+    t.ok(
+        Tmessage::Walk(Twalk {
+            fid: 1,
+            newfid: 2,
+            names: WalkList::new(),
+        }),
+        &[],
+    );
+    t.ok(
+        Tmessage::Lcreate(Tlcreate {
+            fid: 2,
+            name: "new.txt".into(),
+            flags: 2,
+            mode: 0o644,
+            gid: 0,
+        }),
+        &[],
+    );
+    t.ok(
+        Tmessage::Write(Twrite {
+            fid: 2,
+            offset: 0,
+            count: 5,
+        }),
+        b"tcp!!",
+    );
+    assert_eq!(u.read(2), b"alpha");
+    assert_eq!(t.read(2), b"tcp!!");
+    assert_eq!(
+        std::fs::read_to_string(share.path().join("new.txt")).unwrap(),
+        "tcp!!"
+    );
+    // A large read crosses several socket reads.
+    std::fs::write(share.path().join("big"), vec![b'x'; 50_000]).unwrap();
+    u.open(1, 3, "big", 0);
+    assert_eq!(u.read(3).len(), 50_000);
+
+    // A client that goes away mid-session frees what it held.
+    let before_close = daemon.open_fds();
+    drop(u);
+    wait_for(|| (daemon.open_fds() < before_close - 2).then_some(()));
+    // The other session is unaffected.
+    assert_eq!(t.read(2), b"tcp!!");
+}
+
+#[test]
+fn bad_listen_addresses_are_refused_in_one_line() {
+    let share = tempfile::tempdir().unwrap();
+    for bad in ["udp:1", "tcp:host", "unix:"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_vhost-user-9p"))
+            .arg("--shared-dir")
+            .arg(share.path())
+            .args(["--listen", bad])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{bad}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--listen"), "{bad}: {err}");
+    }
+    // Neither a vhost-user socket nor a listener: nothing to serve.
+    let out = Command::new(env!("CARGO_BIN_EXE_vhost-user-9p"))
+        .arg("--shared-dir")
+        .arg(share.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
