@@ -535,3 +535,132 @@ fn create_mode_0000_rdwr_works() {
         0
     );
 }
+
+/// Two filesystems under the share hand out the same inode numbers; their
+/// qids must still differ. (Mounts two tmpfs: needs root, as CI runs.)
+#[test]
+fn qid_paths_unique_across_filesystems() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut mounted = Vec::new();
+    for name in ["m", "n"] {
+        let point = dir.path().join(name);
+        fs::create_dir(&point).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+            .arg(&point)
+            .status()
+            .expect("run mount");
+        assert!(
+            status.success(),
+            "mount tmpfs on {} (the test needs root)",
+            point.display()
+        );
+        mounted.push(point.clone());
+        fs::write(point.join("a"), name).unwrap();
+    }
+    let ino = |p: &Path| fs::metadata(p).unwrap().ino();
+    let same_ino = ino(&dir.path().join("m/a")) == ino(&dir.path().join("n/a"));
+    let mut c = Client::new(dir.path(), SecurityModel::Passthrough, IdMap::default());
+    c.walk(ROOT, 2, &["m", "a"]).ok();
+    c.walk(ROOT, 3, &["n", "a"]).ok();
+    let (q2, q3) = (c.getattr(2).qid, c.getattr(3).qid);
+    drop(c);
+    for point in mounted {
+        let _ = std::process::Command::new("umount").arg(&point).status();
+    }
+    assert!(same_ino, "both tmpfs should number their first file alike");
+    assert_ne!(q2.path, q3.path, "qid.path collides across filesystems");
+}
+
+/// Reads a whole directory with Treaddir, resuming from each last cookie;
+/// `between` runs after every reply (to change the directory meanwhile).
+fn readdir_all(c: &mut Client, fid: u32, mut between: impl FnMut(usize)) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut offset = 0u64;
+    for round in 0.. {
+        let r = c
+            .call(Tmessage::Readdir(Treaddir {
+                fid,
+                offset,
+                count: 32 * 1024,
+            }))
+            .ok();
+        let Rmessage::Readdir(rd) = r.msg() else {
+            panic!("not Rreaddir")
+        };
+        let mut d = Decoder::new(rd.data.0);
+        if d.remaining() == 0 {
+            break;
+        }
+        while d.remaining() > 0 {
+            let _qid: Qid = d.decode().unwrap();
+            offset = d.decode::<u64>().unwrap();
+            let _ty: u8 = d.decode().unwrap();
+            let name: Str = d.decode().unwrap();
+            names.push(String::from_utf8_lossy(name.as_bytes()).into_owned());
+        }
+        between(round);
+    }
+    names
+}
+
+#[test]
+fn readdir_100000_entries_and_while_changing() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big");
+    fs::create_dir(&big).unwrap();
+    for i in 0..100_000 {
+        fs::File::create(big.join(format!("f{i:06}"))).unwrap();
+    }
+    let mut c = Client::new(dir.path(), SecurityModel::Passthrough, IdMap::default());
+    c.walk(ROOT, 2, &["big"]).ok();
+    c.call(Tmessage::Lopen(Tlopen {
+        fid: 2,
+        flags: 0o200000,
+    }))
+    .ok();
+    let mut names = readdir_all(&mut c, 2, |_| {});
+    names.retain(|n| n != "." && n != "..");
+    let total = names.len();
+    names.sort();
+    names.dedup();
+    assert_eq!(
+        (total, names.len()),
+        (100_000, 100_000),
+        "every entry exactly once"
+    );
+
+    // While entries come and go: those present throughout appear once each.
+    let churn = dir.path().join("churn");
+    fs::create_dir(&churn).unwrap();
+    for i in 0..5_000 {
+        fs::File::create(churn.join(format!("keep{i:05}"))).unwrap();
+        fs::File::create(churn.join(format!("gone{i:05}"))).unwrap();
+    }
+    c.walk(ROOT, 3, &["churn"]).ok();
+    c.call(Tmessage::Lopen(Tlopen {
+        fid: 3,
+        flags: 0o200000,
+    }))
+    .ok();
+    let seen = readdir_all(&mut c, 3, |round| {
+        for i in round * 400..(round + 1) * 400 {
+            let _ = fs::remove_file(churn.join(format!("gone{i:05}")));
+            fs::File::create(churn.join(format!("new{round:03}-{i:05}"))).unwrap();
+        }
+    });
+    let mut keep: Vec<&String> = seen.iter().filter(|n| n.starts_with("keep")).collect();
+    let listed = keep.len();
+    keep.sort();
+    keep.dedup();
+    assert_eq!(
+        (listed, keep.len()),
+        (5_000, 5_000),
+        "kept entries: all, once"
+    );
+    let mut all = seen.clone();
+    all.sort();
+    let n = all.len();
+    all.dedup();
+    assert_eq!(n, all.len(), "no entry twice");
+}
