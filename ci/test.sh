@@ -16,6 +16,12 @@ cargo fmt --check
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
 
+step "test peers (diod's 9P clients)"
+if ! command -v diodls >/dev/null && ! [ -x /usr/sbin/diodls ]; then
+	apt-get install -y diod >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y diod >/dev/null; }
+fi
+echo "diod: $(dpkg-query -W -f '${Version}' diod)"
+
 step "VM rig (vm-images/build.sh)"
 bash vm-images/build.sh
 

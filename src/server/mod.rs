@@ -183,7 +183,9 @@ impl Server {
                     version: Str(version),
                 })
             }
-            Tmessage::Auth(_) => return Err(Errno(libc::EOPNOTSUPP)),
+            // No authentication: ENOENT is how 9P2000.L servers (diod) say
+            // "not required", and what its clients expect.
+            Tmessage::Auth(_) => return Err(Errno(libc::ENOENT)),
             Tmessage::Attach(t) => Rmessage::Attach(Rattach {
                 qid: self.attach(s, &t)?,
             }),

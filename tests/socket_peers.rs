@@ -1,0 +1,75 @@
+//! Independent 9P2000.L clients against `--listen unix:PATH`: diod's
+//! `diodls` and `diodcat` (Debian package diod, which ci/test.sh installs).
+//! A missing diod is a failure, not a skip.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn run(tool: &str, args: &[&str]) -> String {
+    let path = ["/usr/sbin", "/usr/bin"]
+        .iter()
+        .map(|d| Path::new(d).join(tool))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| panic!("{tool} not installed (apt-get install diod; ci/test.sh does)"));
+    let out = Command::new(path).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{tool} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn diod_clients_list_and_read_the_share() {
+    let share = tempfile::tempdir().unwrap();
+    let sock_dir = tempfile::tempdir().unwrap();
+    std::fs::write(share.path().join("hello.txt"), "hello from the share\n").unwrap();
+    std::fs::create_dir(share.path().join("sub")).unwrap();
+    std::fs::write(share.path().join("sub/inner"), "").unwrap();
+    let sock = sock_dir.path().join("9p.sock");
+    let sock_arg = format!("unix:{}", sock.display());
+    let daemon = Daemon(
+        Command::new(env!("CARGO_BIN_EXE_vhost-user-9p"))
+            .arg("--shared-dir")
+            .arg(share.path())
+            .args(["--listen", &sock_arg, "--log-level", "warn"])
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !sock.exists() {
+        assert!(Instant::now() < deadline, "no socket");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let s = sock.to_str().unwrap();
+    let mut listing: Vec<String> = run("diodls", &["-s", s, "-a", "/", "/"])
+        .lines()
+        .map(String::from)
+        .collect();
+    listing.sort();
+    assert_eq!(listing, ["hello.txt", "sub"]);
+    assert_eq!(run("diodls", &["-s", s, "-a", "/", "/sub"]).trim(), "inner");
+    let long = run("diodls", &["-s", s, "-a", "/", "-l", "/"]);
+    assert!(
+        long.lines()
+            .any(|l| l.contains("21") && l.ends_with("hello.txt")),
+        "{long}"
+    );
+    assert_eq!(
+        run("diodcat", &["-s", s, "-a", "/", "hello.txt"]),
+        "hello from the share\n"
+    );
+    drop(daemon);
+}
