@@ -5,6 +5,8 @@
 #   $CACHE/guest/vmlinux            bookworm 6.1 amd64 kernel, uncompressed ELF (PVH boot)
 #   $CACHE/guest/initrd.gz          busybox-static + 9p/virtio modules + guest tools (including
 #                                   tests/posix-suite as posix-suite) + /init
+#   $CACHE/guest-6.12/{vmlinux,initrd.gz}  optional (--kernel 6.12): trixie 6.12 amd64 kernel and
+#                                   its own initramfs (same /init, busybox, tools and modules)
 # CACHE = ${VU9P_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vhost-user-9p}
 #
 # Each step is keyed by a hash of its own code and inputs (stamps in $CACHE/stamps),
@@ -15,20 +17,32 @@ set -euo pipefail
 
 usage() {
 	cat <<EOF
-usage: $0 [--refresh] [--print-cache-dir] [-h|--help]
+usage: $0 [--refresh] [--kernel 6.12] [--print-cache-dir] [-h|--help]
 
 Builds the cached QEMU, virtiofsd, guest kernel and initramfs used by runvm.py.
   --refresh          re-read the Debian archive (apt-get update in the private
                      apt configs) and pick up newer QEMU/kernel/busybox packages
+  --kernel 6.12      also build the optional trixie 6.12 guest (\$CACHE/guest-6.12;
+                     runvm.py --kernel 6.12); the bookworm 6.1 guest is always built
   --print-cache-dir  print the cache directory and exit
 Environment: VU9P_CACHE (cache directory), XDG_CACHE_HOME.
 EOF
 }
 
 REFRESH=0
-for arg in "$@"; do
+KERNEL_612=0
+while (($#)); do
+	arg=$1; shift
 	case "$arg" in
 	--refresh) REFRESH=1 ;;
+	--kernel | --kernel=*)
+		if [[ $arg == --kernel ]]; then (($#)) || { usage >&2; exit 2; }; arg=$1; shift; else arg=${arg#--kernel=}; fi
+		case "$arg" in
+		6.1) ;;
+		6.12) KERNEL_612=1 ;;
+		*) echo "$0: unknown guest kernel '$arg' (6.1 or 6.12)" >&2; exit 2 ;;
+		esac
+		;;
 	--print-cache-dir) echo "${VU9P_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vhost-user-9p}"; exit 0 ;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; exit 2 ;;
@@ -326,18 +340,24 @@ extract_vmlinux() {
 # ko_deps FILE: the modules FILE depends on (from its .modinfo "depends=").
 ko_deps() { tr '\0' '\n' <"$1" | sed -n 's/^depends=//p' | head -n1 | tr ',' ' '; }
 
+# kernel_build DEB DEST MODULE...: DEST/vmlinux, DEST/kernel/{kernel-version,modules/} from a
+# linux-image .deb, with MODULE... and their dependencies (compressed modules are decompressed).
 kernel_build() {
-	local deb work="$CACHE/guest/kernel.tmp"
-	deb="$CACHE/apt/bookworm/archives/$(grep '^linux-image' "$CACHE/guest-debs.txt")"
+	local deb=$1 dest=$2; shift 2
+	local wanted=("$@") work="$dest/kernel.tmp"
 	[[ -f $deb ]] || die "missing $deb (run with --refresh)"
+	mkdir -p "$dest"
 	log "extracting the guest kernel and modules..."
 	rm -rf "$work"
 	mkdir -p "$work/x" "$work/out/modules"
-	dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$work/x" --wildcards './boot/vmlinuz-*' './lib/modules/*'
+	# (modules in /lib/modules, or /usr/lib/modules in merged-/usr packages such as trixie's)
+	dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$work/x" --wildcards './boot/vmlinuz-*' './*lib/modules/*'
 	local vmlinuz kver mdir
 	vmlinuz="$(ls "$work"/x/boot/vmlinuz-*)"
 	kver="${vmlinuz##*/vmlinuz-}"
 	mdir="$work/x/lib/modules/$kver"
+	[[ -d $mdir ]] || mdir="$work/x/usr/lib/modules/$kver"
+	[[ -d $mdir ]] || die "no modules for $kver in $deb"
 	extract_vmlinux "$vmlinuz" "$work/out/vmlinux"
 	echo "$kver" >"$work/out/kernel-version"
 
@@ -369,12 +389,12 @@ kernel_build() {
 		order+=("$m.ko")
 	}
 	local m
-	for m in "${GUEST_MODULES[@]}"; do visit "$m"; done
+	for m in "${wanted[@]}"; do visit "$m"; done
 	printf '%s\n' "${order[@]}" >"$work/out/modules/order"
-	rm -rf "$CACHE/guest/kernel"
-	mv "$work/out" "$CACHE/guest/kernel"
+	rm -rf "$dest/kernel"
+	mv "$work/out" "$dest/kernel"
 	rm -rf "$work"
-	mv "$CACHE/guest/kernel/vmlinux" "$CACHE/guest/vmlinux"
+	mv "$dest/kernel/vmlinux" "$dest/vmlinux"
 	log "guest kernel $kver, modules: ${order[*]}"
 }
 
@@ -401,13 +421,60 @@ step_guest_kernel() {
 	fi
 	k="$(key_of kernel_build extract_vmlinux ko_deps -- "${GUEST_MODULES[@]}" "$(grep '^linux-image' "$CACHE/guest-debs.txt")")"
 	if ! stamp_ok kernel "$k" || [[ ! -f "$CACHE/guest/vmlinux" ]]; then
-		kernel_build
+		kernel_build "$CACHE/apt/bookworm/archives/$(grep '^linux-image' "$CACHE/guest-debs.txt")" \
+			"$CACHE/guest" "${GUEST_MODULES[@]}"
 		stamp_set kernel "$k"
 	fi
 	k="$(key_of busybox_unpack -- "$(grep '^busybox' "$CACHE/guest-debs.txt")")"
 	if ! stamp_ok busybox "$k" || [[ ! -x "$CACHE/bin/busybox" ]]; then
 		busybox_unpack
 		stamp_set busybox "$k"
+	fi
+}
+
+# ---------------------------------------------------------------- optional 6.12 guest kernel
+# Debian trixie's 6.12 kernel (has cache=readahead, new in 6.6), from the private trixie apt
+# config shared with QEMU. Same modules as 6.1, except fscache: since 6.8 FS-Cache is part of
+# the netfs module (CONFIG_FSCACHE is a bool option of netfs), so there is no fscache.ko.
+GUEST_MODULES_612=(virtio_ring virtio_pci_modern_dev virtio_pci_legacy_dev virtio virtio_pci
+	9pnet 9pnet_virtio netfs 9p)
+
+guest612_fetch() {
+	apt_setup trixie "trixie trixie-backports"
+	apt_update trixie "$([[ $REFRESH == 1 ]] && echo force)"
+	local kpkg pick='s/^ *Depends: \(linux-image-6\.12\.[^ ]*-amd64\)$/\1/p'
+	kpkg="$(papt trixie apt-cache depends -t trixie linux-image-amd64 2>/dev/null | sed -n "$pick" | head -n1)"
+	if [[ -z $kpkg ]]; then
+		apt_update trixie force
+		kpkg="$(papt trixie apt-cache depends -t trixie linux-image-amd64 2>/dev/null | sed -n "$pick" | head -n1)"
+	fi
+	[[ -n $kpkg ]] || die "no linux-image-6.12.*-amd64 package found in trixie"
+	log "fetching the 6.12 guest kernel ($kpkg, trixie)..."
+	local uris archives="$CACHE/apt/trixie/archives" f
+	if ! uris="$(papt trixie apt-get download -qq --print-uris "$kpkg")"; then
+		apt_update trixie force
+		uris="$(papt trixie apt-get download -qq --print-uris "$kpkg")" || die "could not resolve $kpkg"
+	fi
+	f="$(awk '{print $2}' <<<"$uris")"
+	[[ $f == linux-image-6.12.*.deb ]] || die "unexpected package file for $kpkg: $f"
+	# (apt-get download keeps an already downloaded file whose checksum matches)
+	(cd "$archives" && papt trixie apt-get download -qq "$kpkg" >/dev/null) || die "downloading $kpkg failed"
+	[[ -f "$archives/$f" ]] || die "apt-get download did not produce $f"
+	echo "$f" >"$CACHE/guest-6.12-debs.txt"
+}
+
+step_guest_kernel_612() {
+	local k
+	k="$(key_of apt_setup guest612_fetch)"
+	if ((REFRESH)) || ! stamp_ok guest-6.12-fetch "$k" || [[ ! -s "$CACHE/guest-6.12-debs.txt" ]]; then
+		guest612_fetch
+		stamp_set guest-6.12-fetch "$k"
+	fi
+	k="$(key_of kernel_build extract_vmlinux ko_deps -- "${GUEST_MODULES_612[@]}" "$(cat "$CACHE/guest-6.12-debs.txt")")"
+	if ! stamp_ok kernel-6.12 "$k" || [[ ! -f "$CACHE/guest-6.12/vmlinux" ]]; then
+		kernel_build "$CACHE/apt/trixie/archives/$(cat "$CACHE/guest-6.12-debs.txt")" \
+			"$CACHE/guest-6.12" "${GUEST_MODULES_612[@]}"
+		stamp_set kernel-6.12 "$k"
 	fi
 }
 
@@ -437,15 +504,16 @@ tools_build() {
 	mv "$CACHE/guest/tools.tmp" "$CACHE/guest/tools"
 }
 
+# initrd_build DEST: DEST/initrd.gz from busybox, the guest tools, DEST/kernel/modules and /init.
 initrd_build() {
-	local root="$CACHE/guest/initrd.root"
+	local dest=$1 root="$1/initrd.root"
 	log "packing the initramfs..."
 	rm -rf "$root"
 	mkdir -p "$root"/{bin,sbin,etc,proc,sys,dev,tmp,mnt,root,lib/modules,usr/bin,usr/sbin}
 	cp "$CACHE/bin/busybox" "$root/bin/busybox"
 	cp "$CACHE"/guest/tools/* "$root/usr/bin/"
-	cp "$CACHE"/guest/kernel/modules/* "$root/lib/modules/"
-	cp "$CACHE/guest/kernel/kernel-version" "$root/etc/kernel-version"
+	cp "$dest"/kernel/modules/* "$root/lib/modules/"
+	cp "$dest/kernel/kernel-version" "$root/etc/kernel-version"
 	install -m 0755 "$HERE/guest-init.sh" "$root/init"
 	# Interactive shells: leaving the shell (exit, poweroff, reboot) powers the guest off.
 	cat >"$root/etc/profile" <<'EOF'
@@ -453,8 +521,8 @@ export PS1='vu9p-guest:\w# '
 alias poweroff=exit halt=exit reboot=exit
 EOF
 	(cd "$root" && find . -mindepth 1 | LC_ALL=C sort | "$CACHE/bin/busybox" cpio -o -H newc 2>/dev/null) |
-		gzip -6 >"$CACHE/guest/initrd.gz.new"
-	mv "$CACHE/guest/initrd.gz.new" "$CACHE/guest/initrd.gz"
+		gzip -6 >"$dest/initrd.gz.new"
+	mv "$dest/initrd.gz.new" "$dest/initrd.gz"
 	rm -rf "$root"
 }
 
@@ -469,8 +537,15 @@ step_initrd() {
 	k="$(key_of initrd_build -- "$tools_key" "$(cat "$STAMPS/kernel" "$STAMPS/busybox")" \
 		"$(sha256sum <"$HERE/guest-init.sh")")"
 	if ! stamp_ok initrd "$k" || [[ ! -f "$CACHE/guest/initrd.gz" ]]; then
-		initrd_build
+		initrd_build "$CACHE/guest"
 		stamp_set initrd "$k"
+	fi
+	((KERNEL_612)) || return 0
+	k="$(key_of initrd_build -- "$tools_key" "$(cat "$STAMPS/kernel-6.12" "$STAMPS/busybox")" \
+		"$(sha256sum <"$HERE/guest-init.sh")")"
+	if ! stamp_ok initrd-6.12 "$k" || [[ ! -f "$CACHE/guest-6.12/initrd.gz" ]]; then
+		initrd_build "$CACHE/guest-6.12"
+		stamp_set initrd-6.12 "$k"
 	fi
 }
 
@@ -478,5 +553,6 @@ step_initrd() {
 need_host xz:xz-utils dpkg-deb:dpkg python3:python3
 step_qemu
 step_guest_kernel
+((KERNEL_612)) && step_guest_kernel_612
 step_initrd
-log "ready in $CACHE ($("$CACHE/bin/qemu-system-x86_64" --version | head -n1), kernel $(cat "$CACHE/guest/kernel/kernel-version"))"
+log "ready in $CACHE ($("$CACHE/bin/qemu-system-x86_64" --version | head -n1), kernel $(cat "$CACHE/guest/kernel/kernel-version")$( ((KERNEL_612)) && echo ", $(cat "$CACHE/guest-6.12/kernel/kernel-version")"))"

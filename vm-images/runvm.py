@@ -60,6 +60,15 @@ def cache_dir():
     return env.get("VU9P_CACHE") or os.path.join(base, "vhost-user-9p")
 
 
+# Guest kernels: --kernel VERSION -> the directory under the cache with its vmlinux and
+# initrd.gz, and the build.sh arguments that build it.
+GUEST_KERNELS = {"6.1": ("guest", ""), "6.12": ("guest-6.12", " --kernel 6.12")}
+
+
+def guest_dir(a):
+    return GUEST_KERNELS[a.kernel][0]
+
+
 def default_daemon():
     for profile in ("release", "debug"):
         p = os.path.join(REPO, "target", profile, "vhost-user-9p")
@@ -96,6 +105,9 @@ def parse_args(argv):
     p.add_argument("--cache", default="none", metavar="MODE", help="9p cache mode (default none)")
     p.add_argument("--mount-opts", default="", metavar="EXTRA", help="extra comma-separated 9p mount options")
     p.add_argument("--no-mount", action="store_true", help="do not mount the share (the script mounts it itself)")
+    p.add_argument("--kernel", choices=sorted(GUEST_KERNELS), default="6.1",
+                   help="guest kernel: 6.1 (bookworm, default) or 6.12 (trixie; build it with "
+                   "vm-images/build.sh --kernel 6.12)")
     p.add_argument("--mem", default="1G", metavar="SIZE", help="guest memory (default 1G)")
     p.add_argument("--smp", type=int, default=2, metavar="N", help="guest CPUs (default 2)")
     p.add_argument("--timeout", type=float, metavar="SECONDS", help="seconds before the VM is killed (default 600; 3600 with --interactive)")
@@ -313,7 +325,7 @@ def start_daemon(a, tmp):
 def qemu_command(a, tmp, initrd, sock):
     cache = cache_dir()
     qemu = a.qemu or os.path.join(cache, "bin", "qemu-system-x86_64")
-    vmlinux = os.path.join(cache, "guest", "vmlinux")
+    vmlinux = os.path.join(cache, guest_dir(a), "vmlinux")
     append = f"console=ttyS0 quiet loglevel={a.kernel_loglevel} panic=-1 {a.append}".strip()
     console = "stdio,id=con,signal=off" + (",mux=on" if a.interactive else "")
     cmd = [
@@ -379,14 +391,16 @@ class Run:
     def execute(self):
         a = self.a
         cache = cache_dir()
-        for f in ("bin/qemu-system-x86_64", "guest/vmlinux", "guest/initrd.gz"):
+        gdir = guest_dir(a)
+        for f in ("bin/qemu-system-x86_64", f"{gdir}/vmlinux", f"{gdir}/initrd.gz"):
             if not a.qemu or not f.startswith("bin/"):
                 if not os.path.exists(os.path.join(cache, f)):
-                    raise RigError(f"{os.path.join(cache, f)} is missing: run vm-images/build.sh first")
+                    raise RigError(f"{os.path.join(cache, f)} is missing: run "
+                                   f"vm-images/build.sh{GUEST_KERNELS[a.kernel][1]} first")
         self.tmp = tempfile.mkdtemp(prefix=TMP_PREFIX)
         with open(os.path.join(self.tmp, "runner.pid"), "w") as f:
             f.write(f"{os.getpid()}\n")
-        initrd = make_initrd(a, os.path.join(cache, "guest", "initrd.gz"), self.tmp)
+        initrd = make_initrd(a, os.path.join(cache, gdir, "initrd.gz"), self.tmp)
         if a.serial_log:
             self.serial_log = open(a.serial_log, "w", encoding="utf-8")
         sock = None
