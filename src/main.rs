@@ -157,6 +157,12 @@ fn clear_socket_path(path: &Path) -> Result<(), String> {
 }
 
 fn run(cli: Cli) -> Result<(), String> {
+    // SIGTERM/SIGINT/SIGHUP are taken by one thread (below), so block them
+    // before any other thread exists.
+    let stop_signals = stop_signal_set();
+    stop_signals
+        .thread_block()
+        .map_err(|e| format!("cannot block signals: {e}"))?;
     let tag = cli.tag.clone().unwrap_or_default();
     if cli.socket_path.is_some() && (tag.is_empty() || tag.len() > MAX_TAG_LEN) {
         return Err(format!(
@@ -202,6 +208,27 @@ fn run(cli: Cli) -> Result<(), String> {
         None => None,
     };
 
+    let mut socket_files: Vec<PathBuf> = cli
+        .listen
+        .iter()
+        .filter_map(|a| match a {
+            ListenAddress::Unix(path) => absolute_socket_path(path).ok(),
+            ListenAddress::Tcp(_) => None,
+        })
+        .collect();
+    if let Some(path) = &cli.socket_path {
+        socket_files.extend(absolute_socket_path(path).ok());
+    }
+    std::thread::spawn(move || {
+        if let Ok(signal) = stop_signals.wait() {
+            info!("{signal:?}: removing the sockets and exiting");
+            for path in socket_files {
+                let _ = std::fs::remove_file(path);
+            }
+            std::process::exit(0);
+        }
+    });
+
     let mut threads = Vec::new();
     for listener in sockets {
         info!("serving 9P on {}", listener.local_description());
@@ -219,6 +246,15 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+fn stop_signal_set() -> nix::sys::signal::SigSet {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    for signal in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        set.add(signal);
+    }
+    set
 }
 
 fn describe(address: &ListenAddress) -> String {

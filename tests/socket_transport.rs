@@ -225,3 +225,30 @@ fn bad_listen_addresses_are_refused_in_one_line() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+#[test]
+fn sigterm_removes_the_sockets_and_exits_zero() {
+    let share = tempfile::tempdir().unwrap();
+    let sock_dir = tempfile::tempdir().unwrap();
+    let unix = sock_dir.path().join("9p.sock");
+    let vhost = sock_dir.path().join("vhost.sock");
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_vhost-user-9p"))
+        .arg("--shared-dir")
+        .arg(share.path())
+        .arg("--listen")
+        .arg(format!("unix:{}", unix.display()))
+        .arg("--socket-path")
+        .arg(&vhost)
+        .args(["--tag", "t", "--log-level", "warn"])
+        .spawn()
+        .unwrap();
+    wait_for(|| (unix.exists() && vhost.exists()).then_some(()));
+    // SAFETY: plain kill(2) of our own child.
+    assert_eq!(unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) }, 0);
+    let status = daemon.wait().unwrap();
+    assert!(status.success(), "{status}");
+    assert!(
+        !unix.exists() && !vhost.exists(),
+        "socket files left behind"
+    );
+}
