@@ -7,7 +7,7 @@ use std::path::Path;
 
 use vhost_user_9p::protocol::*;
 use vhost_user_9p::server::{
-    Config, IdMap, IdRange, NoData, SecurityModel, Server, Session, SliceSource, VecSink,
+    Config, IdMap, IdRange, SecurityModel, Server, Session, SliceSource, VecSink,
 };
 
 const ROOT: u32 = 1;
@@ -91,7 +91,6 @@ impl Client {
     }
 
     fn call(&mut self, msg: Tmessage<'_>) -> Reply {
-        let _ = NoData;
         self.call_with(msg, &[])
     }
 

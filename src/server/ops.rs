@@ -366,7 +366,7 @@ impl Server {
 
     /// Whether the fid's file is a symlink on the host (in mapped-xattr,
     /// the guest's symlinks are regular files there).
-    fn is_host_symlink(&self, fid: &Fid) -> OpResult<bool> {
+    pub(super) fn is_host_symlink(&self, fid: &Fid) -> OpResult<bool> {
         if !fid.is_symlink() {
             return Ok(false);
         }

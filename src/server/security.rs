@@ -68,10 +68,11 @@ pub struct MappedAttrs {
     pub rdev: Option<u64>,
 }
 
-fn get_u32(fd: BorrowedFd<'_>, name: &CStr) -> io::Result<Option<u32>> {
-    let mut buf = [0u8; 4];
-    match host::getxattr(fd, name, &mut buf) {
-        Ok(4) => Ok(Some(u32::from_le_bytes(buf))),
+/// Reads a fixed-size little-endian value; None if absent or of another size.
+fn get_le<const N: usize>(path: &CStr, name: &CStr) -> io::Result<Option<[u8; N]>> {
+    let mut buf = [0u8; N];
+    match host::xattr_get(path, false, name, &mut buf) {
+        Ok(n) if n == N => Ok(Some(buf)),
         Ok(_) => Ok(None),
         Err(e) if is_missing(&e) => Ok(None),
         Err(e) => Err(e),
@@ -88,18 +89,12 @@ fn is_missing(e: &io::Error) -> bool {
 impl MappedAttrs {
     /// Reads the xattrs of a regular file or directory.
     pub fn read(fd: BorrowedFd<'_>) -> io::Result<MappedAttrs> {
-        let mut rdev = [0u8; 8];
-        let rdev = match host::getxattr(fd, XATTR_RDEV, &mut rdev) {
-            Ok(8) => Some(u64::from_le_bytes(rdev)),
-            Ok(_) => None,
-            Err(e) if is_missing(&e) => None,
-            Err(e) => return Err(e),
-        };
+        let path = host::proc_fd_path(fd);
         Ok(MappedAttrs {
-            uid: get_u32(fd, XATTR_UID)?,
-            gid: get_u32(fd, XATTR_GID)?,
-            mode: get_u32(fd, XATTR_MODE)?,
-            rdev,
+            uid: get_le(&path, XATTR_UID)?.map(u32::from_le_bytes),
+            gid: get_le(&path, XATTR_GID)?.map(u32::from_le_bytes),
+            mode: get_le(&path, XATTR_MODE)?.map(u32::from_le_bytes),
+            rdev: get_le(&path, XATTR_RDEV)?.map(u64::from_le_bytes),
         })
     }
 

@@ -36,9 +36,7 @@ struct Target {
 
 impl Server {
     fn xattr_target(&self, fid: &Fid) -> OpResult<Target> {
-        let is_host_symlink = fid.is_symlink()
-            && host::statx(fid.fd())?.stx_mode as u32 & libc::S_IFMT == libc::S_IFLNK;
-        if !is_host_symlink {
+        if !self.is_host_symlink(fid)? {
             return Ok(Target {
                 path: host::proc_fd_path(fid.fd()),
                 nofollow: false,

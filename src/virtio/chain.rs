@@ -264,6 +264,32 @@ fn build_iov(pieces: &[Piece], offset: usize, count: usize, iov: &mut Vec<libc::
     total
 }
 
+/// preadv64 or pwritev64 of `iov` at `offset`.
+fn vectored_io(
+    call: unsafe extern "C" fn(i32, *const libc::iovec, i32, i64) -> isize,
+    fd: BorrowedFd<'_>,
+    iov: &[libc::iovec],
+    offset: u64,
+) -> io::Result<usize> {
+    // SAFETY: the iovecs were built by `build_iov` over pieces of mapped
+    // guest memory (see `ChainView::load`), readable for pwritev and
+    // guest-writable for preadv (the chain's writable descriptors), and the
+    // memory guard outlives the call.
+    let ret = unsafe {
+        call(
+            fd.as_raw_fd(),
+            iov.as_ptr(),
+            iov.len() as i32,
+            offset as i64,
+        )
+    };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret as usize)
+    }
+}
+
 /// Twrite data in the chain's readable descriptors.
 pub struct ChainPayload<'a> {
     pieces: &'a [Piece],
@@ -280,21 +306,7 @@ impl WriteSource for ChainPayload<'_> {
     fn write_to(&mut self, fd: BorrowedFd<'_>, offset: u64, count: usize) -> io::Result<usize> {
         let count = count.min(self.len);
         build_iov(self.pieces, self.offset, count, self.iov);
-        // SAFETY: the iovecs point into mapped guest memory (see
-        // `ChainView::load`); the kernel only reads them.
-        let ret = unsafe {
-            libc::pwritev64(
-                fd.as_raw_fd(),
-                self.iov.as_ptr(),
-                self.iov.len() as i32,
-                offset as i64,
-            )
-        };
-        if ret < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(ret as usize)
-        }
+        vectored_io(libc::pwritev64, fd, self.iov, offset)
     }
 
     fn copy_to(&mut self, buf: &mut [u8]) -> usize {
@@ -322,21 +334,7 @@ impl ReadSink for ChainReplyArea<'_> {
             return Ok(0);
         }
         build_iov(self.pieces, self.offset, count, self.iov);
-        // SAFETY: the iovecs point into mapped, guest-writable memory (see
-        // `ChainView::load`) and cover at most `capacity` bytes of it.
-        let ret = unsafe {
-            libc::preadv64(
-                fd.as_raw_fd(),
-                self.iov.as_ptr(),
-                self.iov.len() as i32,
-                offset as i64,
-            )
-        };
-        if ret < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(ret as usize)
-        }
+        vectored_io(libc::preadv64, fd, self.iov, offset)
     }
 
     fn copy_from(&mut self, data: &[u8]) -> usize {
