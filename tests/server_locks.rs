@@ -69,7 +69,7 @@ impl Conn {
             afid: protocol::NOFID,
             uname: Str(b"root"),
             aname: Str(b""),
-            n_uname: 0,
+            n_uname: Some(0),
         }));
     }
 

@@ -65,7 +65,7 @@ impl Client {
                 afid: NOFID,
                 uname: "root".into(),
                 aname: "".into(),
-                n_uname: 0,
+                n_uname: Some(0),
             }))
             .ok();
         client

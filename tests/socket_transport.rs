@@ -102,7 +102,7 @@ impl<S: Read + Write> Client<S> {
                 afid: NOFID,
                 uname: "u".into(),
                 aname: "".into(),
-                n_uname: 0,
+                n_uname: Some(0),
             }),
             &[],
         );

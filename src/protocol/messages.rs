@@ -1,4 +1,4 @@
-//! 9P2000.L messages (and the base 9P2000 messages the Linux client uses),
+//! 9P2000.L messages, the 9P2000 messages and their 9P2000.u variants,
 //! each declared once: the declaration gives the struct, its encoder and its
 //! decoder.
 //!
@@ -7,6 +7,7 @@
 //! moved by the transport directly between the host file and the client's
 //! buffers (zero copy), so it is never part of a decoded message.
 
+use super::stat::StatBlob;
 use super::wire::{Data, DecodeError, Decoder, Qid, Str, WalkList, Wire};
 
 /// Size of `size[4] type[1] tag[2]`.
@@ -111,15 +112,27 @@ message!(Runlinkat = 77 {});
 // ---- base protocol ----
 message!(Tversion<'a> = 100 { msize: u32, version: Str<'a> });
 message!(Rversion<'a> = 101 { msize: u32, version: Str<'a> });
-message!(Tauth<'a> = 102 { afid: u32, uname: Str<'a>, aname: Str<'a>, n_uname: u32 });
+message!(
+    /// `n_uname` is sent in 9P2000.u and .L only.
+    Tauth<'a> = 102 { afid: u32, uname: Str<'a>, aname: Str<'a>, n_uname: Option<u32> });
 message!(Rauth = 103 { aqid: Qid });
-message!(Tattach<'a> = 104 { fid: u32, afid: u32, uname: Str<'a>, aname: Str<'a>, n_uname: u32 });
+message!(
+    /// `n_uname` is sent in 9P2000.u and .L only.
+    Tattach<'a> = 104 { fid: u32, afid: u32, uname: Str<'a>, aname: Str<'a>, n_uname: Option<u32> });
 message!(Rattach = 105 { qid: Qid });
-message!(Rerror<'a> = 107 { ename: Str<'a> });
+message!(
+    /// `errno` is sent in 9P2000.u only.
+    Rerror<'a> = 107 { ename: Str<'a>, errno: Option<u32> });
 message!(Tflush = 108 { oldtag: u16 });
 message!(Rflush = 109 {});
 message!(Twalk<'a> = 110 { fid: u32, newfid: u32, names: WalkList<Str<'a>> });
 message!(Rwalk = 111 { qids: WalkList<Qid> });
+message!(Topen = 112 { fid: u32, mode: u8 });
+message!(Ropen = 113 { qid: Qid, iounit: u32 });
+message!(
+    /// `extension` is sent in 9P2000.u only.
+    Tcreate<'a> = 114 { fid: u32, name: Str<'a>, perm: u32, mode: u8, extension: Option<Str<'a>> });
+message!(Rcreate = 115 { qid: Qid, iounit: u32 });
 message!(Tread = 116 { fid: u32, offset: u64, count: u32 });
 message!(
     /// Only the count: `count` bytes of data follow on the wire.
@@ -132,6 +145,10 @@ message!(Tclunk = 120 { fid: u32 });
 message!(Rclunk = 121 {});
 message!(Tremove = 122 { fid: u32 });
 message!(Rremove = 123 {});
+message!(Tstat = 124 { fid: u32 });
+message!(Rstat<'a> = 125 { stat: StatBlob<'a> });
+message!(Twstat<'a> = 126 { fid: u32, stat: StatBlob<'a> });
+message!(Rwstat = 127 {});
 
 macro_rules! message_enum {
     ($(#[$doc:meta])* $enum:ident { $($variant:ident($ty:ident $(<$lt:lifetime>)?)),* $(,)? }
@@ -188,7 +205,8 @@ message_enum! {
         Readdir(Treaddir), Fsync(Tfsync), Lock(Tlock<'a>), Getlock(Tgetlock<'a>),
         Link(Tlink<'a>), Mkdir(Tmkdir<'a>), Renameat(Trenameat<'a>), Unlinkat(Tunlinkat<'a>),
         Version(Tversion<'a>), Auth(Tauth<'a>), Attach(Tattach<'a>), Flush(Tflush),
-        Walk(Twalk<'a>), Read(Tread), Write(Twrite), Clunk(Tclunk), Remove(Tremove),
+        Walk(Twalk<'a>), Open(Topen), Create(Tcreate<'a>), Read(Tread), Write(Twrite),
+        Clunk(Tclunk), Remove(Tremove), Stat(Tstat), Wstat(Twstat<'a>),
     }
     data_follows: [Twrite]
 }
@@ -202,7 +220,8 @@ message_enum! {
         Readdir(Rreaddir<'a>), Fsync(Rfsync), Lock(Rlock), Getlock(Rgetlock<'a>), Link(Rlink),
         Mkdir(Rmkdir), Renameat(Rrenameat), Unlinkat(Runlinkat), Version(Rversion<'a>),
         Auth(Rauth), Attach(Rattach), Error(Rerror<'a>), Flush(Rflush), Walk(Rwalk),
-        Read(Rread), Write(Rwrite), Clunk(Rclunk), Remove(Rremove),
+        Open(Ropen), Create(Rcreate), Read(Rread), Write(Rwrite), Clunk(Rclunk),
+        Remove(Rremove), Stat(Rstat<'a>), Wstat(Rwstat),
     }
     data_follows: [Rread]
 }

@@ -1,11 +1,13 @@
 //! The 9P wire codec: bytes <-> typed messages. Pure: no I/O.
 
 pub mod messages;
+pub mod stat;
 pub mod wire;
 
 pub use messages::*;
+pub use stat::*;
 pub use wire::{Data, DecodeError, Decoder, Qid, Str, WalkList, Wire, MAXWELEM};
-pub use wire::{QTAPPEND, QTDIR, QTEXCL, QTFILE, QTSYMLINK};
+pub use wire::{QTAPPEND, QTAUTH, QTDIR, QTEXCL, QTFILE, QTSYMLINK, QTTMP};
 
 #[cfg(test)]
 mod tests;

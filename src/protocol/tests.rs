@@ -198,14 +198,48 @@ fn t_samples() -> Vec<Tmessage<'static>> {
             afid: g.u32(),
             uname: Str(b"user\xff"),
             aname: Str(b"/export\xfe"),
-            n_uname: g.u32(),
+            n_uname: Some(g.u32()),
         }),
         Tmessage::Attach(Tattach {
             fid: g.u32(),
             afid: g.u32(),
             uname: Str(b"root\xc3"),
             aname: Str(b"/srv\x80"),
-            n_uname: g.u32(),
+            n_uname: Some(g.u32()),
+        }),
+        Tmessage::Attach(Tattach {
+            fid: g.u32(),
+            afid: NOFID,
+            uname: Str(b"glenda"),
+            aname: Str(b""),
+            n_uname: None,
+        }),
+        Tmessage::Open(Topen {
+            fid: g.u32(),
+            mode: g.u8(),
+        }),
+        Tmessage::Create(Tcreate {
+            fid: g.u32(),
+            name: Str(b"new\xff"),
+            perm: g.u32(),
+            mode: g.u8(),
+            extension: None,
+        }),
+        Tmessage::Create(Tcreate {
+            fid: g.u32(),
+            name: Str(b"dev"),
+            perm: DMDEVICE | 0o644,
+            mode: g.u8(),
+            extension: Some(Str(b"c 1 3")),
+        }),
+        Tmessage::Stat(Tstat { fid: g.u32() }),
+        Tmessage::Wstat(Twstat {
+            fid: g.u32(),
+            stat: StatBlob(plan9_stat(&mut g, false)),
+        }),
+        Tmessage::Wstat(Twstat {
+            fid: g.u32(),
+            stat: StatBlob(plan9_stat(&mut g, true)),
         }),
         Tmessage::Flush(Tflush { oldtag: g.u16() }),
         Tmessage::Walk(Twalk {
@@ -236,6 +270,29 @@ fn t_samples() -> Vec<Tmessage<'static>> {
         Tmessage::Clunk(Tclunk { fid: g.u32() }),
         Tmessage::Remove(Tremove { fid: g.u32() }),
     ]
+}
+
+/// A stat record with every field set; with the 9P2000.u extension if `u`.
+fn plan9_stat(g: &mut Gen, u: bool) -> Stat<'static> {
+    Stat {
+        ty: g.u16(),
+        dev: g.u32(),
+        qid: g.qid(),
+        mode: DMDIR | 0o755,
+        atime: g.u32(),
+        mtime: g.u32(),
+        length: g.u64(),
+        name: Str(b"name\xff"),
+        uid: Str(b"glenda"),
+        gid: Str(b"sys"),
+        muid: Str(b""),
+        ext: u.then(|| StatExtension {
+            extension: Str(b"c 1 3"),
+            n_uid: g.u32(),
+            n_gid: g.u32(),
+            n_muid: g.u32(),
+        }),
+    }
 }
 
 fn r_samples() -> Vec<Rmessage<'static>> {
@@ -316,7 +373,27 @@ fn r_samples() -> Vec<Rmessage<'static>> {
         Rmessage::Attach(Rattach { qid: g.qid() }),
         Rmessage::Error(Rerror {
             ename: Str(b"No such file \xff"),
+            errno: None,
         }),
+        Rmessage::Error(Rerror {
+            ename: Str(b"No such file or directory"),
+            errno: Some(2),
+        }),
+        Rmessage::Open(Ropen {
+            qid: g.qid(),
+            iounit: g.u32(),
+        }),
+        Rmessage::Create(Rcreate {
+            qid: g.qid(),
+            iounit: g.u32(),
+        }),
+        Rmessage::Stat(Rstat {
+            stat: StatBlob(plan9_stat(&mut g, false)),
+        }),
+        Rmessage::Stat(Rstat {
+            stat: StatBlob(plan9_stat(&mut g, true)),
+        }),
+        Rmessage::Wstat(Rwstat {}),
         Rmessage::Flush(Rflush {}),
         Rmessage::Walk(Rwalk { qids: g.qids(0) }),
         Rmessage::Walk(Rwalk { qids: g.qids(1) }),
@@ -363,6 +440,10 @@ fn t_variant(m: &Tmessage) -> &'static str {
         Tmessage::Write(_) => "Write",
         Tmessage::Clunk(_) => "Clunk",
         Tmessage::Remove(_) => "Remove",
+        Tmessage::Open(_) => "Open",
+        Tmessage::Create(_) => "Create",
+        Tmessage::Stat(_) => "Stat",
+        Tmessage::Wstat(_) => "Wstat",
     }
 }
 
@@ -399,6 +480,10 @@ fn r_variant(m: &Rmessage) -> &'static str {
         Rmessage::Write(_) => "Write",
         Rmessage::Clunk(_) => "Clunk",
         Rmessage::Remove(_) => "Remove",
+        Rmessage::Open(_) => "Open",
+        Rmessage::Create(_) => "Create",
+        Rmessage::Stat(_) => "Stat",
+        Rmessage::Wstat(_) => "Wstat",
     }
 }
 
@@ -440,13 +525,47 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// How a message ends, which decides what its prefixes and a trailing
+/// byte decode to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tail {
+    /// The last field is a fixed one.
+    Fixed,
+    /// Data follows the fixed fields (Twrite, Rread).
+    DataFollows,
+    /// A field only some dialects send ends the message, and is present
+    /// with this many bytes: the frame without it is another valid message.
+    Optional(usize),
+    /// That field is absent: a trailing byte starts it (truncated).
+    OptionalAbsent,
+}
+
+fn t_tail(msg: &Tmessage) -> Tail {
+    let optional = |len: Option<usize>| len.map_or(Tail::OptionalAbsent, Tail::Optional);
+    match msg {
+        Tmessage::Write(_) => Tail::DataFollows,
+        Tmessage::Attach(t) => optional(t.n_uname.map(|_| 4)),
+        Tmessage::Auth(t) => optional(t.n_uname.map(|_| 4)),
+        Tmessage::Create(t) => optional(t.extension.map(|e| 2 + e.0.len())),
+        _ => Tail::Fixed,
+    }
+}
+
+fn r_tail(msg: &Rmessage) -> Tail {
+    match msg {
+        Rmessage::Read(_) => Tail::DataFollows,
+        Rmessage::Error(r) => r.errno.map_or(Tail::OptionalAbsent, |_| Tail::Optional(4)),
+        _ => Tail::Fixed,
+    }
+}
+
 /// Checks shared by requests and replies on a valid encoded frame. `decode`
 /// decodes a frame and asserts it is the expected message with the expected
-/// tag; `data_follows` is true for Twrite/Rread.
+/// tag.
 fn check_frame(
     what: &str,
     frame: &[u8],
-    data_follows: bool,
+    tail: Tail,
     decode: impl Fn(&[u8]) -> Result<(), DecodeError>,
 ) {
     assert_eq!(
@@ -465,7 +584,8 @@ fn check_frame(
             Err(DecodeError::Truncated),
             "{what}: prefix of {len} bytes"
         );
-        if len >= 4 {
+        let without_optional = matches!(tail, Tail::Optional(n) if len == frame.len() - n);
+        if len >= 4 && !without_optional {
             let mut patched = prefix.to_vec();
             set_size(&mut patched, len);
             assert_eq!(
@@ -481,10 +601,10 @@ fn check_frame(
     let mut longer = frame.to_vec();
     longer.push(0xa5);
     set_size(&mut longer, frame.len() + 1);
-    let expected = if data_follows {
-        Ok(())
-    } else {
-        Err(DecodeError::TrailingBytes)
+    let expected = match tail {
+        Tail::DataFollows => Ok(()),
+        Tail::OptionalAbsent => Err(DecodeError::Truncated),
+        Tail::Fixed | Tail::Optional(_) => Err(DecodeError::TrailingBytes),
     };
     assert_eq!(decode(&longer), expected, "{what}: one trailing byte");
 
@@ -506,8 +626,7 @@ fn check_t_round_trip(msg: &Tmessage<'static>, tag: u16) {
         }),
         "{what}: header"
     );
-    let data_follows = msg.msg_type() == Twrite::TYPE;
-    check_frame(&what, &frame, data_follows, |f: &[u8]| {
+    check_frame(&what, &frame, t_tail(msg), |f: &[u8]| {
         decode_tmessage(f).map(|(t, m)| assert_eq!((t, m), (tag, *msg), "{what}"))
     });
     // The body decoder agrees with the frame decoder.
@@ -542,8 +661,7 @@ fn check_r_round_trip(msg: &Rmessage<'static>, tag: u16) {
         }),
         "{what}: header"
     );
-    let data_follows = msg.msg_type() == Rread::TYPE;
-    check_frame(&what, &frame, data_follows, |f: &[u8]| {
+    check_frame(&what, &frame, r_tail(msg), |f: &[u8]| {
         decode_rmessage(f).map(|(t, m)| assert_eq!((t, m), (tag, *msg), "{what}"))
     });
     assert_eq!(
@@ -653,10 +771,14 @@ fn message_type_numbers_match_the_spec() {
         ("Attach", 104),
         ("Flush", 108),
         ("Walk", 110),
+        ("Open", 112),
+        ("Create", 114),
         ("Read", 116),
         ("Write", 118),
         ("Clunk", 120),
         ("Remove", 122),
+        ("Stat", 124),
+        ("Wstat", 126),
     ];
     for msg in t_samples() {
         let name = t_variant(&msg);
@@ -969,7 +1091,7 @@ fn vector_tattach() {
             afid: NOFID,
             uname: "root".into(),
             aname: "/tmp".into(),
-            n_uname: 0,
+            n_uname: Some(0),
         }),
     );
 }
@@ -1197,15 +1319,15 @@ fn unknown_message_types() {
     let frame: &[u8] = &[11, 0, 0, 0, 250, 0, 0, 1, 2, 3, 4];
     assert_eq!(decode_tmessage(frame), Err(DecodeError::UnknownType(250)));
     assert_eq!(decode_rmessage(frame), Err(DecodeError::UnknownType(250)));
-    // Tlerror and Terror do not exist; nor do 9P2000 Topen/Tcreate/Tstat.
-    for t in [0, 6, 106, 112, 114, 124, 126, 255] {
+    // Tlerror and Terror do not exist.
+    for t in [0, 6, 106, 255] {
         assert_eq!(
             Tmessage::decode(t, &[]),
             Err(DecodeError::UnknownType(t)),
             "type {t}"
         );
     }
-    for t in [0, 6, 106, 113, 115, 125, 127, 255] {
+    for t in [0, 6, 106, 255] {
         assert_eq!(
             Rmessage::decode(t, &[]),
             Err(DecodeError::UnknownType(t)),

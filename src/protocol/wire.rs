@@ -149,10 +149,30 @@ impl<'a> Wire<'a> for Data<'a> {
     }
 }
 
+/// A field that only some dialects send, always last in its message (or
+/// stat record): absent when the body ends before it. 9P2000 has no
+/// `n_uname` in Tattach and no extension in Tcreate; 9P2000.u and .L do.
+impl<'a, T: Wire<'a>> Wire<'a> for Option<T> {
+    fn encode(&self, out: &mut Vec<u8>) {
+        if let Some(value) = self {
+            value.encode(out);
+        }
+    }
+    fn decode(d: &mut Decoder<'a>) -> Result<Self, DecodeError> {
+        if d.remaining() == 0 {
+            Ok(None)
+        } else {
+            Ok(Some(T::decode(d)?))
+        }
+    }
+}
+
 /// Qid type bits.
 pub const QTDIR: u8 = 0x80;
 pub const QTAPPEND: u8 = 0x40;
 pub const QTEXCL: u8 = 0x20;
+pub const QTAUTH: u8 = 0x08;
+pub const QTTMP: u8 = 0x04;
 pub const QTSYMLINK: u8 = 0x02;
 pub const QTFILE: u8 = 0x00;
 

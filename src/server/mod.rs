@@ -268,6 +268,9 @@ impl Server {
                 Rmessage::Xattrcreate(Rxattrcreate {})
             }
             Tmessage::Readdir(t) => return self.readdir(s, &t, reply_capacity, tag, out),
+            Tmessage::Open(_) | Tmessage::Create(_) | Tmessage::Stat(_) | Tmessage::Wstat(_) => {
+                return Err(Errno(libc::EOPNOTSUPP))
+            }
             Tmessage::Read(_) => unreachable!("handled by Server::handle"),
         };
         reply.encode(tag, out);

@@ -199,7 +199,7 @@ impl Server {
         }
         let fd = self.root.try_clone()?;
         let qid = self.qid_of(fd.as_fd())?;
-        let uid = if t.n_uname == u32::MAX { 0 } else { t.n_uname };
+        let uid = t.n_uname.filter(|&u| u != u32::MAX).unwrap_or(0);
         let fid = Fid::new(fd, Default::default(), libc::S_IFDIR, uid);
         if !s.fids.insert_new(t.fid, Arc::new(fid)) {
             return Err(errno(libc::EEXIST));
