@@ -456,6 +456,12 @@ impl ReadSink for BufSink<'_> {
         self.0[..n].copy_from_slice(&data[..n]);
         n
     }
+
+    fn peek(&self, buf: &mut [u8]) -> usize {
+        let n = buf.len().min(self.0.len());
+        buf[..n].copy_from_slice(&self.0[..n]);
+        n
+    }
 }
 
 fn handle(server: &Server, session: &Session, msg: &[u8], buf: &mut [u8], reply: &mut Vec<u8>) {

@@ -83,6 +83,18 @@ struct Cli {
     #[arg(long, value_name = "N")]
     thread_pool_size: Option<usize>,
 
+    /// Serve the control namespace: `D/,ctl/F` reads as the host's stat of
+    /// F and takes commands (chmod, chown, utimes, truncate; in `D/,ctl/,`
+    /// also symlink, link, rename, mknod); `,nofollow` stops symlink
+    /// following. Never listed
+    #[arg(long)]
+    ctl: bool,
+
+    /// Print every 9P message both ways to stderr, in Plan 9 lib9p's
+    /// style (`<-N- Twalk tag 5 fid 1 newfid 2 nwname 1 0:etc`)
+    #[arg(long)]
+    trace: bool,
+
     /// Log level (messages go to stderr)
     #[arg(long, value_enum, value_name = "LEVEL", default_value = "info")]
     log_level: LogLevel,
@@ -178,6 +190,8 @@ fn run(cli: Cli) -> Result<(), String> {
             .unwrap_or_else(SecurityModel::default_for_process),
         uid_map: IdMap::new(cli.uid_map).map_err(|e| format!("--uid-map: {e}"))?,
         gid_map: IdMap::new(cli.gid_map).map_err(|e| format!("--gid-map: {e}"))?,
+        ctl: cli.ctl,
+        trace: cli.trace,
     };
     let server = Arc::new(Server::new(&config)?);
     info!(

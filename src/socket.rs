@@ -13,7 +13,7 @@ use std::thread;
 use log::{debug, info, warn};
 
 use crate::protocol::{self, DecodeError, Header, Tmessage};
-use crate::server::{self, Server, Session, SliceSource, VecSink, MAX_MSIZE};
+use crate::server::{Server, Session, SliceSource, VecSink, MAX_MSIZE};
 
 /// Where to listen, as given to `--listen`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,7 +177,7 @@ pub fn serve_connection(server: &Server, mut stream: Box<dyn Connection>) -> io:
                     DecodeError::UnknownType(_) => libc::EOPNOTSUPP,
                     _ => libc::EINVAL,
                 };
-                server::error_reply(header.tag, errno, &mut reply);
+                session.error_reply(header.tag, errno, None, &mut reply);
             }
         }
         reply.extend_from_slice(&data);

@@ -2,6 +2,7 @@
 
 pub mod messages;
 pub mod stat;
+pub mod trace;
 pub mod wire;
 
 pub use messages::*;

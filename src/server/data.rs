@@ -30,6 +30,8 @@ pub trait ReadSink {
     fn read_from(&mut self, fd: BorrowedFd<'_>, offset: u64, count: usize) -> io::Result<usize>;
     /// Copies `data` into the area; returns the bytes copied.
     fn copy_from(&mut self, data: &[u8]) -> usize;
+    /// Copies the first bytes of the area back out (for the trace).
+    fn peek(&self, buf: &mut [u8]) -> usize;
 }
 
 /// A source with no data (any request but Twrite).
@@ -87,6 +89,12 @@ impl ReadSink for VecSink<'_> {
     fn copy_from(&mut self, data: &[u8]) -> usize {
         let n = data.len().min(self.capacity());
         self.buf.extend_from_slice(&data[..n]);
+        n
+    }
+
+    fn peek(&self, buf: &mut [u8]) -> usize {
+        let n = buf.len().min(self.buf.len());
+        buf[..n].copy_from_slice(&self.buf[..n]);
         n
     }
 }

@@ -18,10 +18,36 @@ pub struct DirCursor {
     pub buf: Vec<u8>,
     pub start: usize,
     pub end: usize,
+    /// 9P2000 directory reads: the byte offset in the stream of stat
+    /// records that the next read continues from.
+    pub stat_offset: u64,
 }
 
 impl DirCursor {
     pub const BUF_SIZE: usize = 64 * 1024;
+
+    /// Makes sure unread entries are in `buf`, reading more from the
+    /// directory if needed; false at the end of the directory.
+    pub fn fill(&mut self, dir: BorrowedFd<'_>) -> std::io::Result<bool> {
+        if self.start < self.end {
+            return Ok(true);
+        }
+        if self.buf.is_empty() {
+            self.buf = vec![0; Self::BUF_SIZE];
+        }
+        let n = super::host::getdents64(dir, &mut self.buf)?;
+        self.start = 0;
+        self.end = n;
+        Ok(n > 0)
+    }
+
+    /// Forgets the position after the directory descriptor was seeked to 0.
+    pub fn rewind(&mut self) {
+        self.pos = 0;
+        self.start = 0;
+        self.end = 0;
+        self.stat_offset = 0;
+    }
 
     fn new() -> Self {
         DirCursor {
@@ -29,6 +55,7 @@ impl DirCursor {
             buf: Vec::new(),
             start: 0,
             end: 0,
+            stat_offset: 0,
         }
     }
 }
@@ -44,6 +71,8 @@ pub struct OpenFile {
     /// The next write must clear setuid/setgid (opened by a guest user other
     /// than root on a file that has them, as the kernel does for writes).
     pub kill_priv: std::sync::atomic::AtomicBool,
+    /// 9P2000 ORCLOSE: remove the file when the fid is clunked.
+    pub remove_on_clunk: std::sync::atomic::AtomicBool,
 }
 
 impl OpenFile {
@@ -54,12 +83,29 @@ impl OpenFile {
             dir: is_dir.then(|| Mutex::new(DirCursor::new())),
             dev,
             kill_priv: std::sync::atomic::AtomicBool::new(false),
+            remove_on_clunk: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
 
+/// What a fid stands for, beside a plain host file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Node {
+    /// The host file `Fid::file` (for 9P2000, the target of a followed symlink).
+    #[default]
+    File,
+    /// A symlink 9P2000 was to follow that leads nowhere: shown as an empty
+    /// file with mode 0 (`Fid::file` is the link).
+    Dangling,
+    /// `D/,ctl`: the control directory of the directory `Fid::file`.
+    CtlDir,
+    /// The control file of `Fid::file`; `own_dir` when reached as `D/,ctl/,`.
+    CtlFile { own_dir: bool },
+}
+
 pub struct Fid {
-    /// O_PATH descriptor of the file itself (a symlink stays a symlink).
+    /// O_PATH descriptor of the file itself (a symlink stays a symlink,
+    /// unless 9P2000 followed it).
     pub file: OwnedFd,
     /// Path from the share's root, kept current across renames; used to walk
     /// ".." and to find the parent for Tremove/Trename.
@@ -69,6 +115,12 @@ pub struct Fid {
     /// The user the client attached as.
     pub uid: u32,
     pub open: OnceLock<OpenFile>,
+    pub node: Node,
+    /// Walked through `,nofollow`: walks from here do not follow symlinks.
+    pub nofollow: bool,
+    /// Opened (with these 9P2000.L flags) as content the server makes up:
+    /// a control file or directory, or a symlink read as its target.
+    pub content_open: OnceLock<u32>,
     /// An extended attribute read (Txattrwalk) or being written (Txattrcreate).
     xattr: Mutex<Option<XattrState>>,
     /// Lock owners that locked through this fid (lock.rs): released when
@@ -97,6 +149,9 @@ impl Fid {
             file_type,
             uid,
             open: OnceLock::new(),
+            node: Node::File,
+            nofollow: false,
+            content_open: OnceLock::new(),
             xattr: Mutex::new(None),
             locks: Default::default(),
         }
@@ -116,6 +171,11 @@ impl Fid {
 
     pub fn is_symlink(&self) -> bool {
         self.file_type == libc::S_IFLNK
+    }
+
+    /// A host file (not a control file or directory, not a dangling link).
+    pub fn is_host_file(&self) -> bool {
+        self.node == Node::File
     }
 
     pub fn path(&self) -> PathBuf {

@@ -49,11 +49,39 @@ static OPENAT2_MISSING: AtomicBool = AtomicBool::new(false);
 /// any case).
 pub fn lookup(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<OwnedFd> {
     let flags = libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    if let Some(result) = openat2(
+        dir,
+        name,
+        flags,
+        libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS,
+    ) {
+        return result;
+    }
+    openat(dir, name, flags, 0)
+}
+
+/// Opens `path` (relative, any number of components) as an O_PATH
+/// descriptor, following symlinks as if `root` were the filesystem's root:
+/// an absolute target or `..` never leads out of `root` (openat2
+/// RESOLVE_IN_ROOT). Fails with ELOOP where the kernel lacks openat2.
+pub fn resolve_in_root(root: BorrowedFd<'_>, path: &CStr) -> io::Result<OwnedFd> {
+    let flags = libc::O_PATH | libc::O_CLOEXEC;
+    let resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+    openat2(root, path, flags, resolve).unwrap_or(Err(io::Error::from_raw_os_error(libc::ELOOP)))
+}
+
+/// openat2(2); None if the kernel does not have it.
+fn openat2(
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    flags: i32,
+    resolve: u64,
+) -> Option<io::Result<OwnedFd>> {
     if !OPENAT2_MISSING.load(Ordering::Relaxed) {
         // SAFETY: open_how is plain data; all-zero is a valid value.
         let mut how: libc::open_how = unsafe { std::mem::zeroed() };
         how.flags = flags as u64;
-        how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS;
+        how.resolve = resolve;
         // SAFETY: `how` and `name` are valid for the call; the size is that of `how`.
         let ret = unsafe {
             libc::syscall(
@@ -66,15 +94,15 @@ pub fn lookup(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<OwnedFd> {
         };
         if ret >= 0 {
             // SAFETY: the kernel returned a new descriptor that we now own.
-            return Ok(unsafe { OwnedFd::from_raw_fd(ret as RawFd) });
+            return Some(Ok(unsafe { OwnedFd::from_raw_fd(ret as RawFd) }));
         }
         let err = io::Error::last_os_error();
         if err.raw_os_error() != Some(libc::ENOSYS) {
-            return Err(err);
+            return Some(Err(err));
         }
         OPENAT2_MISSING.store(true, Ordering::Relaxed);
     }
-    openat(dir, name, flags, 0)
+    None
 }
 
 pub fn openat(dir: BorrowedFd<'_>, name: &CStr, flags: i32, mode: u32) -> io::Result<OwnedFd> {

@@ -1,14 +1,19 @@
-//! 9P2000.L semantics over a host directory, independent of the transport.
+//! 9P semantics over a host directory, independent of the transport: the
+//! 9P2000.L, 9P2000.u and 9P2000 dialects, chosen per session by Tversion,
+//! over one set of operations.
 //!
 //! A transport decodes a request, hands it to [`Server::handle`] with the
 //! connection's [`Session`], a source for Twrite data and a sink for Rread
 //! data, and gets back the encoded reply.
 
+mod ctl;
+pub mod ctl_syntax;
 mod data;
 mod fid;
 pub mod host;
 mod lock;
 mod ops;
+mod plan9;
 pub mod security;
 mod xattr;
 
@@ -19,9 +24,12 @@ pub use security::{IdMap, IdRange, SecurityModel};
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 
-use crate::protocol::{self, Rlerror, Rmessage, Tmessage};
+use crate::protocol::{self, trace, Rerror, Rlerror, Rmessage, Str, Tmessage};
+
+/// Bytes of Tread/Twrite data a trace line shows.
+const TRACE_DATA: usize = 64;
 
 /// Largest msize the server agrees to.
 pub const MAX_MSIZE: u32 = 4 * 1024 * 1024;
@@ -36,6 +44,10 @@ pub struct Config {
     pub security_model: SecurityModel,
     pub uid_map: IdMap,
     pub gid_map: IdMap,
+    /// Serve the `,ctl` / `,nofollow` control namespace (ctl.rs).
+    pub ctl: bool,
+    /// Print every message both ways to stderr, lib9p style.
+    pub trace: bool,
 }
 
 impl Config {
@@ -48,6 +60,8 @@ impl Config {
             security_model: SecurityModel::default_for_process(),
             uid_map: IdMap::default(),
             gid_map: IdMap::default(),
+            ctl: false,
+            trace: false,
         }
     }
 }
@@ -60,18 +74,40 @@ pub struct Server {
     model: SecurityModel,
     uids: IdMap,
     gids: IdMap,
+    ctl: bool,
+    trace: bool,
+    /// Host user and group names (9P2000 stat records).
+    names: plan9::NameCache,
 }
 
-/// One client connection: negotiated msize and the fid table.
+/// The protocol a session speaks, as agreed by Tversion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Dialect {
+    /// "9P2000.L": the Linux client's dialect.
+    Linux = 0,
+    /// "9P2000.u": 9P2000 with Unix extensions.
+    Unix = 1,
+    /// "9P2000": Plan 9's protocol.
+    Plan9 = 2,
+}
+
+/// One client connection: the agreed dialect and msize, and the fid table.
 pub struct Session {
+    /// Numbers the connection in traces.
+    pub id: u32,
     msize: AtomicU32,
+    dialect: AtomicU8,
     pub fids: FidTable,
 }
 
 impl Default for Session {
     fn default() -> Self {
+        static NEXT_ID: AtomicU32 = AtomicU32::new(1);
         Session {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             msize: AtomicU32::new(MAX_MSIZE),
+            dialect: AtomicU8::new(Dialect::Linux as u8),
             fids: FidTable::default(),
         }
     }
@@ -84,6 +120,54 @@ impl Session {
 
     pub fn msize(&self) -> u32 {
         self.msize.load(Ordering::Relaxed)
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        match self.dialect.load(Ordering::Relaxed) {
+            1 => Dialect::Unix,
+            2 => Dialect::Plan9,
+            _ => Dialect::Linux,
+        }
+    }
+
+    fn set_dialect(&self, dialect: Dialect) {
+        self.dialect.store(dialect as u8, Ordering::Relaxed);
+    }
+
+    /// The error reply of this session's dialect: Rlerror in 9P2000.L,
+    /// Rerror with the error's text (and in 9P2000.u its number) otherwise.
+    /// `text` overrides the errno's standard text.
+    pub fn error_reply(&self, tag: u16, errno: i32, text: Option<&str>, reply: &mut Vec<u8>) {
+        reply.clear();
+        let dialect = self.dialect();
+        if dialect == Dialect::Linux {
+            let ecode = errno as u32;
+            Rmessage::Lerror(Rlerror { ecode }).encode(tag, reply);
+            return;
+        }
+        let standard;
+        let text = match text {
+            Some(text) => text,
+            None => {
+                standard = error_text(errno);
+                &standard
+            }
+        };
+        Rmessage::Error(Rerror {
+            ename: Str(text.as_bytes()),
+            errno: (dialect == Dialect::Unix).then_some(errno as u32),
+        })
+        .encode(tag, reply);
+    }
+}
+
+/// The standard text of an errno ("No such file or directory"), which is
+/// also what the Linux client maps back to the number in 9P2000.
+pub fn error_text(errno: i32) -> String {
+    let text = io::Error::from_raw_os_error(errno).to_string();
+    match text.find(" (os error") {
+        Some(end) => text[..end].to_string(),
+        None => text,
     }
 }
 
@@ -129,6 +213,9 @@ impl Server {
             model: config.security_model,
             uids: config.uid_map.clone(),
             gids: config.gid_map.clone(),
+            ctl: config.ctl,
+            trace: config.trace,
+            names: plan9::NameCache::default(),
         })
     }
 
@@ -146,22 +233,37 @@ impl Server {
         reply: &mut Vec<u8>,
     ) {
         reply.clear();
+        if self.trace {
+            self.trace_request(session, tag, &request, source);
+        }
         let result = match request {
             Tmessage::Read(t) => match self.read(session, &t, sink) {
                 Ok(count) => {
                     protocol::data_reply_header(protocol::Rread::TYPE, tag, count, reply);
-                    return;
+                    Ok(())
                 }
                 Err(e) => Err(e),
             },
+            Tmessage::Write(t) if self.is_control_file(session, t.fid) => {
+                match self.ctl_write(session, &t, source) {
+                    Ok(count) => {
+                        Rmessage::Write(protocol::Rwrite { count }).encode(tag, reply);
+                        Ok(())
+                    }
+                    Err(failure) => {
+                        let text = failure.to_string();
+                        session.error_reply(tag, failure.errno, Some(&text), reply);
+                        Ok(())
+                    }
+                }
+            }
             other => self.dispatch(session, other, source, sink.capacity(), tag, reply),
         };
-        if let Err(Errno(ecode)) = result {
-            reply.clear();
-            Rmessage::Lerror(Rlerror {
-                ecode: ecode as u32,
-            })
-            .encode(tag, reply);
+        if let Err(Errno(errno)) = result {
+            session.error_reply(tag, errno, None, reply);
+        }
+        if self.trace {
+            self.trace_reply(session, reply, &*sink);
         }
     }
 
@@ -268,13 +370,83 @@ impl Server {
                 Rmessage::Xattrcreate(Rxattrcreate {})
             }
             Tmessage::Readdir(t) => return self.readdir(s, &t, reply_capacity, tag, out),
-            Tmessage::Open(_) | Tmessage::Create(_) | Tmessage::Stat(_) | Tmessage::Wstat(_) => {
-                return Err(Errno(libc::EOPNOTSUPP))
+            Tmessage::Open(t) => {
+                let (qid, iounit) = self.open(s, &t)?;
+                Rmessage::Open(Ropen { qid, iounit })
+            }
+            Tmessage::Create(t) => {
+                let (qid, iounit) = self.create(s, &t)?;
+                Rmessage::Create(Rcreate { qid, iounit })
+            }
+            Tmessage::Stat(t) => return self.stat_reply(s, &t, tag, out),
+            Tmessage::Wstat(t) => {
+                self.wstat(s, &t)?;
+                Rmessage::Wstat(Rwstat {})
             }
             Tmessage::Read(_) => unreachable!("handled by Server::handle"),
         };
         reply.encode(tag, out);
         Ok(())
+    }
+
+    /// Prints a request to stderr (--trace), with the first bytes of a
+    /// Twrite's data.
+    fn trace_request(
+        &self,
+        s: &Session,
+        tag: u16,
+        msg: &Tmessage<'_>,
+        source: &mut dyn WriteSource,
+    ) {
+        let mut head = [0u8; TRACE_DATA];
+        let data = match msg {
+            Tmessage::Write(_) => {
+                let n = source.copy_to(&mut head);
+                Some(&head[..n])
+            }
+            _ => None,
+        };
+        let conn = s.id;
+        eprintln!(
+            "{}",
+            trace::RequestTrace {
+                conn,
+                tag,
+                msg,
+                data
+            }
+        );
+    }
+
+    /// Prints the reply in `reply` (--trace); an Rread's data is in `sink`.
+    fn trace_reply(&self, s: &Session, reply: &[u8], sink: &dyn ReadSink) {
+        let Ok(header) = protocol::Header::parse(reply) else {
+            return;
+        };
+        let mut head = [0u8; TRACE_DATA];
+        let (msg, data) = if header.msg_type == protocol::Rread::TYPE {
+            let body = &reply[protocol::HEADER_SIZE..];
+            let Ok(Rmessage::Read(rread)) = Rmessage::decode(header.msg_type, body) else {
+                return;
+            };
+            let n = sink.peek(&mut head[..(rread.count as usize).min(TRACE_DATA)]);
+            (Rmessage::Read(rread), Some(&head[..n]))
+        } else {
+            match protocol::decode_rmessage(reply) {
+                Ok((_, msg)) => (msg, None),
+                Err(_) => return,
+            }
+        };
+        let (conn, tag) = (s.id, header.tag);
+        eprintln!(
+            "{}",
+            trace::ReplyTrace {
+                conn,
+                tag,
+                msg: &msg,
+                data
+            }
+        );
     }
 
     fn check_writable(&self) -> OpResult<()> {
@@ -284,15 +456,6 @@ impl Server {
             Ok(())
         }
     }
-}
-
-/// Error reply for a request that could not be decoded.
-pub fn error_reply(tag: u16, errno: i32, reply: &mut Vec<u8>) {
-    reply.clear();
-    Rmessage::Lerror(Rlerror {
-        ecode: errno as u32,
-    })
-    .encode(tag, reply);
 }
 
 fn cwd() -> std::os::fd::BorrowedFd<'static> {

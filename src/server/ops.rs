@@ -1,25 +1,26 @@
-//! The 9P2000.L operations, one method each.
+//! The 9P2000.L operations, one method each (9P2000 and 9P2000.u reuse
+//! them through plan9.rs; the control namespace is in ctl.rs).
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Component, Path};
 use std::sync::Arc;
 
-use super::fid::{DirCursor, Fid, OpenFile, XattrState};
+use super::fid::{Fid, Node, OpenFile, XattrState};
 use super::security::{MappedAttrs, SecurityModel, MAPPED_DIR_MODE, MAPPED_FILE_MODE};
-use super::{child_path, host, Errno, OpResult, ReadSink, Server, Session, WriteSource};
+use super::{child_path, host, Dialect, Errno, OpResult, ReadSink, Server, Session, WriteSource};
 use super::{MAX_MSIZE, MIN_MSIZE};
 use crate::protocol::{self, Qid, Str, WalkList, Wire};
 
 // 9P2000.L open flags (include/net/9p/9p.h); translated, never passed raw.
-const P9_RDONLY: u32 = 0o0;
-const P9_WRONLY: u32 = 0o1;
-const P9_RDWR: u32 = 0o2;
-const P9_ACCMODE: u32 = 0o3;
+pub(super) const P9_RDONLY: u32 = 0o0;
+pub(super) const P9_WRONLY: u32 = 0o1;
+pub(super) const P9_RDWR: u32 = 0o2;
+pub(super) const P9_ACCMODE: u32 = 0o3;
 const P9_CREATE: u32 = 0o100;
-const P9_EXCL: u32 = 0o200;
-const P9_TRUNC: u32 = 0o1000;
-const P9_APPEND: u32 = 0o2000;
+pub(super) const P9_EXCL: u32 = 0o200;
+pub(super) const P9_TRUNC: u32 = 0o1000;
+pub(super) const P9_APPEND: u32 = 0o2000;
 const P9_NONBLOCK: u32 = 0o4000;
 const P9_DSYNC: u32 = 0o10000;
 const P9_DIRECTORY: u32 = 0o200000;
@@ -27,22 +28,22 @@ const P9_NOATIME: u32 = 0o1000000;
 const P9_SYNC: u32 = 0o4000000;
 
 // Tsetattr valid bits.
-const ATTR_MODE: u32 = 1 << 0;
-const ATTR_UID: u32 = 1 << 1;
-const ATTR_GID: u32 = 1 << 2;
-const ATTR_SIZE: u32 = 1 << 3;
-const ATTR_ATIME: u32 = 1 << 4;
-const ATTR_MTIME: u32 = 1 << 5;
-const ATTR_ATIME_SET: u32 = 1 << 7;
-const ATTR_MTIME_SET: u32 = 1 << 8;
+pub(super) const ATTR_MODE: u32 = 1 << 0;
+pub(super) const ATTR_UID: u32 = 1 << 1;
+pub(super) const ATTR_GID: u32 = 1 << 2;
+pub(super) const ATTR_SIZE: u32 = 1 << 3;
+pub(super) const ATTR_ATIME: u32 = 1 << 4;
+pub(super) const ATTR_MTIME: u32 = 1 << 5;
+pub(super) const ATTR_ATIME_SET: u32 = 1 << 7;
+pub(super) const ATTR_MTIME_SET: u32 = 1 << 8;
 
 // Rgetattr valid bits: BASIC (mode..blocks) and BTIME.
-const GETATTR_BASIC: u64 = 0x7ff;
+pub(super) const GETATTR_BASIC: u64 = 0x7ff;
 const GETATTR_BTIME: u64 = 0x800;
 
 const AT_REMOVEDIR_9P: u32 = 0x200;
 
-fn errno(e: i32) -> Errno {
+pub(super) fn errno(e: i32) -> Errno {
     Errno(e)
 }
 
@@ -76,11 +77,11 @@ fn writes(flags: u32) -> bool {
     flags & P9_ACCMODE != P9_RDONLY || flags & P9_TRUNC != 0
 }
 
-fn cstring(bytes: &[u8]) -> OpResult<CString> {
+pub(super) fn cstring(bytes: &[u8]) -> OpResult<CString> {
     CString::new(bytes).map_err(|_| errno(libc::EINVAL))
 }
 
-fn time(sec: u64, nsec: u64, set: bool, given: bool) -> libc::timespec {
+pub(super) fn time(sec: u64, nsec: u64, set: bool, given: bool) -> libc::timespec {
     let tv_nsec = match (given, set) {
         (false, _) => libc::UTIME_OMIT,
         (true, false) => libc::UTIME_NOW,
@@ -93,11 +94,22 @@ fn time(sec: u64, nsec: u64, set: bool, given: bool) -> libc::timespec {
 }
 
 impl Server {
+    /// A fid that stands for a host file: what nearly every operation
+    /// needs. Control files and dangling links answer EPERM.
     pub(super) fn fid(&self, s: &Session, fid: u32) -> OpResult<Arc<Fid>> {
+        let fid = self.any_fid(s, fid)?;
+        if !fid.is_host_file() {
+            return Err(errno(libc::EPERM));
+        }
+        Ok(fid)
+    }
+
+    /// Any fid, control files included.
+    pub(super) fn any_fid(&self, s: &Session, fid: u32) -> OpResult<Arc<Fid>> {
         s.fids.get(fid).ok_or(errno(libc::EBADF))
     }
 
-    fn qid_of(&self, fd: BorrowedFd<'_>) -> OpResult<Qid> {
+    pub(super) fn qid_of(&self, fd: BorrowedFd<'_>) -> OpResult<Qid> {
         Ok(self.qids.qid(&self.stat(fd)?))
     }
 
@@ -159,14 +171,22 @@ impl Server {
     }
 
     /// Walks a path relative to the share's root one component at a time.
-    fn resolve(&self, rel: &Path) -> OpResult<OwnedFd> {
+    /// A path that goes through a symlink (one a 9P2000 walk followed) is
+    /// resolved again with symlinks followed inside the share.
+    pub(super) fn resolve(&self, rel: &Path) -> OpResult<OwnedFd> {
         let mut fd = self.root.try_clone()?;
         for component in rel.components() {
             let Component::Normal(name) = component else {
                 return Err(errno(libc::EINVAL));
             };
             let name = host::component(name.as_encoded_bytes())?;
-            fd = host::lookup(fd.as_fd(), &name)?;
+            fd = match host::lookup(fd.as_fd(), &name) {
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTDIR) | Some(libc::ELOOP)) => {
+                    let rel = cstring(rel.as_os_str().as_encoded_bytes())?;
+                    return Ok(host::resolve_in_root(self.root.as_fd(), &rel)?);
+                }
+                other => other?,
+            };
         }
         Ok(fd)
     }
@@ -185,12 +205,17 @@ impl Server {
         s.fids.clear();
         let msize = t.msize.clamp(MIN_MSIZE, MAX_MSIZE);
         s.msize.store(msize, std::sync::atomic::Ordering::Relaxed);
-        let version = t.version.as_bytes();
-        if version == b"9P2000.L" || version.starts_with(b"9P2000.L.") {
-            (msize, b"9P2000.L")
-        } else {
-            (msize, b"unknown")
-        }
+        // A suffix the server does not know is answered with the base
+        // protocol, as version(5) says.
+        let (dialect, name): (Dialect, &'static [u8]) = match t.version.as_bytes() {
+            b"9P2000.L" => (Dialect::Linux, b"9P2000.L"),
+            v if v.starts_with(b"9P2000.L.") => (Dialect::Linux, b"9P2000.L"),
+            b"9P2000.u" => (Dialect::Unix, b"9P2000.u"),
+            v if v == b"9P2000" || v.starts_with(b"9P2000.") => (Dialect::Plan9, b"9P2000"),
+            _ => return (msize, b"unknown"),
+        };
+        s.set_dialect(dialect);
+        (msize, name)
     }
 
     pub(super) fn attach(&self, s: &Session, t: &protocol::Tattach<'_>) -> OpResult<Qid> {
@@ -199,7 +224,16 @@ impl Server {
         }
         let fd = self.root.try_clone()?;
         let qid = self.qid_of(fd.as_fd())?;
-        let uid = t.n_uname.filter(|&u| u != u32::MAX).unwrap_or(0);
+        let uid = match t.n_uname.filter(|&u| u != u32::MAX) {
+            Some(uid) => uid,
+            None if s.dialect() == Dialect::Linux => 0,
+            // 9P2000 names the user: a host user of that name, else the
+            // share's owner.
+            None => self
+                .names
+                .uid_of(t.uname.as_bytes())
+                .map_or_else(|| self.stat(fd.as_fd()).map(|stx| stx.stx_uid), Ok)?,
+        };
         let fid = Fid::new(fd, Default::default(), libc::S_IFDIR, uid);
         if !s.fids.insert_new(t.fid, Arc::new(fid)) {
             return Err(errno(libc::EEXIST));
@@ -208,58 +242,118 @@ impl Server {
     }
 
     pub(super) fn walk(&self, s: &Session, t: &protocol::Twalk<'_>) -> OpResult<WalkList<Qid>> {
-        let fid = self.fid(s, t.fid)?;
+        let fid = self.any_fid(s, t.fid)?;
         if t.newfid != t.fid && s.fids.get(t.newfid).is_some() {
             return Err(errno(libc::EEXIST));
         }
         let mut qids = WalkList::new();
         // Walked from the fid's own descriptor: it is copied only for a
         // walk of no names (a clone of the fid).
-        let mut fd: Option<OwnedFd> = None;
-        let mut path = fid.path();
-        let mut file_type = fid.file_type;
+        let mut at: Option<WalkStep> = None;
         for (i, name) in t.names.as_slice().iter().enumerate() {
-            let dir = fd.as_ref().map_or(fid.fd(), |fd| fd.as_fd());
-            match self.walk_one(dir, &path, name.as_bytes()) {
-                Ok((next, next_path, stx)) => {
-                    let _ = qids.push(self.qids.qid(&stx));
-                    fd = Some(next);
-                    path = next_path;
-                    file_type = stx.stx_mode as u32 & libc::S_IFMT;
+            let from = match &at {
+                Some(step) => step.position(),
+                None => WalkFrom {
+                    fd: fid.fd(),
+                    path: fid.path(),
+                    file_type: fid.file_type,
+                    node: fid.node,
+                    nofollow: fid.nofollow,
+                },
+            };
+            match self.walk_one(s, &from, name.as_bytes()) {
+                Ok(mut step) => {
+                    if step.node == Node::File
+                        && step.file_type == libc::S_IFLNK
+                        && s.dialect() == Dialect::Plan9
+                    {
+                        step.qid.ty = protocol::QTAPPEND; // read as its target
+                    }
+                    let _ = qids.push(step.qid);
+                    at = Some(step);
                 }
                 Err(e) if i == 0 => return Err(e),
                 Err(_) => return Ok(qids), // partial walk: newfid not made
             }
         }
-        let fd = match fd {
-            Some(fd) => fd,
-            None => fid.file.try_clone()?,
+        let new = match at {
+            Some(step) => {
+                let mut new = Fid::new(step.fd, step.path, step.file_type, fid.uid);
+                new.node = step.node;
+                new.nofollow = step.nofollow;
+                new
+            }
+            None => {
+                let mut new = Fid::new(fid.file.try_clone()?, fid.path(), fid.file_type, fid.uid);
+                new.node = fid.node;
+                new.nofollow = fid.nofollow;
+                new
+            }
         };
-        let new = Arc::new(Fid::new(fd, path, file_type, fid.uid));
-        s.fids.replace(t.newfid, new);
+        s.fids.replace(t.newfid, Arc::new(new));
         Ok(qids)
     }
 
-    fn walk_one(
-        &self,
-        dir: BorrowedFd<'_>,
-        path: &Path,
-        name: &[u8],
-    ) -> OpResult<(OwnedFd, std::path::PathBuf, libc::statx)> {
+    /// One step of a walk: a name looked up from where the walk is.
+    fn walk_one(&self, s: &Session, from: &WalkFrom<'_>, name: &[u8]) -> OpResult<WalkStep> {
+        match from.node {
+            Node::File if from.file_type == libc::S_IFDIR => {}
+            Node::CtlDir => return self.walk_in_control_dir(from, name),
+            _ => return Err(errno(libc::ENOTDIR)),
+        }
+        if let Some(step) = self.walk_to_control(from, name)? {
+            return Ok(step);
+        }
         let (fd, path) = match name {
             b".." => {
                 // Never above the root: ".." of the root is the root.
-                let parent = path.parent().unwrap_or(Path::new("")).to_path_buf();
+                let parent = from.path.parent().unwrap_or(Path::new("")).to_path_buf();
                 (self.resolve(&parent)?, parent)
             }
-            b"." => (dir.try_clone_to_owned()?, path.to_path_buf()),
+            b"." => (from.fd.try_clone_to_owned()?, from.path.clone()),
             _ => {
                 let c = host::component(name)?;
-                (host::lookup(dir, &c)?, child_path(path, name))
+                (host::lookup(from.fd, &c)?, child_path(&from.path, name))
             }
         };
+        let follow = s.dialect() == Dialect::Plan9 && !from.nofollow;
+        self.step_to(fd, path, from.nofollow, follow)
+    }
+
+    /// The walk step onto `fd`; a symlink is followed (inside the share)
+    /// when `follow`, and shows as a dangling link when that fails.
+    pub(super) fn step_to(
+        &self,
+        fd: OwnedFd,
+        path: std::path::PathBuf,
+        nofollow: bool,
+        follow: bool,
+    ) -> OpResult<WalkStep> {
         let stx = self.stat(fd.as_fd())?;
-        Ok((fd, path, stx))
+        let mut step = WalkStep {
+            qid: self.qids.qid(&stx),
+            file_type: stx.stx_mode as u32 & libc::S_IFMT,
+            fd,
+            path,
+            node: Node::File,
+            nofollow,
+        };
+        if follow && step.file_type == libc::S_IFLNK && self.is_host_symlink_fd(step.fd.as_fd())? {
+            let rel = cstring(step.path.as_os_str().as_encoded_bytes())?;
+            match host::resolve_in_root(self.root.as_fd(), &rel) {
+                Ok(target) => {
+                    let stx = self.stat(target.as_fd())?;
+                    step.qid = self.qids.qid(&stx);
+                    step.file_type = stx.stx_mode as u32 & libc::S_IFMT;
+                    step.fd = target;
+                }
+                Err(_) => {
+                    step.node = Node::Dangling;
+                    step.qid.ty = protocol::QTFILE;
+                }
+            }
+        }
+        Ok(step)
     }
 
     pub(super) fn getattr(
@@ -267,7 +361,10 @@ impl Server {
         s: &Session,
         t: &protocol::Tgetattr,
     ) -> OpResult<protocol::Rgetattr> {
-        let fid = self.fid(s, t.fid)?;
+        let fid = self.any_fid(s, t.fid)?;
+        if !fid.is_host_file() {
+            return self.control_getattr(&fid);
+        }
         let st = self.stat(fid.fd())?;
         let has_btime = st.stx_mask & libc::STATX_BTIME != 0;
         Ok(protocol::Rgetattr {
@@ -304,6 +401,10 @@ impl Server {
 
     pub(super) fn setattr(&self, s: &Session, t: &protocol::Tsetattr) -> OpResult<()> {
         self.check_writable()?;
+        let fid = self.any_fid(s, t.fid)?;
+        if matches!(fid.node, Node::CtlFile { .. }) && t.valid == ATTR_SIZE {
+            return Ok(()); // O_TRUNC of a control file: its content is made up
+        }
         let fid = self.fid(s, t.fid)?;
         if t.valid & ATTR_MODE != 0 {
             if self.mapped() && !fid.is_symlink() {
@@ -370,7 +471,11 @@ impl Server {
         if !fid.is_symlink() {
             return Ok(false);
         }
-        Ok(host::statx(fid.fd())?.stx_mode as u32 & libc::S_IFMT == libc::S_IFLNK)
+        self.is_host_symlink_fd(fid.fd())
+    }
+
+    fn is_host_symlink_fd(&self, fd: BorrowedFd<'_>) -> OpResult<bool> {
+        Ok(host::statx(fd)?.stx_mode as u32 & libc::S_IFMT == libc::S_IFLNK)
     }
 
     /// Clears setuid (and setgid of a group-executable file) after a
@@ -412,9 +517,12 @@ impl Server {
     }
 
     pub(super) fn lopen(&self, s: &Session, t: &protocol::Tlopen) -> OpResult<(Qid, u32)> {
-        let fid = self.fid(s, t.fid)?;
-        if fid.open.get().is_some() {
+        let fid = self.any_fid(s, t.fid)?;
+        if fid.open.get().is_some() || fid.content_open.get().is_some() {
             return Err(errno(libc::EBADF));
+        }
+        if !fid.is_host_file() {
+            return self.open_content(&fid, t.flags);
         }
         match fid.file_type {
             libc::S_IFREG | libc::S_IFDIR => {}
@@ -476,9 +584,12 @@ impl Server {
         t: &protocol::Tread,
         sink: &mut dyn ReadSink,
     ) -> OpResult<u32> {
-        let fid = self.fid(s, t.fid)?;
+        let fid = self.any_fid(s, t.fid)?;
         let limit = (s.msize() as usize).saturating_sub(protocol::RREAD_HEADER_SIZE);
         let count = (t.count as usize).min(sink.capacity()).min(limit);
+        if fid.content_open.get().is_some() {
+            return self.read_content(&fid, t.offset, count, sink);
+        }
         let Some(open) = fid.open.get() else {
             return match &*fid.xattr_state() {
                 Some(XattrState::Read(value)) => {
@@ -489,6 +600,9 @@ impl Server {
                 _ => Err(errno(libc::EBADF)),
             };
         };
+        if open.dir.is_some() && s.dialect() != Dialect::Linux {
+            return self.read_stat_records(s, &fid, open, t.offset, count, sink);
+        }
         Ok(sink.read_from(open.fd.as_fd(), t.offset, count)? as u32)
     }
 
@@ -536,6 +650,12 @@ impl Server {
         tag: u16,
         out: &mut Vec<u8>,
     ) -> OpResult<()> {
+        let fid = self.any_fid(s, t.fid)?;
+        if fid.node == Node::CtlDir && fid.content_open.get().is_some() {
+            // A control directory lists nothing.
+            protocol::data_reply_header(protocol::Rreaddir::TYPE, tag, 0, out);
+            return Ok(());
+        }
         let fid = self.fid(s, t.fid)?;
         let open = fid.open.get().ok_or(errno(libc::EBADF))?;
         let dir = open.dir.as_ref().ok_or(errno(libc::ENOTDIR))?;
@@ -545,25 +665,15 @@ impl Server {
             .min((s.msize() as usize).saturating_sub(protocol::RREAD_HEADER_SIZE));
         if t.offset != cursor.pos {
             host::lseek(open.fd.as_fd(), t.offset)?;
+            cursor.rewind();
             cursor.pos = t.offset;
-            cursor.start = 0;
-            cursor.end = 0;
         }
         out.clear();
         protocol::data_reply_header(protocol::Rreaddir::TYPE, tag, 0, out);
         let mut used = 0usize;
         loop {
-            if cursor.start == cursor.end {
-                if cursor.buf.is_empty() {
-                    cursor.buf = vec![0; DirCursor::BUF_SIZE];
-                }
-                let c = &mut *cursor;
-                let n = host::getdents64(open.fd.as_fd(), &mut c.buf)?;
-                if n == 0 {
-                    break;
-                }
-                cursor.start = 0;
-                cursor.end = n;
+            if !cursor.fill(open.fd.as_fd())? {
+                break;
             }
             let c = &mut *cursor;
             let Some(entry) = DirEntry::parse(&c.buf[c.start..c.end]) else {
@@ -693,14 +803,19 @@ impl Server {
         if !fid.is_symlink() {
             return Err(errno(libc::EINVAL));
         }
-        match host::readlink(fid.fd(), buf) {
+        self.link_target(fid.fd(), buf)
+    }
+
+    /// The target of a symlink, in `buf`; returns its length.
+    pub(super) fn link_target(&self, fd: BorrowedFd<'_>, buf: &mut [u8]) -> OpResult<usize> {
+        match host::readlink(fd, buf) {
             // mapped-xattr: the target is the content of a regular file.
             // (readlinkat of a non-symlink fails with ENOENT or EINVAL.)
             Err(e)
                 if self.mapped()
                     && matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOENT)) =>
             {
-                let fd = host::reopen(fid.fd(), libc::O_RDONLY)?;
+                let fd = host::reopen(fd, libc::O_RDONLY)?;
                 Ok(host::pread(fd.as_fd(), buf, 0)?)
             }
             other => Ok(other?),
@@ -755,6 +870,13 @@ impl Server {
 
     pub(super) fn clunk(&self, s: &Session, t: &protocol::Tclunk) -> OpResult<()> {
         let fid = s.fids.remove(t.fid).ok_or(errno(libc::EBADF))?;
+        let remove_on_clunk = fid.open.get().is_some_and(|open| {
+            open.remove_on_clunk
+                .load(std::sync::atomic::Ordering::Relaxed)
+        });
+        if remove_on_clunk {
+            let _ = self.unlink_fid_file(&fid);
+        }
         self.xattr_clunk(&fid)
     }
 
@@ -762,13 +884,28 @@ impl Server {
         // The fid is clunked whether or not the remove succeeds.
         let fid = s.fids.remove(t.fid).ok_or(errno(libc::EBADF))?;
         self.check_writable()?;
-        let (parent, name, _) = self.parent_of(&fid)?;
+        if !matches!(fid.node, Node::File | Node::Dangling) {
+            return Err(errno(libc::EPERM));
+        }
+        self.unlink_fid_file(&fid)
+    }
+
+    /// Removes the directory entry a fid was walked to (for 9P2000, the
+    /// link itself when the walk followed one).
+    fn unlink_fid_file(&self, fid: &Fid) -> OpResult<()> {
+        let (parent, name, _) = self.parent_of(fid)?;
         let flags = if fid.is_dir() { libc::AT_REMOVEDIR } else { 0 };
-        Ok(host::unlinkat(parent.as_fd(), &name, flags)?)
+        match host::unlinkat(parent.as_fd(), &name, flags) {
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTDIR) | Some(libc::EISDIR)) => {
+                let other = flags ^ libc::AT_REMOVEDIR;
+                Ok(host::unlinkat(parent.as_fd(), &name, other)?)
+            }
+            other => Ok(other?),
+        }
     }
 
     pub(super) fn statfs(&self, s: &Session, t: &protocol::Tstatfs) -> OpResult<protocol::Rstatfs> {
-        let fid = self.fid(s, t.fid)?;
+        let fid = self.any_fid(s, t.fid)?;
         let st = host::fstatfs(fid.fd())?;
         // SAFETY: fsid_t is two ints; reading them as such is sound.
         let fsid: [i32; 2] = unsafe { std::mem::transmute(st.f_fsid) };
@@ -834,18 +971,18 @@ fn mapped_d_type(dir: BorrowedFd<'_>, name: &[u8]) -> u8 {
 }
 
 /// One linux_dirent64 record.
-struct DirEntry<'a> {
-    ino: u64,
-    off: u64,
-    reclen: usize,
-    d_type: u8,
-    name: &'a [u8],
+pub(super) struct DirEntry<'a> {
+    pub ino: u64,
+    pub off: u64,
+    pub reclen: usize,
+    pub d_type: u8,
+    pub name: &'a [u8],
 }
 
 impl<'a> DirEntry<'a> {
     /// Parses the record at the start of `buf`: `d_ino[8] d_off[8]
     /// d_reclen[2] d_type[1] d_name[NUL-terminated]`.
-    fn parse(buf: &'a [u8]) -> Option<Self> {
+    pub fn parse(buf: &'a [u8]) -> Option<Self> {
         const NAME_OFFSET: usize = 19;
         let ino = u64::from_ne_bytes(buf.get(0..8)?.try_into().ok()?);
         let off = u64::from_ne_bytes(buf.get(8..16)?.try_into().ok()?);
@@ -863,7 +1000,38 @@ impl<'a> DirEntry<'a> {
     }
 }
 
-trait StatxDev {
+/// Where a walk is: the fid it starts from, or the last step taken.
+pub(super) struct WalkFrom<'a> {
+    pub fd: BorrowedFd<'a>,
+    pub path: std::path::PathBuf,
+    pub file_type: u32,
+    pub node: Node,
+    pub nofollow: bool,
+}
+
+/// The result of walking one name.
+pub(super) struct WalkStep {
+    pub fd: OwnedFd,
+    pub path: std::path::PathBuf,
+    pub file_type: u32,
+    pub node: Node,
+    pub nofollow: bool,
+    pub qid: Qid,
+}
+
+impl WalkStep {
+    fn position(&self) -> WalkFrom<'_> {
+        WalkFrom {
+            fd: self.fd.as_fd(),
+            path: self.path.clone(),
+            file_type: self.file_type,
+            node: self.node,
+            nofollow: self.nofollow,
+        }
+    }
+}
+
+pub(super) trait StatxDev {
     fn stx_dev(&self) -> u64;
 }
 

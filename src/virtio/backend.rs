@@ -26,7 +26,7 @@ use vmm_sys_util::event::{
 use super::chain::{self, ChainView, Peek};
 use super::pool::{Pool, Request};
 use crate::protocol::{self, DecodeError, Header, Tmessage};
-use crate::server::{self, Server, Session, MAX_MSIZE};
+use crate::server::{Server, Session, MAX_MSIZE};
 
 /// Feature bit: the device has a mount tag in its config space.
 pub const VIRTIO_9P_MOUNT_TAG: u64 = 0;
@@ -277,7 +277,7 @@ impl Core {
                 h.size,
                 chain.readable_len()
             );
-            server::error_reply(h.tag, libc::EMSGSIZE, reply);
+            self.session.error_reply(h.tag, libc::EMSGSIZE, None, reply);
             return self.finish(chain, reply);
         }
         // Twrite's data stays in guest memory: copy only its fixed fields.
@@ -305,7 +305,7 @@ impl Core {
                     DecodeError::UnknownType(_) => libc::EOPNOTSUPP,
                     _ => libc::EINVAL,
                 };
-                server::error_reply(h.tag, errno, reply);
+                self.session.error_reply(h.tag, errno, None, reply);
             }
         }
         self.finish(chain, reply)
@@ -319,7 +319,7 @@ impl Core {
         };
         if h.size as usize > chain.writable_len() {
             // Too big for the client's buffer: say so if even that fits.
-            server::error_reply(h.tag, libc::EMSGSIZE, reply);
+            self.session.error_reply(h.tag, libc::EMSGSIZE, None, reply);
             if reply.len() > chain.writable_len() {
                 warn!("reply buffer of {} bytes too small", chain.writable_len());
                 return 0;

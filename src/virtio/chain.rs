@@ -341,4 +341,9 @@ impl ReadSink for ChainReplyArea<'_> {
         let want = data.len().min(self.capacity);
         copy_in(self.pieces, self.offset, &data[..want])
     }
+
+    fn peek(&self, buf: &mut [u8]) -> usize {
+        let want = buf.len().min(self.capacity);
+        copy_out(self.pieces, self.offset, &mut buf[..want])
+    }
 }

@@ -1,0 +1,745 @@
+//! 9P2000 and 9P2000.u: Topen, Tcreate, Tstat, Twstat and directory reads
+//! as stat records, built on the 9P2000.L operations.
+//!
+//! 9P2000 follows symlinks inside the share (a Plan 9 client has no
+//! symlinks); 9P2000.u shows them with DMSYMLINK and their target in the
+//! stat's extension, as the Linux client expects.
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::sync::{Arc, Mutex};
+
+use super::fid::{Fid, Node, OpenFile};
+use super::ops::*;
+use super::{child_path, host, Dialect, OpResult, ReadSink, Server, Session};
+use crate::protocol::{self, Qid, Stat, StatBlob, StatExtension, Str, Wire};
+use crate::protocol::{DMAPPEND, DMDEVICE, DMDIR, DMEXCL, DMNAMEDPIPE, DMSETGID, DMSETUID};
+use crate::protocol::{DMSETVTX, DMSOCKET, DMSYMLINK};
+
+// Topen/Tcreate modes.
+const OWRITE: u8 = 1;
+const ORDWR: u8 = 2;
+const OTRUNC: u8 = 0x10;
+const ORCLOSE: u8 = 0x40;
+/// 9P2000.u (the Linux client's P9_OAPPEND).
+const OAPPEND: u8 = 0x80;
+/// 9P2000.u Tcreate: a hard link to the fid named in the extension.
+const DMLINK: u32 = 0x0100_0000;
+
+/// "Don't touch" values of a Twstat.
+const KEEP16: u16 = u16::MAX;
+const KEEP32: u32 = u32::MAX;
+const KEEP64: u64 = u64::MAX;
+
+/// 9P2000.L open flags for a 9P2000 open mode.
+fn open_flags(mode: u8) -> u32 {
+    let mut flags = match mode & 3 {
+        OWRITE => P9_WRONLY,
+        ORDWR => P9_RDWR,
+        _ => P9_RDONLY, // OREAD, OEXEC
+    };
+    if mode & OTRUNC != 0 {
+        flags |= P9_TRUNC;
+    }
+    if mode & OAPPEND != 0 {
+        flags |= P9_APPEND;
+    }
+    flags
+}
+
+/// The qid type that goes with a stat mode.
+fn qid_type(mode: u32) -> u8 {
+    let mut ty = protocol::QTFILE;
+    for (bit, qt) in [
+        (DMDIR, protocol::QTDIR),
+        (DMAPPEND, protocol::QTAPPEND),
+        (DMEXCL, protocol::QTEXCL),
+        (DMSYMLINK, protocol::QTSYMLINK),
+    ] {
+        if mode & bit != 0 {
+            ty |= qt;
+        }
+    }
+    ty
+}
+
+/// Plan 9 mode bits of a Unix mode: the permission bits and DMDIR, and in
+/// 9P2000.u the file type and setuid/setgid/sticky bits too.
+pub(super) fn plan9_mode(mode: u32, dialect: Dialect) -> u32 {
+    let mut out = mode & 0o777;
+    let unix = dialect == Dialect::Unix;
+    out |= match mode & libc::S_IFMT {
+        libc::S_IFDIR => DMDIR,
+        libc::S_IFLNK if unix => DMSYMLINK,
+        libc::S_IFCHR | libc::S_IFBLK if unix => DMDEVICE,
+        libc::S_IFIFO if unix => DMNAMEDPIPE,
+        libc::S_IFSOCK if unix => DMSOCKET,
+        _ => 0,
+    };
+    if unix {
+        for (unix_bit, plan9_bit) in special_bits() {
+            if mode & unix_bit != 0 {
+                out |= plan9_bit;
+            }
+        }
+    }
+    out
+}
+
+/// The Unix permission bits (with setuid, setgid, sticky) of a Plan 9 mode.
+pub(super) fn unix_permissions(mode: u32) -> u32 {
+    let mut out = mode & 0o777;
+    for (unix_bit, plan9_bit) in special_bits() {
+        if mode & plan9_bit != 0 {
+            out |= unix_bit;
+        }
+    }
+    out
+}
+
+fn special_bits() -> [(u32, u32); 3] {
+    [
+        (libc::S_ISUID, DMSETUID),
+        (libc::S_ISGID, DMSETGID),
+        (libc::S_ISVTX, DMSETVTX),
+    ]
+}
+
+/// A stat record with its strings owned.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct StatRecord {
+    pub qid: Qid,
+    pub mode: u32,
+    pub atime: u32,
+    pub mtime: u32,
+    pub length: u64,
+    pub name: Vec<u8>,
+    pub uid: String,
+    pub gid: String,
+    pub extension: Vec<u8>,
+    pub n_uid: u32,
+    pub n_gid: u32,
+}
+
+impl StatRecord {
+    /// The record as sent in `dialect` (9P2000.u adds the extension).
+    pub fn wire(&self, dialect: Dialect) -> Stat<'_> {
+        Stat {
+            ty: 0,
+            dev: 0,
+            qid: self.qid,
+            mode: self.mode,
+            atime: self.atime,
+            mtime: self.mtime,
+            length: self.length,
+            name: Str(&self.name),
+            uid: Str(self.uid.as_bytes()),
+            gid: Str(self.gid.as_bytes()),
+            muid: Str(self.uid.as_bytes()),
+            ext: (dialect == Dialect::Unix).then_some(StatExtension {
+                extension: Str(&self.extension),
+                n_uid: self.n_uid,
+                n_gid: self.n_gid,
+                n_muid: self.n_uid,
+            }),
+        }
+    }
+}
+
+/// Seconds as a 9P2000 time (unsigned 32 bits; earlier times are 0).
+fn seconds(t: &libc::statx_timestamp) -> u32 {
+    t.tv_sec.clamp(0, u32::MAX as i64) as u32
+}
+
+/// Host user and group names, looked up once each.
+#[derive(Default)]
+pub struct NameCache {
+    users: Mutex<HashMap<u32, String>>,
+    groups: Mutex<HashMap<u32, String>>,
+}
+
+impl NameCache {
+    /// The name of a uid, or the number as a string when unknown.
+    pub fn user(&self, uid: u32) -> String {
+        cached(&self.users, uid, || user_name(uid))
+    }
+
+    pub fn group(&self, gid: u32) -> String {
+        cached(&self.groups, gid, || group_name(gid))
+    }
+
+    /// The uid a name (or a number) stands for.
+    pub fn uid_of(&self, name: &[u8]) -> Option<u32> {
+        number(name).or_else(|| {
+            let name = CString::new(name).ok()?;
+            // SAFETY: getpwnam_r fills `pw` and `buf`; `result` says whether it found one.
+            lookup_entry(|pw, buf, len, result| unsafe {
+                libc::getpwnam_r(name.as_ptr(), pw, buf, len, result)
+            })
+            .map(|pw: libc::passwd| pw.pw_uid)
+        })
+    }
+
+    pub fn gid_of(&self, name: &[u8]) -> Option<u32> {
+        number(name).or_else(|| {
+            let name = CString::new(name).ok()?;
+            // SAFETY: getgrnam_r fills `gr` and `buf`; `result` says whether it found one.
+            lookup_entry(|gr, buf, len, result| unsafe {
+                libc::getgrnam_r(name.as_ptr(), gr, buf, len, result)
+            })
+            .map(|gr: libc::group| gr.gr_gid)
+        })
+    }
+}
+
+fn number(name: &[u8]) -> Option<u32> {
+    std::str::from_utf8(name).ok()?.parse().ok()
+}
+
+fn cached(map: &Mutex<HashMap<u32, String>>, id: u32, find: impl Fn() -> Option<String>) -> String {
+    let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
+    map.entry(id)
+        .or_insert_with(|| find().unwrap_or_else(|| id.to_string()))
+        .clone()
+}
+
+fn user_name(uid: u32) -> Option<String> {
+    // SAFETY: getpwuid_r fills `pw` and `buf`; `result` says whether it found one.
+    let pw: libc::passwd = lookup_entry(|pw, buf, len, result| unsafe {
+        libc::getpwuid_r(uid, pw, buf, len, result)
+    })?;
+    // SAFETY: pw_name points to a C string in lookup_entry's thread-local
+    // buffer, which no other lookup has reused yet.
+    Some(
+        unsafe { std::ffi::CStr::from_ptr(pw.pw_name) }
+            .to_string_lossy()
+            .into_owned(),
+    )
+}
+
+fn group_name(gid: u32) -> Option<String> {
+    // SAFETY: getgrgid_r fills `gr` and `buf`; `result` says whether it found one.
+    let gr: libc::group = lookup_entry(|gr, buf, len, result| unsafe {
+        libc::getgrgid_r(gid, gr, buf, len, result)
+    })?;
+    // SAFETY: gr_name points into lookup_entry's thread-local buffer, not
+    // reused yet.
+    Some(
+        unsafe { std::ffi::CStr::from_ptr(gr.gr_name) }
+            .to_string_lossy()
+            .into_owned(),
+    )
+}
+
+/// Runs a reentrant user-database lookup with a buffer that lives for the
+/// rest of the thread (the entry's strings point into it).
+fn lookup_entry<T>(
+    call: impl Fn(*mut T, *mut libc::c_char, libc::size_t, *mut *mut T) -> libc::c_int,
+) -> Option<T> {
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<libc::c_char>> = std::cell::RefCell::new(vec![0; 16384]);
+    }
+    BUF.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        // SAFETY: T is passwd or group: plain C structs for which all-zero is valid.
+        let mut entry: T = unsafe { std::mem::zeroed() };
+        let mut result: *mut T = std::ptr::null_mut();
+        let ret = call(&mut entry, buf.as_mut_ptr(), buf.len(), &mut result);
+        (ret == 0 && !result.is_null()).then_some(entry)
+    })
+}
+
+impl Server {
+    pub(super) fn open(&self, s: &Session, t: &protocol::Topen) -> OpResult<(Qid, u32)> {
+        let fid = self.any_fid(s, t.fid)?;
+        let flags = open_flags(t.mode);
+        if !fid.is_host_file() || fid.is_symlink() {
+            if fid.content_open.get().is_some() {
+                return Err(errno(libc::EBADF));
+            }
+            self.open_content(&fid, flags)?;
+            return Ok((self.fid_qid(s.dialect(), &fid)?, 0));
+        }
+        let opened = self.lopen(s, &protocol::Tlopen { fid: t.fid, flags })?;
+        if t.mode & ORCLOSE != 0 {
+            set_remove_on_clunk(fid.open.get());
+        }
+        Ok(opened)
+    }
+
+    pub(super) fn create(&self, s: &Session, t: &protocol::Tcreate<'_>) -> OpResult<(Qid, u32)> {
+        let dir = self.fid(s, t.fid)?;
+        if !dir.is_dir() {
+            return Err(errno(libc::ENOTDIR));
+        }
+        let dir_stat = self.stat(dir.fd())?;
+        let dir_perm = dir_stat.stx_mode as u32 & 0o777;
+        let gid = dir_stat.stx_gid;
+        let name = t.name;
+        let unix = s.dialect() == Dialect::Unix;
+        let special = DMSYMLINK | DMLINK | DMDEVICE | DMNAMEDPIPE | DMSOCKET;
+        if t.perm & DMDIR != 0 {
+            if t.mode & 3 == OWRITE || t.mode & 3 == ORDWR || t.mode & OTRUNC != 0 {
+                return Err(errno(libc::EISDIR));
+            }
+            // create(5): a directory's permissions are limited by its parent's.
+            let mode = t.perm & (!0o777 | dir_perm) & 0o777;
+            self.mkdir(
+                s,
+                &protocol::Tmkdir {
+                    dfid: t.fid,
+                    name,
+                    mode,
+                    gid,
+                },
+            )?;
+            self.replace_with_entry(s, &dir, t.fid, name.as_bytes())?;
+            return self.open(
+                s,
+                &protocol::Topen {
+                    fid: t.fid,
+                    mode: t.mode,
+                },
+            );
+        }
+        if unix && t.perm & special != 0 {
+            let ext = t.extension.map_or(&b""[..], |e| e.as_bytes());
+            let perm = unix_permissions(t.perm);
+            if t.perm & DMSYMLINK != 0 {
+                let symtgt = Str(ext);
+                self.symlink(
+                    s,
+                    &protocol::Tsymlink {
+                        fid: t.fid,
+                        name,
+                        symtgt,
+                        gid,
+                    },
+                )?;
+            } else if t.perm & DMLINK != 0 {
+                let target = number(ext.trim_ascii()).ok_or(errno(libc::EINVAL))?;
+                self.link(
+                    s,
+                    &protocol::Tlink {
+                        dfid: t.fid,
+                        fid: target,
+                        name,
+                    },
+                )?;
+            } else {
+                let (file_type, major, minor) = if t.perm & DMDEVICE != 0 {
+                    device(ext).ok_or(errno(libc::EINVAL))?
+                } else if t.perm & DMNAMEDPIPE != 0 {
+                    (libc::S_IFIFO, 0, 0)
+                } else {
+                    (libc::S_IFSOCK, 0, 0)
+                };
+                let mode = file_type | perm;
+                let dfid = t.fid;
+                self.mknod(
+                    s,
+                    &protocol::Tmknod {
+                        dfid,
+                        name,
+                        mode,
+                        major,
+                        minor,
+                        gid,
+                    },
+                )?;
+            }
+            return Ok((self.replace_with_entry(s, &dir, t.fid, name.as_bytes())?, 0));
+        }
+        // create(5): a file's permissions are limited by its parent's.
+        let mode = unix_permissions(t.perm) & (!0o666 | dir_perm);
+        let flags = open_flags(t.mode) | P9_EXCL;
+        let created = self.lcreate(
+            s,
+            &protocol::Tlcreate {
+                fid: t.fid,
+                name,
+                flags,
+                mode,
+                gid,
+            },
+        )?;
+        if t.mode & ORCLOSE != 0 {
+            set_remove_on_clunk(self.any_fid(s, t.fid)?.open.get());
+        }
+        Ok(created)
+    }
+
+    /// Points fid `number` at the entry `name` of `dir` (after Tcreate).
+    fn replace_with_entry(
+        &self,
+        s: &Session,
+        dir: &Fid,
+        number: u32,
+        name: &[u8],
+    ) -> OpResult<Qid> {
+        let c = host::component(name)?;
+        let fd = host::lookup(dir.fd(), &c)?;
+        let step = self.step_to(fd, child_path(&dir.path(), name), dir.nofollow, false)?;
+        let mut fid = Fid::new(step.fd, step.path, step.file_type, dir.uid);
+        fid.nofollow = dir.nofollow;
+        s.fids.replace(number, Arc::new(fid));
+        Ok(step.qid)
+    }
+
+    pub(super) fn stat_reply(
+        &self,
+        s: &Session,
+        t: &protocol::Tstat,
+        tag: u16,
+        out: &mut Vec<u8>,
+    ) -> OpResult<()> {
+        let fid = self.any_fid(s, t.fid)?;
+        let dialect = s.dialect();
+        let record = self.fid_record(dialect, &fid)?;
+        let stat = StatBlob(record.wire(dialect));
+        protocol::Rmessage::Stat(protocol::Rstat { stat }).encode(tag, out);
+        Ok(())
+    }
+
+    /// The stat record of what a fid stands for.
+    pub(super) fn fid_record(&self, dialect: Dialect, fid: &Fid) -> OpResult<StatRecord> {
+        let path = fid.path();
+        let name = path.file_name().map_or(&b"/"[..], |n| n.as_bytes());
+        match fid.node {
+            Node::File | Node::Dangling => self.host_record(dialect, fid.fd(), fid.node, name),
+            Node::CtlDir => {
+                let mut record = self.host_record(dialect, fid.fd(), Node::File, b",ctl")?;
+                record.mode = DMDIR | 0o555;
+                record.length = 0;
+                record.extension.clear();
+                record.qid = self.fid_qid(dialect, fid)?;
+                Ok(record)
+            }
+            Node::CtlFile { own_dir } => {
+                let name = if own_dir { &b","[..] } else { name };
+                let mut record = self.host_record(dialect, fid.fd(), Node::File, name)?;
+                record.mode = 0o644;
+                record.length = self.content(fid)?.len() as u64;
+                record.extension.clear();
+                record.qid = self.fid_qid(dialect, fid)?;
+                Ok(record)
+            }
+        }
+    }
+
+    /// The stat record of a host file (or of a dangling link, shown as an
+    /// empty file with mode 0).
+    fn host_record(
+        &self,
+        dialect: Dialect,
+        fd: BorrowedFd<'_>,
+        node: Node,
+        name: &[u8],
+    ) -> OpResult<StatRecord> {
+        let stx = self.stat(fd)?;
+        let file_type = stx.stx_mode as u32 & libc::S_IFMT;
+        let mut extension = Vec::new();
+        let mut length = stx.stx_size;
+        let mut mode = plan9_mode(stx.stx_mode as u32, dialect);
+        if node == Node::Dangling {
+            mode = 0;
+            length = 0;
+        } else if file_type == libc::S_IFDIR {
+            length = 0;
+        } else if file_type == libc::S_IFLNK {
+            let mut buf = [0u8; libc::PATH_MAX as usize];
+            let n = self.link_target(fd, &mut buf)?;
+            length = n as u64;
+            if dialect == Dialect::Unix {
+                extension = buf[..n].to_vec();
+            } else {
+                // Read as a file whose content is the target.
+                mode = DMAPPEND | 0o444;
+            }
+        } else if dialect == Dialect::Unix && matches!(file_type, libc::S_IFCHR | libc::S_IFBLK) {
+            let kind = if file_type == libc::S_IFCHR { 'c' } else { 'b' };
+            let (major, minor) = (stx.stx_rdev_major, stx.stx_rdev_minor);
+            extension = format!("{kind} {major} {minor}").into_bytes();
+        }
+        let mut qid = self.qids.qid(&stx);
+        qid.ty = qid_type(mode);
+        Ok(StatRecord {
+            qid,
+            mode,
+            atime: seconds(&stx.stx_atime),
+            mtime: seconds(&stx.stx_mtime),
+            length,
+            name: name.to_vec(),
+            uid: self.names.user(stx.stx_uid),
+            gid: self.names.group(stx.stx_gid),
+            extension,
+            n_uid: stx.stx_uid,
+            n_gid: stx.stx_gid,
+        })
+    }
+
+    /// A 9P2000 read of a directory: whole stat records, continuing only
+    /// from offset 0 or where the previous read ended (read(5)).
+    pub(super) fn read_stat_records(
+        &self,
+        s: &Session,
+        fid: &Fid,
+        open: &OpenFile,
+        offset: u64,
+        count: usize,
+        sink: &mut dyn ReadSink,
+    ) -> OpResult<u32> {
+        let dialect = s.dialect();
+        let follow = dialect == Dialect::Plan9 && !fid.nofollow;
+        let dir = open.dir.as_ref().ok_or(errno(libc::ENOTDIR))?;
+        let mut cursor = dir.lock().unwrap_or_else(|e| e.into_inner());
+        if offset == 0 {
+            host::lseek(open.fd.as_fd(), 0)?;
+            cursor.rewind();
+        } else if offset != cursor.stat_offset {
+            return Err(errno(libc::EINVAL));
+        }
+        let dir_path = fid.path();
+        let mut out = Vec::new();
+        while cursor.fill(open.fd.as_fd())? {
+            let c = &mut *cursor;
+            let Some(entry) = DirEntry::parse(&c.buf[c.start..c.end]) else {
+                return Err(errno(libc::EIO));
+            };
+            let (name, reclen, off) = (entry.name, entry.reclen, entry.off);
+            if name != b"." && name != b".." {
+                // An entry gone or unreadable since getdents is left out.
+                if let Ok(record) =
+                    self.entry_record(dialect, open.fd.as_fd(), &dir_path, name, follow)
+                {
+                    let stat = record.wire(dialect);
+                    if out.len() + stat.wire_size() > count {
+                        if out.is_empty() {
+                            return Err(errno(libc::EINVAL)); // count too small for one record
+                        }
+                        break;
+                    }
+                    stat.encode(&mut out);
+                }
+            }
+            c.pos = off;
+            c.start += reclen;
+        }
+        cursor.stat_offset += out.len() as u64;
+        Ok(sink.copy_from(&out) as u32)
+    }
+
+    fn entry_record(
+        &self,
+        dialect: Dialect,
+        dir: BorrowedFd<'_>,
+        dir_path: &std::path::Path,
+        name: &[u8],
+        follow: bool,
+    ) -> OpResult<StatRecord> {
+        let c = host::component(name)?;
+        let fd = host::lookup(dir, &c)?;
+        let step = self.step_to(fd, child_path(dir_path, name), !follow, follow)?;
+        self.host_record(dialect, step.fd.as_fd(), step.node, name)
+    }
+
+    /// Twstat: the changes a Plan 9 client makes (name within the
+    /// directory, mode, mtime, length, gid; in 9P2000.u also atime and the
+    /// numeric owner), all checked before any is applied. Changing the
+    /// owner by name, the type, dev, qid or muid is refused (stat(5)).
+    pub(super) fn wstat(&self, s: &Session, t: &protocol::Twstat<'_>) -> OpResult<()> {
+        let fid = self.fid(s, t.fid)?;
+        let dialect = s.dialect();
+        let st = t.stat.0;
+        let untouched_qid = Qid {
+            ty: u8::MAX,
+            version: KEEP32,
+            path: KEEP64,
+        };
+        if st.ty != KEEP16 || st.dev != KEEP32 || st.qid != untouched_qid || !st.muid.0.is_empty() {
+            return Err(errno(libc::EPERM));
+        }
+        let current = self.fid_record(dialect, &fid)?;
+        let mut set = protocol::Tsetattr {
+            fid: t.fid,
+            ..Default::default()
+        };
+        if st.mode != KEEP32 {
+            if (st.mode & DMDIR != 0) != fid.is_dir() {
+                return Err(errno(libc::EPERM)); // the directory bit stays
+            }
+            set.valid |= ATTR_MODE;
+            set.mode = unix_permissions(st.mode);
+        }
+        let ext = st.ext.filter(|_| dialect == Dialect::Unix);
+        if let Some(uid) = ext.map(|e| e.n_uid).filter(|&u| u != KEEP32) {
+            set.valid |= ATTR_UID;
+            set.uid = uid;
+        } else if !st.uid.0.is_empty() && st.uid.0 != current.uid.as_bytes() {
+            return Err(errno(libc::EPERM)); // the owner stays
+        }
+        if let Some(gid) = ext.map(|e| e.n_gid).filter(|&g| g != KEEP32) {
+            set.valid |= ATTR_GID;
+            set.gid = gid;
+        } else if !st.gid.0.is_empty() && st.gid.0 != current.gid.as_bytes() {
+            set.valid |= ATTR_GID;
+            set.gid = self.names.gid_of(st.gid.0).ok_or(errno(libc::EINVAL))?;
+        }
+        if st.length != KEEP64 {
+            if fid.is_dir() {
+                return Err(errno(libc::EPERM));
+            }
+            set.valid |= ATTR_SIZE;
+            set.size = st.length;
+        }
+        if st.atime != KEEP32 {
+            set.valid |= ATTR_ATIME | ATTR_ATIME_SET;
+            set.atime_sec = st.atime as u64;
+        }
+        if st.mtime != KEEP32 {
+            set.valid |= ATTR_MTIME | ATTR_MTIME_SET;
+            set.mtime_sec = st.mtime as u64;
+        }
+        let new_name =
+            (!st.name.0.is_empty() && st.name.0 != current.name.as_slice()).then_some(st.name.0);
+        if let Some(name) = new_name {
+            host::component(name)?; // a name within the directory, checked first
+        }
+        if set.valid == 0 && new_name.is_none() {
+            // All "don't touch": make the file's content stable.
+            return self.fsync(
+                s,
+                &protocol::Tfsync {
+                    fid: t.fid,
+                    datasync: 0,
+                },
+            );
+        }
+        if set.valid != 0 {
+            self.setattr(s, &set)?;
+        }
+        if let Some(name) = new_name {
+            let (parent, old, old_path) = self.parent_of(&fid)?;
+            let new = host::component(name)?;
+            host::renameat(parent.as_fd(), &old, parent.as_fd(), &new)?;
+            let new_path = child_path(old_path.parent().unwrap_or("".as_ref()), name);
+            s.fids.renamed(&old_path, &new_path);
+        }
+        Ok(())
+    }
+}
+
+fn set_remove_on_clunk(open: Option<&OpenFile>) {
+    if let Some(open) = open {
+        open.remove_on_clunk
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// "b MAJ MIN" or "c MAJ MIN" (a 9P2000.u device extension).
+fn device(ext: &[u8]) -> Option<(u32, u32, u32)> {
+    let text = std::str::from_utf8(ext).ok()?;
+    let mut words = text.split_ascii_whitespace();
+    let file_type = match words.next()? {
+        "b" => libc::S_IFBLK,
+        "c" => libc::S_IFCHR,
+        _ => return None,
+    };
+    let major = words.next()?.parse().ok()?;
+    let minor = words.next()?.parse().ok()?;
+    words.next().is_none().then_some((file_type, major, minor))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_convert_both_ways() {
+        let cases = [
+            (libc::S_IFREG | 0o644, Dialect::Plan9, 0o644),
+            (libc::S_IFDIR | 0o755, Dialect::Plan9, DMDIR | 0o755),
+            (libc::S_IFLNK | 0o777, Dialect::Plan9, 0o777),
+            (libc::S_IFLNK | 0o777, Dialect::Unix, DMSYMLINK | 0o777),
+            (libc::S_IFCHR | 0o600, Dialect::Unix, DMDEVICE | 0o600),
+            (libc::S_IFBLK | 0o600, Dialect::Unix, DMDEVICE | 0o600),
+            (libc::S_IFIFO | 0o600, Dialect::Unix, DMNAMEDPIPE | 0o600),
+            (libc::S_IFSOCK | 0o600, Dialect::Unix, DMSOCKET | 0o600),
+            (libc::S_IFIFO | 0o600, Dialect::Plan9, 0o600),
+            (libc::S_IFREG | 0o4755, Dialect::Unix, DMSETUID | 0o755),
+            (libc::S_IFREG | 0o4755, Dialect::Plan9, 0o755),
+            (
+                libc::S_IFDIR | 0o3775,
+                Dialect::Unix,
+                DMDIR | DMSETGID | DMSETVTX | 0o775,
+            ),
+        ];
+        for (unix, dialect, plan9) in cases {
+            assert_eq!(plan9_mode(unix, dialect), plan9, "{unix:o} in {dialect:?}");
+        }
+        assert_eq!(
+            unix_permissions(DMDIR | DMSETGID | DMSETVTX | 0o775),
+            0o3775
+        );
+        assert_eq!(unix_permissions(DMSETUID | 0o700), 0o4700);
+    }
+
+    #[test]
+    fn qid_types_follow_the_mode() {
+        assert_eq!(qid_type(DMDIR | 0o755), protocol::QTDIR);
+        assert_eq!(qid_type(DMAPPEND | 0o444), protocol::QTAPPEND);
+        assert_eq!(qid_type(DMSYMLINK | 0o777), protocol::QTSYMLINK);
+        assert_eq!(qid_type(0o644), protocol::QTFILE);
+    }
+
+    #[test]
+    fn open_modes() {
+        assert_eq!(open_flags(0), P9_RDONLY);
+        assert_eq!(open_flags(3), P9_RDONLY); // OEXEC
+        assert_eq!(open_flags(OWRITE | OTRUNC), P9_WRONLY | P9_TRUNC);
+        assert_eq!(open_flags(ORDWR | OAPPEND), P9_RDWR | P9_APPEND);
+        assert_eq!(open_flags(ORCLOSE), P9_RDONLY);
+    }
+
+    #[test]
+    fn device_extensions() {
+        assert_eq!(device(b"c 1 3"), Some((libc::S_IFCHR, 1, 3)));
+        assert_eq!(device(b"b 8 0"), Some((libc::S_IFBLK, 8, 0)));
+        for bad in [&b"x 1 3"[..], b"c 1", b"c 1 3 4", b"c a b", b"", b"\xff"] {
+            assert_eq!(device(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn stat_record_wire_forms() {
+        let record = StatRecord {
+            qid: Qid {
+                ty: protocol::QTDIR,
+                version: 7,
+                path: 42,
+            },
+            mode: DMDIR | 0o755,
+            atime: 1,
+            mtime: 2,
+            length: 0,
+            name: b"dir".to_vec(),
+            uid: "glenda".into(),
+            gid: "sys".into(),
+            extension: Vec::new(),
+            n_uid: 1000,
+            n_gid: 100,
+        };
+        let plain = record.wire(Dialect::Plan9);
+        assert_eq!(plain.ext, None);
+        assert_eq!(plain.muid, Str(b"glenda"));
+        // size[2] type[2] dev[4] qid[13] mode[4] atime[4] mtime[4] length[8]
+        // + 4 strings: 3 + 6 + 3 + 6 bytes and 4 length fields.
+        assert_eq!(plain.wire_size(), 2 + 2 + 4 + 13 + 4 + 4 + 4 + 8 + 18 + 8);
+        let unix = record.wire(Dialect::Unix);
+        let ext = unix.ext.expect("9P2000.u extension");
+        assert_eq!((ext.n_uid, ext.n_gid, ext.n_muid), (1000, 100, 1000));
+        assert_eq!(unix.wire_size(), plain.wire_size() + 2 + 12);
+    }
+}
