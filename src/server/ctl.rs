@@ -396,6 +396,10 @@ impl Server {
                         host::openat(parent.as_fd(), &last, flags, mode)?;
                         return Ok(());
                     }
+                    // mapped-xattr keeps devices off the host: not here either.
+                    NodeKind::Block | NodeKind::Char if self.mapped() => {
+                        return Err(errno(libc::EPERM))
+                    }
                     NodeKind::Block => libc::S_IFBLK,
                     NodeKind::Char => libc::S_IFCHR,
                     NodeKind::Fifo => libc::S_IFIFO,

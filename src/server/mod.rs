@@ -28,8 +28,9 @@ use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 
 use crate::protocol::{self, trace, Rerror, Rlerror, Rmessage, Str, Tmessage};
 
-/// Bytes of Tread/Twrite data a trace line shows.
-const TRACE_DATA: usize = 64;
+/// Bytes of Tread/Twrite data handed to a trace line: the 64 it shows, and
+/// one more to tell it there is more.
+const TRACE_DATA: usize = 65;
 
 /// Largest msize the server agrees to.
 pub const MAX_MSIZE: u32 = 4 * 1024 * 1024;

@@ -166,7 +166,7 @@ impl Server {
         Ok(())
     }
 
-    fn mapped(&self) -> bool {
+    pub(super) fn mapped(&self) -> bool {
         self.model == SecurityModel::MappedXattr
     }
 
