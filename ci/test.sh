@@ -22,6 +22,14 @@ if ! command -v diodls >/dev/null && ! [ -x /usr/sbin/diodls ]; then
 fi
 echo "diod: $(dpkg-query -W -f '${Version}' diod)"
 
+step "test peers (python-9p, a 9P2000 client, in the rig cache)"
+py9p_dir="${VU9P_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vhost-user-9p}/python-9p"
+py9p_version() { PYTHONPATH="$py9p_dir" python3 -c 'import importlib.metadata as m; print(m.version("python-9p"))' 2>/dev/null; }
+if [ "$(py9p_version)" != 0.1.0 ]; then
+	python3 -m pip install --quiet --disable-pip-version-check --upgrade --target "$py9p_dir" python-9p==0.1.0
+fi
+echo "python-9p: $(py9p_version) in $py9p_dir"
+
 step "VM rig (vm-images/build.sh)"
 bash vm-images/build.sh
 

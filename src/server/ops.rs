@@ -34,6 +34,7 @@ pub(super) const ATTR_GID: u32 = 1 << 2;
 pub(super) const ATTR_SIZE: u32 = 1 << 3;
 pub(super) const ATTR_ATIME: u32 = 1 << 4;
 pub(super) const ATTR_MTIME: u32 = 1 << 5;
+const ATTR_CTIME: u32 = 1 << 6;
 pub(super) const ATTR_ATIME_SET: u32 = 1 << 7;
 pub(super) const ATTR_MTIME_SET: u32 = 1 << 8;
 
@@ -402,7 +403,9 @@ impl Server {
     pub(super) fn setattr(&self, s: &Session, t: &protocol::Tsetattr) -> OpResult<()> {
         self.check_writable()?;
         let fid = self.any_fid(s, t.fid)?;
-        if matches!(fid.node, Node::CtlFile { .. }) && t.valid == ATTR_SIZE {
+        let size_and_times = ATTR_SIZE | ATTR_ATIME | ATTR_MTIME | ATTR_CTIME;
+        let size_and_times = size_and_times | ATTR_ATIME_SET | ATTR_MTIME_SET;
+        if matches!(fid.node, Node::CtlFile { .. }) && t.valid & !size_and_times == 0 {
             return Ok(()); // O_TRUNC of a control file: its content is made up
         }
         let fid = self.fid(s, t.fid)?;

@@ -95,6 +95,9 @@ impl Server {
     }
 
     pub(super) fn xattrwalk(&self, s: &Session, t: &protocol::Txattrwalk<'_>) -> OpResult<u64> {
+        if !self.any_fid(s, t.fid)?.is_host_file() {
+            return Err(Errno(libc::ENODATA)); // control files have no attributes
+        }
         let fid = self.fid(s, t.fid)?;
         if t.newfid != t.fid && s.fids.get(t.newfid).is_some() {
             return Err(Errno(libc::EEXIST));

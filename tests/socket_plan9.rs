@@ -1,0 +1,414 @@
+//! The 9P2000 and 9P2000.u dialects and the `,ctl` control namespace through
+//! the real daemon on `--listen unix:PATH`, driven by an independent client:
+//! python-9p (`import py9p`, plan9port's 9P2000 codec), which ci/test.sh
+//! installs into the rig cache. tests/plan9/py9p_check.py runs the checks
+//! (one line each); this side prepares the share, starts the daemon and checks
+//! the host directory afterwards. Also `--trace` (lib9p's chatty format).
+//! A missing python-9p is a failure, not a skip.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::fs::{symlink, FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Where ci/test.sh installs python-9p: `$CACHE/python-9p`, with the rig's
+/// cache directory (vm-images/build.sh's rule).
+fn py9p_dir() -> PathBuf {
+    let cache = match std::env::var_os("VU9P_CACHE") {
+        Some(c) => PathBuf::from(c),
+        None => std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache")
+            })
+            .join("vhost-user-9p"),
+    };
+    let dir = cache.join("python-9p");
+    assert!(
+        dir.join("py9p/__init__.py").exists(),
+        "python-9p is not installed in {} (run ci/test.sh: it installs it there)",
+        dir.display()
+    );
+    dir
+}
+
+struct Daemon {
+    child: Child,
+    stderr: PathBuf,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Daemon {
+    /// Starts the daemon on `sock` (stderr to `stderr`) and waits for the socket.
+    fn start(share: &Path, sock: &Path, stderr: &Path, extra: &[&str]) -> Daemon {
+        let child = Command::new(env!("CARGO_BIN_EXE_vhost-user-9p"))
+            .arg("--shared-dir")
+            .arg(share)
+            .arg("--listen")
+            .arg(format!("unix:{}", sock.display()))
+            .args(["--log-level", "warn"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stderr(fs::File::create(stderr).unwrap())
+            .spawn()
+            .expect("start the daemon");
+        let mut d = Daemon {
+            child,
+            stderr: stderr.to_path_buf(),
+        };
+        wait_for("the daemon's socket", || {
+            if let Some(status) = d.child.try_wait().unwrap() {
+                panic!("the daemon exited ({status}): {}", d.stderr_text());
+            }
+            UnixStream::connect(sock).ok().map(drop)
+        });
+        d
+    }
+
+    fn stderr_text(&self) -> String {
+        fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+}
+
+fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn write(path: &Path, data: &str, mode: u32) {
+    fs::write(path, data).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn mkdir(path: &Path) {
+    fs::create_dir(path).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// The share the script expects (its FIXTURES list), under `top/share`, and
+/// `top/outside/secret.txt` beside it.
+fn prepare_share(top: &Path) -> PathBuf {
+    let share = top.join("share");
+    mkdir(&share);
+    mkdir(&top.join("outside"));
+    write(&top.join("outside/secret.txt"), "HOST-SECRET\n", 0o644);
+    let s = |name: &str| share.join(name);
+    write(&s("hello.txt"), "hello from the share\n", 0o644);
+    write(&s("stamped.txt"), "stamped\n", 0o644);
+    let times = fs::FileTimes::new()
+        .set_accessed(UNIX_EPOCH + Duration::new(1_500_000_000, 111_111_111))
+        .set_modified(UNIX_EPOCH + Duration::new(1_600_000_000, 222_222_222));
+    fs::File::options()
+        .write(true)
+        .open(s("stamped.txt"))
+        .unwrap()
+        .set_times(times)
+        .unwrap();
+    mkdir(&s("sub"));
+    write(&s("sub/inner.txt"), "inner\n", 0o644);
+    write(&s("sub/mvsub.txt"), "to the top\n", 0o644);
+    write(&s("sub/esc.txt"), "clamped\n", 0o644);
+    mkdir(&s("sub2"));
+    symlink("hello.txt", s("link_to_hello")).unwrap();
+    symlink("sub", s("link_to_sub")).unwrap();
+    symlink("/hello.txt", s("abs_link")).unwrap();
+    symlink("nowhere", s("dangling")).unwrap();
+    symlink("../outside/secret.txt", s("escape")).unwrap();
+    write(&s("ctlfile.txt"), "0123456789\n", 0o644);
+    write(&s("rn_src.txt"), "rename me\n", 0o644);
+    for name in [
+        "wmode.txt",
+        "wmtime.txt",
+        "wgid.txt",
+        "wuid.txt",
+        "remove_me.txt",
+    ] {
+        write(&s(name), "w\n", 0o644);
+    }
+    write(&s("trunc.txt"), &"x".repeat(100), 0o644);
+    write(&s("mvsrc.txt"), "moving\n", 0o644);
+    write(&s("sp ace%.txt"), "odd name\n", 0o644);
+    write(&s("caf\u{e9}\n.txt"), "odder name\n", 0o644);
+    write(&s("nouser.txt"), "nobody's\n", 0o644);
+    std::os::unix::fs::chown(s("nouser.txt"), Some(54321), Some(54321))
+        .expect("chown nouser.txt to 54321:54321 (the test runs as root, like ci/test.sh)");
+    write(&s(",other"), "comma file\n", 0o644);
+    mkdir(&s("realctl"));
+    write(&s("realctl/,ctl"), "I am a real file\n", 0o644);
+    write(&s("realctl/f.txt"), "f\n", 0o644);
+    share
+}
+
+#[test]
+fn py9p_checks_9p2000_9p2000u_and_ctl() {
+    let pythonpath = py9p_dir();
+    let top = tempfile::tempdir().unwrap();
+    let share = prepare_share(top.path());
+    let run = tempfile::tempdir().unwrap();
+    let sock = run.path().join("9p.sock");
+    let daemon = Daemon::start(&share, &sock, &run.path().join("daemon.err"), &["--ctl"]);
+
+    let out = Command::new("python3")
+        .arg(repo().join("tests/plan9/py9p_check.py"))
+        .arg("--sock")
+        .arg(&sock)
+        .arg("--share")
+        .arg(&share)
+        .env("PYTHONPATH", &pythonpath)
+        .output()
+        .expect("run python3 tests/plan9/py9p_check.py");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    eprintln!("{stderr}");
+    assert!(
+        out.status.success(),
+        "py9p_check.py failed ({}):\n{}\n--- daemon stderr:\n{}",
+        out.status,
+        stdout
+            .lines()
+            .filter(|l| l.starts_with("FAIL"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        daemon.stderr_text()
+    );
+    let script = fs::read_to_string(repo().join("tests/plan9/py9p_check.py")).unwrap();
+    let planned = script.lines().filter(|l| l.starts_with("@check(")).count();
+    let passed = stdout.lines().filter(|l| l.starts_with("ok ")).count();
+    assert_eq!(
+        passed, planned,
+        "checks passed (ok lines) vs @check in the script"
+    );
+    drop(daemon);
+
+    // What the client did is on the host.
+    let s = |name: &str| share.join(name);
+    let created = fs::read(s("created.txt")).unwrap();
+    assert!(
+        created.starts_with(b"written via 9P2000\n") && created.ends_with(b"more bytes"),
+        "created.txt: expected \"written via 9P2000\\n\" ... \"more bytes\", got {:?}",
+        String::from_utf8_lossy(&created)
+    );
+    assert_eq!(
+        fs::read_to_string(s("newdir/inner.txt")).unwrap(),
+        "in newdir\n"
+    );
+    assert_eq!(fs::read_to_string(s("rn_dst.txt")).unwrap(), "rename me\n");
+    assert!(!s("rn_src.txt").exists(), "rn_src.txt was renamed");
+    assert!(!s("remove_me.txt").exists(), "remove_me.txt was removed");
+    assert_eq!(fs::metadata(s("wmode.txt")).unwrap().mode(), 0o100600);
+    assert_eq!(
+        fs::metadata(s("wmtime.txt")).unwrap().mtime(),
+        1_234_567_890
+    );
+    assert_eq!(fs::metadata(s("trunc.txt")).unwrap().len(), 5);
+    for (link, target) in [
+        ("newlink", "tgt"),
+        ("sp link", "target with space"),
+        ("ulink", "hello.txt"),
+    ] {
+        assert_eq!(
+            fs::read_link(s(link)).unwrap_or_else(|e| panic!("{link}: {e}")),
+            Path::new(target),
+            "symlink {link}"
+        );
+    }
+    assert_eq!(
+        fs::metadata(s("hard.txt")).unwrap().ino(),
+        fs::metadata(s("hello.txt")).unwrap().ino()
+    );
+    assert_eq!(fs::read_to_string(s("sub/moved.txt")).unwrap(), "moving\n");
+    assert_eq!(fs::read_to_string(s("top.txt")).unwrap(), "to the top\n");
+    assert_eq!(fs::read_to_string(s("esc2.txt")).unwrap(), "clamped\n");
+    assert!(fs::symlink_metadata(s("fifo1"))
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    assert!(fs::symlink_metadata(s("cdev"))
+        .unwrap()
+        .file_type()
+        .is_char_device());
+    let ctlfile = fs::metadata(s("ctlfile.txt")).unwrap();
+    assert_eq!(
+        (ctlfile.mode(), ctlfile.len()),
+        (0o100604, 2),
+        "ctlfile.txt (mode, size) after the ctl writes"
+    );
+    // Nothing was written outside the share.
+    let mut beside: Vec<String> = fs::read_dir(top.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    beside.sort();
+    assert_eq!(beside, ["outside", "share"], "next to the share");
+    assert_eq!(fs::read_dir(top.path().join("outside")).unwrap().count(), 1);
+}
+
+// ---- --trace, with a raw client ----
+
+fn s16(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u16).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// Sends one message and returns (type, tag, payload) of the reply.
+fn rpc(sock: &mut UnixStream, ty: u8, tag: u16, body: &[u8]) -> (u8, u16, Vec<u8>) {
+    let mut m = Vec::new();
+    m.extend_from_slice(&(7 + body.len() as u32).to_le_bytes());
+    m.push(ty);
+    m.extend_from_slice(&tag.to_le_bytes());
+    m.extend_from_slice(body);
+    sock.write_all(&m).unwrap();
+    let mut head = [0u8; 7];
+    sock.read_exact(&mut head).unwrap();
+    let size = u32::from_le_bytes(head[..4].try_into().unwrap()) as usize;
+    let mut payload = vec![0u8; size - 7];
+    sock.read_exact(&mut payload).unwrap();
+    (head[4], u16::from_le_bytes([head[5], head[6]]), payload)
+}
+
+/// Whether `line` is `<-N- rest` (dir "<-") or `-N-> rest` (dir "->") for some number N.
+fn trace_line_is(line: &str, dir: &str, rest: &str) -> bool {
+    let line = line.trim_end();
+    let body = match dir {
+        "<-" => line.strip_prefix("<-").and_then(|l| {
+            let digits = l.find(|c: char| !c.is_ascii_digit())?;
+            (digits > 0).then(|| l[digits..].strip_prefix("- "))?
+        }),
+        _ => line.strip_prefix('-').and_then(|l| {
+            let digits = l.find(|c: char| !c.is_ascii_digit())?;
+            (digits > 0).then(|| l[digits..].strip_prefix("-> "))?
+        }),
+    };
+    body == Some(rest)
+}
+
+#[test]
+fn trace_prints_every_message_like_lib9p() {
+    let top = tempfile::tempdir().unwrap();
+    let share = top.path().join("share");
+    mkdir(&share);
+    write(&share.join("hello.txt"), "hi\n", 0o644);
+    let sock = top.path().join("9p.sock");
+    // No --ctl: ",ctl" is an ordinary (absent) name.
+    let daemon = Daemon::start(&share, &sock, &top.path().join("daemon.err"), &["--trace"]);
+    let mut c = UnixStream::connect(&sock).unwrap();
+
+    let mut body = 8192u32.to_le_bytes().to_vec();
+    s16(&mut body, "9P2000");
+    let (ty, tag, p) = rpc(&mut c, 100, 0xffff, &body);
+    assert_eq!((ty, tag), (101, 0xffff), "Rversion");
+    let msize = u32::from_le_bytes(p[..4].try_into().unwrap());
+    assert_eq!(&p[4..], b"\x06\x009P2000", "Rversion version");
+
+    let mut body = 0u32.to_le_bytes().to_vec();
+    body.extend_from_slice(&u32::MAX.to_le_bytes());
+    s16(&mut body, "root");
+    s16(&mut body, "");
+    let (ty, _, p) = rpc(&mut c, 104, 1, &body);
+    assert_eq!(ty, 105, "Rattach to a 9P2000 Tattach (no n_uname): {p:?}");
+
+    let mut body = 0u32.to_le_bytes().to_vec();
+    body.extend_from_slice(&1u32.to_le_bytes());
+    body.extend_from_slice(&1u16.to_le_bytes());
+    s16(&mut body, "hello.txt");
+    let (ty, _, p) = rpc(&mut c, 110, 2, &body);
+    assert_eq!(ty, 111, "Rwalk: {p:?}");
+    assert_eq!(u16::from_le_bytes([p[0], p[1]]), 1, "nwqid");
+    let qtype = p[2];
+    let qvers = u32::from_le_bytes(p[3..7].try_into().unwrap());
+    let qpath = u64::from_le_bytes(p[7..15].try_into().unwrap());
+    assert_eq!(qtype, 0, "qid type of hello.txt");
+
+    let mut body = 0u32.to_le_bytes().to_vec();
+    body.extend_from_slice(&2u32.to_le_bytes());
+    body.extend_from_slice(&1u16.to_le_bytes());
+    s16(&mut body, ",ctl");
+    let (ty, _, p) = rpc(&mut c, 110, 3, &body);
+    assert_eq!(
+        ty, 107,
+        "walk to ,ctl without --ctl: expected Rerror, got type {ty}"
+    );
+    let mut want_err = Vec::new();
+    s16(&mut want_err, "No such file or directory");
+    assert_eq!(
+        String::from_utf8_lossy(&p),
+        String::from_utf8_lossy(&want_err),
+        "Rerror ename (9P2000: no errno)"
+    );
+
+    let (ty, _, _) = rpc(&mut c, 120, 4, &1u32.to_le_bytes());
+    assert_eq!(ty, 121, "Rclunk");
+
+    let expected = [
+        (
+            "<-",
+            "Tversion tag 65535 msize 8192 version '9P2000'".to_string(),
+        ),
+        (
+            "->",
+            format!("Rversion tag 65535 msize {msize} version '9P2000'"),
+        ),
+        (
+            "<-",
+            "Twalk tag 2 fid 0 newfid 1 nwname 1 0:hello.txt".to_string(),
+        ),
+        (
+            "->",
+            format!("Rwalk tag 2 nwqid 1 0:({qpath:016x} {qvers} )"),
+        ),
+        (
+            "<-",
+            "Twalk tag 3 fid 0 newfid 2 nwname 1 0:,ctl".to_string(),
+        ),
+        (
+            "->",
+            "Rerror tag 3 ename No such file or directory".to_string(),
+        ),
+        ("<-", "Tclunk tag 4 fid 1".to_string()),
+    ];
+    let missing = |text: &str| -> Vec<String> {
+        expected
+            .iter()
+            .filter(|(dir, rest)| !text.lines().any(|l| trace_line_is(l, dir, rest)))
+            .map(|(dir, rest)| {
+                if *dir == "<-" {
+                    format!("<-N- {rest}")
+                } else {
+                    format!("-N-> {rest}")
+                }
+            })
+            .collect()
+    };
+    // The lines may be written just after the replies: wait for them (bounded).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut text = daemon.stderr_text();
+    while !missing(&text).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        text = daemon.stderr_text();
+    }
+    assert!(
+        missing(&text).is_empty(),
+        "--trace: expected lines\n{}\nnot found in the daemon's stderr:\n{text}",
+        missing(&text).join("\n")
+    );
+}
