@@ -84,18 +84,13 @@ impl Server {
             return Ok(None); // a real entry wins
         }
         let fd = from.fd.try_clone_to_owned()?;
-        let mut qid = self.qid_of(fd.as_fd())?;
-        let nofollow = from.nofollow || control.nofollow;
         let node = if control.ctl {
-            qid = Qid {
-                ty: protocol::QTDIR,
-                version: 0,
-                path: qid.path ^ CTL_DIR_QID,
-            };
             Node::CtlDir
         } else {
             Node::File
         };
+        let qid = self.control_qid(node, fd.as_fd())?;
+        let nofollow = from.nofollow || control.nofollow;
         Ok(Some(WalkStep {
             fd,
             path: from.path.clone(),
@@ -115,21 +110,20 @@ impl Server {
         name: &[u8],
     ) -> OpResult<WalkStep> {
         let (fd, path, own_dir) = match name {
-            b".." | b"." => {
-                let step = self.step_to(
-                    from.fd.try_clone_to_owned()?,
-                    from.path.clone(),
-                    from.nofollow,
-                    false,
-                )?;
-                if name == b"." {
-                    return Ok(WalkStep {
-                        node: Node::CtlDir,
-                        qid: self.control_qid(Node::CtlDir, step.fd.as_fd())?,
-                        ..step
-                    });
-                }
-                return Ok(step);
+            b".." => {
+                let fd = from.fd.try_clone_to_owned()?;
+                return self.step_to(fd, from.path.clone(), from.nofollow, false);
+            }
+            b"." => {
+                let fd = from.fd.try_clone_to_owned()?;
+                return Ok(WalkStep {
+                    qid: self.control_qid(Node::CtlDir, fd.as_fd())?,
+                    fd,
+                    path: from.path.clone(),
+                    file_type: libc::S_IFDIR,
+                    node: Node::CtlDir,
+                    nofollow: from.nofollow,
+                });
             }
             b"," => (from.fd.try_clone_to_owned()?, from.path.clone(), true),
             _ => {
