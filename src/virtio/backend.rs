@@ -2,11 +2,14 @@
 //! (the mount tag), and the request queue.
 //!
 //! The queue thread (the framework's epoll thread) pops descriptor chains.
-//! With a worker pool it only reads each request's header and hands the
-//! chain to the pool (see `pool.rs`): a worker views the chain, serves the
-//! request, writes the reply and returns the chain to the used ring, in
-//! whatever order requests finish. Without one it serves each request
-//! itself before popping the next.
+//! With a worker pool it reads each request's header: a request that only
+//! looks at metadata (a walk, a getattr, a clunk, a readdir...) it serves
+//! itself, sparing the hop to another thread; any other it hands to the
+//! pool (see `pool.rs`), where a worker views the chain, serves the request,
+//! writes the reply and returns the chain to the used ring, in whatever
+//! order requests finish, so a slow one (data, an fsync, a lock, an open
+//! that waits for a lease) holds up only itself. Without a pool it serves
+//! each request itself before popping the next.
 
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -75,6 +78,27 @@ struct QueueThread {
     worker: Worker,
     /// Chains popped, on their way to the pool.
     batch: Vec<DescriptorChain<Memory>>,
+    /// Requests of a batch handed to the pool.
+    jobs: Vec<Job>,
+}
+
+/// Requests that only read or change metadata, served on the queue thread
+/// even with a pool: they never wait on anything but the filesystem's
+/// metadata, and the hop to a worker would cost more than serving them.
+fn served_by_queue_thread(msg_type: u8) -> bool {
+    use protocol::*;
+    [
+        Tattach::TYPE,
+        Twalk::TYPE,
+        Tgetattr::TYPE,
+        Tclunk::TYPE,
+        Treaddir::TYPE,
+        Treadlink::TYPE,
+        Txattrwalk::TYPE,
+        Tstatfs::TYPE,
+        Tstat::TYPE,
+    ]
+    .contains(&msg_type)
 }
 
 /// Guest memory as a request holds it: the mapping stays valid while a
@@ -129,6 +153,7 @@ impl P9Backend {
             queue_thread: Mutex::new(QueueThread {
                 worker: Worker::new(),
                 batch: Vec::new(),
+                jobs: Vec::new(),
             }),
             pool: None,
         }
@@ -141,6 +166,7 @@ impl P9Backend {
         if threads >= 2 {
             let core = Arc::clone(&backend.core);
             backend.queue_thread().batch.reserve(BATCH);
+            backend.queue_thread().jobs.reserve(BATCH);
             backend.pool = Some(Pool::new(
                 threads,
                 MAX_QUEUE_SIZE,
@@ -175,7 +201,11 @@ impl P9Backend {
         };
         let mem: Memory = atomic.memory().into_inner();
         let mut queue_thread = self.queue_thread();
-        let QueueThread { worker, batch } = &mut *queue_thread;
+        let QueueThread {
+            worker,
+            batch,
+            jobs,
+        } = &mut *queue_thread;
         loop {
             vring.disable_notification().map_err(io::Error::other)?;
             loop {
@@ -200,11 +230,21 @@ impl P9Backend {
                     break;
                 }
                 match &self.pool {
-                    Some(pool) => pool.submit(batch.drain(..).map(|chain| Job {
-                        vring: vring.clone(),
-                        peek: chain::peek(&chain),
-                        chain,
-                    })),
+                    Some(pool) => {
+                        // Served in order, the quick ones here first: a
+                        // Tflush reaches the pool after every earlier
+                        // request of the batch is answered or submitted.
+                        for chain in batch.drain(..) {
+                            let peek = chain::peek(&chain);
+                            if peek.is_some_and(|p| served_by_queue_thread(p.msg_type)) {
+                                self.core.complete(worker, vring, &chain);
+                            } else {
+                                let vring = vring.clone();
+                                jobs.push(Job { vring, chain, peek });
+                            }
+                        }
+                        pool.submit(jobs.drain(..));
+                    }
                     None => {
                         for chain in batch.drain(..) {
                             self.core.complete(worker, vring, &chain);
