@@ -3,9 +3,11 @@
 //!
 //! The queue thread (the framework's epoll thread) pops descriptor chains.
 //! With a worker pool it reads each request's header: a request that only
-//! looks at metadata (a walk, a getattr, a clunk, a readdir...) it serves
-//! itself, sparing the hop to another thread; any other it hands to the
-//! pool (see `pool.rs`), where a worker views the chain, serves the request,
+//! looks at metadata (a walk, a getattr, a clunk, a readdir...), or one
+//! that is alone in the queue and cannot wait for long, it serves itself,
+//! sparing the hop to another thread (see `served_by_queue_thread`); any
+//! other it hands to the pool (see `pool.rs`), where a worker views the
+//! chain, serves the request,
 //! writes the reply and returns the chain to the used ring, in whatever
 //! order requests finish, so a slow one (data, an fsync, a lock, an open
 //! that waits for a lease) holds up only itself. Without a pool it serves
@@ -82,10 +84,10 @@ struct QueueThread {
     jobs: Vec<Job>,
 }
 
-/// Requests that only read or change metadata, served on the queue thread
-/// even with a pool: they never wait on anything but the filesystem's
-/// metadata, and the hop to a worker would cost more than serving them.
-fn served_by_queue_thread(msg_type: u8) -> bool {
+/// Requests that only look at metadata: served on the queue thread even
+/// with a pool, since they never wait on anything but the filesystem's
+/// metadata and the hop to a worker would cost more than serving them.
+fn metadata_only(msg_type: u8) -> bool {
     use protocol::*;
     [
         Tattach::TYPE,
@@ -99,6 +101,45 @@ fn served_by_queue_thread(msg_type: u8) -> bool {
         Tstat::TYPE,
     ]
     .contains(&msg_type)
+}
+
+/// Largest Tread/Twrite the queue thread serves itself when nothing else
+/// is waiting; larger ones go to the pool.
+const QUICK_DATA: u32 = 128 * 1024;
+
+/// Whether the queue thread serves a request itself rather than hand it to
+/// the pool: metadata always; and when it is the only request in sight
+/// (nothing else popped, nothing in the pool), anything that cannot wait
+/// for long (not an open, which may wait for a lease, a lock, an fsync, or
+/// a large read or write). A request served here holds up only requests
+/// that arrive meanwhile, for as long as a worker would take to serve it.
+fn served_by_queue_thread(peek: &Peek, alone: bool) -> bool {
+    use protocol::*;
+    if metadata_only(peek.msg_type) {
+        return true;
+    }
+    if !alone {
+        return false;
+    }
+    let may_wait = [
+        Tlopen::TYPE,
+        Tlcreate::TYPE,
+        Topen::TYPE,
+        Tcreate::TYPE,
+        Tlock::TYPE,
+        Tfsync::TYPE,
+        Twstat::TYPE,
+        Tflush::TYPE,
+        Tversion::TYPE,
+    ];
+    match peek.count {
+        Some(count) => count <= QUICK_DATA,
+        None => {
+            !may_wait.contains(&peek.msg_type)
+                && peek.msg_type != Tread::TYPE
+                && peek.msg_type != Twrite::TYPE
+        }
+    }
 }
 
 /// Guest memory as a request holds it: the mapping stays valid while a
@@ -234,9 +275,10 @@ impl P9Backend {
                         // Served in order, the quick ones here first: a
                         // Tflush reaches the pool after every earlier
                         // request of the batch is answered or submitted.
+                        let alone = batch.len() == 1 && pool.is_idle();
                         for chain in batch.drain(..) {
                             let peek = chain::peek(&chain);
-                            if peek.is_some_and(|p| served_by_queue_thread(p.msg_type)) {
+                            if peek.is_some_and(|p| served_by_queue_thread(&p, alone)) {
                                 self.core.complete(worker, vring, &chain);
                             } else {
                                 let vring = vring.clone();

@@ -163,6 +163,8 @@ pub struct Peek {
     pub tag: u16,
     /// For a Tflush: `oldtag`.
     pub oldtag: Option<u16>,
+    /// For a Tread or Twrite: `count`.
+    pub count: Option<u32>,
 }
 
 /// Reads the 9P header (and a Tflush's oldtag) at the start of the chain's
@@ -171,7 +173,9 @@ pub fn peek<M>(chain: &DescriptorChain<M>) -> Option<Peek>
 where
     M: Deref<Target = GuestMemoryMmap> + Clone,
 {
-    let mut buf = [0u8; protocol::HEADER_SIZE + 2];
+    // The header, then a Tflush's oldtag[2] or a Tread/Twrite's
+    // fid[4] offset[8] count[4].
+    let mut buf = [0u8; protocol::TWRITE_HEADER_SIZE];
     let mut got = 0;
     for desc in chain.clone() {
         if desc.is_write_only() || got == buf.len() {
@@ -188,12 +192,16 @@ where
         return None;
     }
     let msg_type = buf[4];
-    let oldtag = (msg_type == protocol::Tflush::TYPE && got == buf.len())
+    let oldtag = (msg_type == protocol::Tflush::TYPE && got >= protocol::HEADER_SIZE + 2)
         .then(|| u16::from_le_bytes([buf[7], buf[8]]));
+    let data = msg_type == protocol::Tread::TYPE || msg_type == protocol::Twrite::TYPE;
+    let count = (data && got == buf.len())
+        .then(|| u32::from_le_bytes([buf[19], buf[20], buf[21], buf[22]]));
     Some(Peek {
         msg_type,
         tag: u16::from_le_bytes([buf[5], buf[6]]),
         oldtag,
+        count,
     })
 }
 

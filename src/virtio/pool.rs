@@ -147,6 +147,11 @@ impl<J: Request> Pool<J> {
     /// unless it is itself a parked Tflush: only a guest flushing flushes
     /// in a cycle can make them wait on each other. When nothing but parked
     /// requests is left, they are served as they are.
+    /// Whether no request is waiting or being served.
+    pub fn is_idle(&self) -> bool {
+        self.shared.lock().pending == 0
+    }
+
     pub fn drain(&self) {
         let mut st = self.shared.lock();
         st.draining = true;
