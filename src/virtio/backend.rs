@@ -104,8 +104,9 @@ fn metadata_only(msg_type: u8) -> bool {
 }
 
 /// Largest Tread/Twrite the queue thread serves itself when nothing else
-/// is waiting; larger ones go to the pool.
-const QUICK_DATA: u32 = 128 * 1024;
+/// is waiting (one request of the usual msize of 512000; well under a
+/// millisecond from the host's page cache); larger ones go to the pool.
+const QUICK_DATA: u32 = 512 * 1024;
 
 /// Whether the queue thread serves a request itself rather than hand it to
 /// the pool: metadata always; and when it is the only request in sight
