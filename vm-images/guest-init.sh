@@ -3,7 +3,7 @@
 # (written by runvm.py into a second cpio archive, next to /run.sh) and from
 # unknown KEY=VALUE kernel arguments, which the kernel passes as environment:
 #   VU9P_TAG VU9P_VERSION VU9P_MSIZE VU9P_CACHE_MODE VU9P_MOUNT_OPTS VU9P_NO_MOUNT
-#   VU9P_INTERACTIVE VU9P_ROWS VU9P_COLS, plus the user's --env variables.
+#   VU9P_FSTYPE (9p, or virtiofs: mount -t virtiofs TAG /mnt) VU9P_INTERACTIVE VU9P_ROWS VU9P_COLS, plus the user's --env variables.
 # Output protocol on the console (not in interactive mode): a line
 # VU9P-SCRIPT-START, the script's output, then a line VU9P-EXIT-STATUS=N.
 /bin/busybox --install -s /bin
@@ -44,10 +44,14 @@ for m in $(cat /lib/modules/order); do
 done
 
 if [ -z "$VU9P_NO_MOUNT" ]; then
-	opts="trans=virtio,version=${VU9P_VERSION:-9p2000.L},msize=${VU9P_MSIZE:-512000},cache=${VU9P_CACHE_MODE:-none}"
-	[ -n "$VU9P_MOUNT_OPTS" ] && opts="$opts,$VU9P_MOUNT_OPTS"
-	if ! out=$(mount -t 9p -o "$opts" "${VU9P_TAG:-vu9p}" /mnt 2>&1); then
-		echo "vu9p-init: mount -t 9p -o $opts ${VU9P_TAG:-vu9p} /mnt failed: $out"
+	if [ "$VU9P_FSTYPE" = virtiofs ]; then # virtiofsd (comparisons): its options are the server's
+		fstype=virtiofs opts="${VU9P_MOUNT_OPTS:-defaults}"
+	else
+		fstype=9p opts="trans=virtio,version=${VU9P_VERSION:-9p2000.L},msize=${VU9P_MSIZE:-512000},cache=${VU9P_CACHE_MODE:-none}"
+		[ -n "$VU9P_MOUNT_OPTS" ] && opts="$opts,$VU9P_MOUNT_OPTS"
+	fi
+	if ! out=$(mount -t "$fstype" -o "$opts" "${VU9P_TAG:-vu9p}" /mnt 2>&1); then
+		echo "vu9p-init: mount -t $fstype -o $opts ${VU9P_TAG:-vu9p} /mnt failed: $out"
 		finish 125
 	fi
 fi

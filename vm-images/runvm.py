@@ -7,9 +7,11 @@ and runvm.py exits with the script's exit status, or with 125 when the rig
 itself failed (QEMU died, timeout, no end marker, daemon failed).
 
 Servers:
-  vhost  (default) the vhost-user-9p daemon, through QEMU's generic
-         vhost-user-test-device-pci (virtio-id 9)
-  qemu   QEMU's built-in virtio-9p-pci server (no daemon)
+  vhost     (default) the vhost-user-9p daemon, through QEMU's generic
+            vhost-user-test-device-pci (virtio-id 9)
+  qemu      QEMU's built-in virtio-9p-pci server (no daemon)
+  virtiofs  virtiofsd (not 9P: for comparisons) through vhost-user-fs-pci; the
+            guest mounts the share with mount -t virtiofs
 
 Guest protocol: /init prints a line VU9P-SCRIPT-START, then the script's
 output, then VU9P-EXIT-STATUS=N.  Settings reach /init through /vu9p.env (in a
@@ -89,10 +91,15 @@ def parse_args(argv):
     what = p.add_mutually_exclusive_group()
     what.add_argument("--guest-script", metavar="FILE", help="script run by the guest's sh (cwd /, share on /mnt)")
     what.add_argument("--command", metavar="CMD", help="shell command to run instead of a script file")
-    p.add_argument("--server", choices=["vhost", "qemu"], default="vhost",
-                   help="vhost: the vhost-user-9p daemon (default); qemu: QEMU's built-in 9p")
+    p.add_argument("--server", choices=["vhost", "qemu", "virtiofs"], default="vhost",
+                   help="vhost: the vhost-user-9p daemon (default); qemu: QEMU's built-in 9p; "
+                   "virtiofs: virtiofsd through vhost-user-fs-pci (mount -t virtiofs)")
     p.add_argument("--daemon", metavar="PATH", help="daemon binary (default: target/release or target/debug vhost-user-9p)")
-    p.add_argument("--daemon-arg", metavar="ARG", action="append", default=[], help="extra daemon argument (repeatable)")
+    p.add_argument("--daemon-arg", metavar="ARG", action="append", default=[],
+                   help="extra argument for the daemon, or for virtiofsd with --server virtiofs (repeatable)")
+    p.add_argument("--virtiofsd", metavar="PATH", help="virtiofsd binary (default: $CACHE/bin/virtiofsd)")
+    p.add_argument("--virtiofs-cache", choices=["never", "auto", "always", "metadata"], default="auto",
+                   help="virtiofsd --cache policy (--server virtiofs; default auto)")
     p.add_argument("--daemon-user", metavar="USER",
                    help="run the daemon as this user (name or uid; its primary group, no supplementary groups); "
                    "needs root. The shared directory must be usable by that user")
@@ -103,7 +110,8 @@ def parse_args(argv):
     p.add_argument("--msize", type=int, default=512000, metavar="BYTES", help="9p msize (default 512000)")
     p.add_argument("--version", dest="p9version", default="9p2000.L", metavar="VERSION", help="9p protocol version (default 9p2000.L)")
     p.add_argument("--cache", default="none", metavar="MODE", help="9p cache mode (default none)")
-    p.add_argument("--mount-opts", default="", metavar="EXTRA", help="extra comma-separated 9p mount options")
+    p.add_argument("--mount-opts", default="", metavar="EXTRA",
+                   help="extra comma-separated mount options (9p, or virtiofs with --server virtiofs)")
     p.add_argument("--no-mount", action="store_true", help="do not mount the share (the script mounts it itself)")
     p.add_argument("--kernel", choices=sorted(GUEST_KERNELS), default="6.1",
                    help="guest kernel: 6.1 (bookworm, default) or 6.12 (trixie; build it with "
@@ -135,6 +143,8 @@ def parse_args(argv):
     a.shared_dir = os.path.abspath(a.shared_dir)
     if not re.fullmatch(r"[A-Za-z0-9_.:+-]{1,254}", a.tag):
         p.error("--tag: 1..254 characters from [A-Za-z0-9_.:+-]")
+    if a.server == "virtiofs" and len(a.tag) > 36:
+        p.error("--tag: virtiofs tags have at most 36 bytes")
     for kv in a.env:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", kv, re.S):
             p.error(f"--env {kv!r}: expected KEY=VALUE")
@@ -142,8 +152,8 @@ def parse_args(argv):
         a.timeout = 3600.0 if a.interactive else 600.0
     a.daemon_ids = None
     if a.daemon_user is not None:
-        if a.server != "vhost":
-            p.error("--daemon-user needs --server vhost")
+        if a.server == "qemu":
+            p.error("--daemon-user needs a daemon (--server vhost or virtiofs)")
         import pwd
         try:
             pw = pwd.getpwuid(int(a.daemon_user)) if a.daemon_user.isdigit() else pwd.getpwnam(a.daemon_user)
@@ -184,6 +194,7 @@ def guest_env(a):
         "VU9P_MOUNT_OPTS": a.mount_opts,
         "VU9P_NO_MOUNT": "1" if a.no_mount else "",
         "VU9P_SERVER": a.server,
+        "VU9P_FSTYPE": "virtiofs" if a.server == "virtiofs" else "9p",
         "VU9P_MNT": "/mnt",
     }
     if a.interactive:
@@ -289,9 +300,16 @@ def tail_file(path, n=20):
 
 
 def start_daemon(a, tmp):
-    daemon = os.path.abspath(a.daemon or default_daemon())
-    if not os.access(daemon, os.X_OK):
-        raise RigError(f"daemon {daemon} not found (build it with 'cargo build --release', or pass --daemon)")
+    """Start the vhost-user backend (vhost-user-9p, or virtiofsd with --server virtiofs) and
+    wait for its socket."""
+    if a.server == "virtiofs":
+        daemon = os.path.abspath(a.virtiofsd or os.path.join(cache_dir(), "bin", "virtiofsd"))
+        if not os.access(daemon, os.X_OK):
+            raise RigError(f"virtiofsd {daemon} not found (run vm-images/build.sh, or pass --virtiofsd)")
+    else:
+        daemon = os.path.abspath(a.daemon or default_daemon())
+        if not os.access(daemon, os.X_OK):
+            raise RigError(f"daemon {daemon} not found (build it with 'cargo build --release', or pass --daemon)")
     sock = os.path.join(tmp, "vu9p.sock")
     preexec = _die_with_parent
     if a.daemon_ids is not None:
@@ -303,7 +321,12 @@ def start_daemon(a, tmp):
         os.chmod(tmp, 0o711)
         sock = os.path.join(sockdir, "vu9p.sock")
         preexec = _as_user(uid, gid)
-    cmd = [daemon, "--socket-path", sock, "--shared-dir", a.shared_dir, "--tag", a.tag] + a.daemon_arg
+    cmd = [daemon, "--socket-path", sock, "--shared-dir", a.shared_dir]
+    if a.server == "virtiofs":
+        cmd += ["--cache", a.virtiofs_cache]  # (the tag is the QEMU device's)
+    else:
+        cmd += ["--tag", a.tag]
+    cmd += a.daemon_arg
     if a.verbose:
         who = f" (as uid {a.daemon_ids[0]} gid {a.daemon_ids[1]})" if a.daemon_ids else ""
         say("daemon" + who + ": " + shlex.join(cmd))
@@ -343,6 +366,11 @@ def qemu_command(a, tmp, initrd, sock):
             "-chardev", f"socket,id=vu9p,path={sock}",
             "-device", "vhost-user-test-device-pci,chardev=vu9p,virtio-id=9,num_vqs=1,"
             f"vq_size=1024,config_size={2 + len(a.tag.encode())}",
+        ]
+    elif a.server == "virtiofs":
+        cmd += [
+            "-chardev", f"socket,id=vu9p,path={sock}",
+            "-device", f"vhost-user-fs-pci,chardev=vu9p,tag={a.tag},queue-size=1024",
         ]
     elif a.server == "qemu":
         cmd += [
@@ -404,7 +432,7 @@ class Run:
         if a.serial_log:
             self.serial_log = open(a.serial_log, "w", encoding="utf-8")
         sock = None
-        if a.server == "vhost":
+        if a.server in ("vhost", "virtiofs"):
             self.daemon, sock = start_daemon(a, self.tmp)
         cmd = qemu_command(a, self.tmp, initrd, sock)
         if a.verbose:
