@@ -25,6 +25,7 @@ import os
 import platform
 import shlex
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -286,7 +287,14 @@ def run_vm(a, server, mode, share, sizes, daemon):
         cmd += ["--cache", mode]
     if kind == "vhost":
         cmd += ["--daemon", daemon] + [f"--daemon-arg={x}" for x in a.daemon_arg]
-    r = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        stdout, stderr = proc.communicate()
+    except BaseException:  # interrupted: runvm.py stops its VM and daemon on SIGTERM
+        proc.terminate()
+        proc.wait()
+        raise
+    r = subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
     times, failed = {}, []
     for line in r.stdout.splitlines():
         f = line.split()
@@ -365,6 +373,7 @@ def machine():
 
 def main():
     a = parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("vm-bench: terminated"))
     t_start = time.monotonic()
     cache = cache_dir()
     run_checked(["bash", os.path.join(REPO, "vm-images", "build.sh")], "vm-images/build.sh")
