@@ -6,6 +6,8 @@
 //! the host directory afterwards. Also `--trace` (lib9p's chatty format).
 //! A missing python-9p is a failure, not a skip.
 
+mod checks;
+
 use std::fs;
 use std::io::{Read, Write};
 use std::os::unix::fs::{symlink, FileTypeExt, MetadataExt, PermissionsExt};
@@ -14,9 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use checks::{planned_checks, repo, CheckerRun};
 
 /// Where ci/test.sh installs python-9p: `$CACHE/python-9p`, with the rig's
 /// cache directory (vm-images/build.sh's rule).
@@ -167,35 +167,24 @@ fn py9p_checks_9p2000_9p2000u_and_ctl() {
     let sock = run.path().join("9p.sock");
     let daemon = Daemon::start(&share, &sock, &run.path().join("daemon.err"), &["--ctl"]);
 
-    let out = Command::new("python3")
-        .arg(repo().join("tests/plan9/py9p_check.py"))
-        .arg("--sock")
-        .arg(&sock)
-        .arg("--share")
-        .arg(&share)
-        .env("PYTHONPATH", &pythonpath)
-        .output()
-        .expect("run python3 tests/plan9/py9p_check.py");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}");
-    eprintln!("{stderr}");
-    assert!(
-        out.status.success(),
-        "py9p_check.py failed ({}):\n{}\n--- daemon stderr:\n{}",
-        out.status,
-        stdout
-            .lines()
-            .filter(|l| l.starts_with("FAIL"))
-            .collect::<Vec<_>>()
-            .join("\n"),
-        daemon.stderr_text()
+    let client = CheckerRun::of(
+        "tests/plan9/py9p_check.py",
+        Command::new("python3")
+            .arg(repo().join("tests/plan9/py9p_check.py"))
+            .arg("--sock")
+            .arg(&sock)
+            .arg("--share")
+            .arg(&share)
+            .env("PYTHONPATH", &pythonpath),
+    );
+    client.assert_success(
+        "py9p_check.py",
+        &format!("--- daemon stderr:\n{}", daemon.stderr_text()),
     );
     let script = fs::read_to_string(repo().join("tests/plan9/py9p_check.py")).unwrap();
-    let planned = script.lines().filter(|l| l.starts_with("@check(")).count();
-    let passed = stdout.lines().filter(|l| l.starts_with("ok ")).count();
     assert_eq!(
-        passed, planned,
+        client.passed().len(),
+        planned_checks(&script, &["@check("]),
         "checks passed (ok lines) vs @check in the script"
     );
     drop(daemon);

@@ -7,29 +7,19 @@
 //! 6.12 (`build.sh --kernel 6.12`) with none, readahead, mmap, loose and
 //! fscache. Never skips: a missing rig is a failure.
 
+mod checks;
+
 use std::fs;
-use std::path::PathBuf;
 use std::process::Command;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use checks::{build_rig, planned_checks, repo, CheckerRun};
 
 #[test]
 fn every_cache_mode_works() {
-    let status = Command::new("bash")
-        .arg(repo().join("vm-images/build.sh"))
-        .args(["--kernel", "6.12"])
-        .status()
-        .expect("run vm-images/build.sh");
-    assert!(status.success(), "vm-images/build.sh failed");
+    build_rig(&["--kernel", "6.12"]);
     let script = repo().join("tests/vm/cache-modes-guest.sh");
-    let planned = fs::read_to_string(&script)
-        .unwrap()
-        .lines()
-        .filter(|l| l.trim_start().starts_with("expect "))
-        .count()
-        - 1; // the two mmap-shared-write lines are alternatives
+    // The two mmap-shared-write lines are alternatives.
+    let planned = planned_checks(&fs::read_to_string(&script).unwrap(), &["expect "]) - 1;
     let mut failures = Vec::new();
     let runs = ["none", "mmap", "loose", "fscache"]
         .map(|mode| ("6.1", mode))
@@ -37,32 +27,29 @@ fn every_cache_mode_works() {
         .chain(["none", "readahead", "mmap", "loose", "fscache"].map(|mode| ("6.12", mode)));
     for (kernel, mode) in runs {
         let share = tempfile::tempdir().unwrap();
-        let out = Command::new("python3")
-            .arg(repo().join("vm-images/runvm.py"))
-            .args(["--kernel", kernel])
-            .arg("--daemon")
-            .arg(env!("CARGO_BIN_EXE_vhost-user-9p"))
-            .arg("--shared-dir")
-            .arg(share.path())
-            .arg("--guest-script")
-            .arg(&script)
-            .args(["--cache", mode, "--timeout", "300"])
-            .output()
-            .expect("run vm-images/runvm.py");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        println!(
-            "== linux {kernel}, cache={mode}\n{stdout}{}",
-            String::from_utf8_lossy(&out.stderr)
+        let guest = CheckerRun::of(
+            &format!("linux {kernel}, cache={mode}"),
+            Command::new("python3")
+                .arg(repo().join("vm-images/runvm.py"))
+                .args(["--kernel", kernel])
+                .arg("--daemon")
+                .arg(env!("CARGO_BIN_EXE_vhost-user-9p"))
+                .arg("--shared-dir")
+                .arg(share.path())
+                .arg("--guest-script")
+                .arg(&script)
+                .args(["--cache", mode, "--timeout", "300"]),
         );
-        let passed = stdout.lines().filter(|l| l.starts_with("ok ")).count();
-        if !out.status.success() || passed != planned {
+        let passed = guest.passed().len();
+        if !guest.status.success() || passed != planned {
             failures.push(format!(
-                "linux {kernel}, cache={mode}: {passed}/{planned} passed, {}",
-                out.status
+                "linux {kernel}, cache={mode}: {passed}/{planned} passed, {}\n{}",
+                guest.status,
+                guest.failures()
             ));
         }
         // The guest's writes are on the host.
-        if out.status.success() {
+        if guest.status.success() {
             assert_eq!(
                 fs::read_to_string(share.path().join("plain")).unwrap(),
                 format!("from {mode}\n")

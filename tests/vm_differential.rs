@@ -11,47 +11,33 @@
 //! after the first run). It never skips. The result table is written to
 //! target/differential-table.md.
 
+mod checks;
+
 use std::path::PathBuf;
 use std::process::Command;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use checks::{build_rig, repo, CheckerRun};
 
 #[test]
 fn guest_matches_host() {
-    let status = Command::new("bash")
-        .arg(repo().join("vm-images/build.sh"))
-        .status()
-        .expect("run vm-images/build.sh");
-    assert!(status.success(), "vm-images/build.sh failed: {status}");
+    build_rig(&[]);
 
     let table = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .parent()
         .map(|p| p.join("differential-table.md"))
         .unwrap_or_else(|| repo().join("target/differential-table.md"));
-    let out = Command::new("python3")
-        .arg(repo().join("tests/differential/run.py"))
-        .arg("--no-build")
-        .arg("--daemon")
-        .arg(env!("CARGO_BIN_EXE_vhost-user-9p"))
-        .arg("--table")
-        .arg(&table)
-        .output()
-        .expect("run tests/differential/run.py");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}");
-    eprintln!("{stderr}");
-    assert!(
-        out.status.success(),
-        "differential suite failed ({}); table in {}:\n{}",
-        out.status,
-        table.display(),
-        stdout
-            .lines()
-            .filter(|l| l.starts_with("FAIL ") || l.starts_with("differential: "))
-            .collect::<Vec<_>>()
-            .join("\n")
+    let suite = CheckerRun::of(
+        "tests/differential/run.py",
+        Command::new("python3")
+            .arg(repo().join("tests/differential/run.py"))
+            .arg("--no-build")
+            .arg("--daemon")
+            .arg(env!("CARGO_BIN_EXE_vhost-user-9p"))
+            .arg("--table")
+            .arg(&table),
+    );
+    suite.assert_success(
+        "differential suite",
+        &format!("table in {}", table.display()),
     );
 }

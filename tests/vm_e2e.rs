@@ -5,15 +5,14 @@
 //! Needs the VM rig (vm-images/build.sh, run here; cached after the first
 //! run). It never skips: a missing rig is a failure.
 
-use std::collections::HashMap;
+mod checks;
+
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use checks::{build_rig, planned_checks, repo, CheckerRun};
 
 fn sha256(path: &Path) -> String {
     let out = Command::new("sha256sum")
@@ -41,17 +40,9 @@ fn write_pattern(path: &Path, len: usize) {
     fs::write(path, data).unwrap();
 }
 
-fn build_rig() {
-    let status = Command::new("bash")
-        .arg(repo().join("vm-images/build.sh"))
-        .status()
-        .expect("run vm-images/build.sh");
-    assert!(status.success(), "vm-images/build.sh failed: {status}");
-}
-
 #[test]
 fn guest_exercises_the_share() {
-    build_rig();
+    build_rig(&[]);
     let top = tempfile::tempdir().unwrap();
     let share = top.path().join("share");
     let outside = top.path().join("outside");
@@ -71,48 +62,31 @@ fn guest_exercises_the_share() {
     write_pattern(&share.join("mid.bin"), 8 << 20);
     let mid_sum = sha256(&share.join("mid.bin"));
 
-    let out = Command::new("python3")
-        .arg(repo().join("vm-images/runvm.py"))
-        .arg("--daemon")
-        .arg(env!("CARGO_BIN_EXE_vhost-user-9p"))
-        .arg("--shared-dir")
-        .arg(&share)
-        .arg("--guest-script")
-        .arg(repo().join("tests/vm/e2e-guest.sh"))
-        .args(["--mem", "2G", "--timeout", "600"])
-        .output()
-        .expect("run vm-images/runvm.py");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}");
-    eprintln!("{stderr}");
-    assert!(
-        out.status.success(),
-        "guest checks failed ({}):\n{}",
-        out.status,
-        stdout
-            .lines()
-            .filter(|l| l.starts_with("FAIL"))
-            .collect::<Vec<_>>()
-            .join("\n")
+    let guest = CheckerRun::of(
+        "the guest script",
+        Command::new("python3")
+            .arg(repo().join("vm-images/runvm.py"))
+            .arg("--daemon")
+            .arg(env!("CARGO_BIN_EXE_vhost-user-9p"))
+            .arg("--shared-dir")
+            .arg(&share)
+            .arg("--guest-script")
+            .arg(repo().join("tests/vm/e2e-guest.sh"))
+            .args(["--mem", "2G", "--timeout", "600"]),
     );
+    guest.assert_success("guest checks", "");
     assert!(
-        !stdout.contains("HOST-SECRET"),
+        !guest.stdout.contains("HOST-SECRET"),
         "the guest read a file outside the share"
     );
-    let checks: HashMap<&str, &str> = stdout
-        .lines()
-        .filter_map(|l| l.strip_prefix("HOSTCHECK "))
-        .filter_map(|l| l.split_once('='))
-        .collect();
+    let checks = guest.host_checks();
     // Every check in the script ran and passed.
     let script = fs::read_to_string(repo().join("tests/vm/e2e-guest.sh")).unwrap();
-    let planned = script
-        .lines()
-        .filter(|l| l.starts_with("expect ") || l.starts_with("check "))
-        .count();
-    let passed = stdout.lines().filter(|l| l.starts_with("ok ")).count();
-    assert_eq!(passed, planned, "guest checks passed vs in the script");
+    assert_eq!(
+        guest.passed().len(),
+        planned_checks(&script, &["expect ", "check "]),
+        "guest checks passed vs in the script"
+    );
 
     // What the guest read matches the host.
     assert_eq!(

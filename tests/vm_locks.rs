@@ -5,16 +5,16 @@
 //!
 //! (Locks between guest processes are checked in tests/vm/e2e-guest.sh.)
 
+mod checks;
+
 use std::fs::{self, File};
 use std::io::Read;
 use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use checks::{build_rig, planned_checks, repo, CheckerRun};
 
 /// fcntl F_SETLK / F_GETLK by this process: Ok((type, start, len, pid)).
 fn fcntl(
@@ -81,11 +81,7 @@ exit $fails
 
 #[test]
 fn guest_and_host_locks_meet() {
-    let status = Command::new("bash")
-        .arg(repo().join("vm-images/build.sh"))
-        .status()
-        .expect("run vm-images/build.sh");
-    assert!(status.success(), "vm-images/build.sh failed: {status}");
+    build_rig(&[]);
 
     let top = tempfile::tempdir().unwrap();
     let share = top.path().join("share");
@@ -154,18 +150,18 @@ fn guest_and_host_locks_meet() {
         Ok(())
     );
 
-    let status = vm.wait().unwrap();
-    let stdout = stdout.join().unwrap();
-    let stderr = stderr.join().unwrap();
-    println!("{stdout}");
-    eprintln!("{stderr}");
-    assert!(status.success(), "guest checks failed ({status})");
-    let planned = GUEST_SCRIPT
-        .lines()
-        .filter(|l| l.starts_with("expect ") || l.starts_with("check "))
-        .count();
-    let passed = stdout.lines().filter(|l| l.starts_with("ok ")).count();
-    assert_eq!(passed, planned, "guest checks passed vs in the script");
+    let guest = CheckerRun::printed(
+        "the guest script",
+        vm.wait().unwrap(),
+        stdout.join().unwrap(),
+        &stderr.join().unwrap(),
+    );
+    guest.assert_success("guest checks", "");
+    assert_eq!(
+        guest.passed().len(),
+        planned_checks(GUEST_SCRIPT, &["expect ", "check "]),
+        "guest checks passed vs in the script"
+    );
 
     assert_eq!(
         seen,
@@ -184,9 +180,9 @@ fn guest_and_host_locks_meet() {
         "the guest's lock went with its process"
     );
     // Blocked from the host's release ~2 s in; retried every second.
-    let waited: f64 = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("HOSTCHECK setlkw_seconds="))
+    let waited: f64 = guest
+        .host_checks()
+        .get("setlkw_seconds")
         .and_then(|v| v.trim().parse().ok())
         .expect("setlkw_seconds");
     assert!((1.5..15.0).contains(&waited), "F_SETLKW waited {waited} s");

@@ -9,24 +9,16 @@
 //!
 //! Needs the VM rig (vm-images/build.sh, run here; cached). Never skips.
 
+mod checks;
+
 use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::{symlink, FileTypeExt, MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, UNIX_EPOCH};
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn build_rig() {
-    let status = Command::new("bash")
-        .arg(repo().join("vm-images/build.sh"))
-        .status()
-        .expect("run vm-images/build.sh");
-    assert!(status.success(), "vm-images/build.sh failed: {status}");
-}
+use checks::{build_rig, repo, CheckerRun};
 
 const ATIME: (u64, u32) = (1_500_000_000, 111_111_111);
 const MTIME: (u64, u32) = (1_600_000_000, 222_222_222);
@@ -135,7 +127,7 @@ fn check_ctl_line(line: &str, meta: &fs::Metadata, name: &str) -> Vec<String> {
 /// Boots the 6.1 guest on a fresh share with `version` (and the daemon's
 /// --ctl when `ctl`), checks the guest's results and then the host directory.
 fn run(version: &str, ctl: bool) {
-    build_rig();
+    build_rig(&[]);
     let share_dir = tempfile::tempdir().unwrap();
     let share = share_dir.path();
     prepare_share(share);
@@ -151,17 +143,11 @@ fn run(version: &str, ctl: bool) {
     if ctl {
         cmd.args(["--daemon-arg=--ctl", "--env", "VU9P_CTL=1"]);
     }
-    let out = cmd.output().expect("run vm-images/runvm.py");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("== version={version} ctl={ctl}\n{stdout}");
-    eprintln!("{stderr}");
-    let fails: Vec<&str> = stdout.lines().filter(|l| l.starts_with("FAIL")).collect();
-    assert!(
-        out.status.success(),
-        "version={version}: guest checks failed ({}):\n{}\n--- guest output:\n{stdout}",
-        out.status,
-        fails.join("\n")
+    let guest = CheckerRun::of(&format!("version={version} ctl={ctl}"), &mut cmd);
+    let stdout = &guest.stdout;
+    guest.assert_success(
+        &format!("version={version}: guest checks"),
+        &format!("--- guest output:\n{stdout}"),
     );
 
     // Every check meant for this run ran and passed.
@@ -210,20 +196,13 @@ fn run(version: &str, ctl: bool) {
     } else {
         wanted.push("no-ctl-without-the-flag");
     }
-    let passed: Vec<&str> = stdout
-        .lines()
-        .filter_map(|l| l.strip_prefix("ok "))
-        .collect();
+    let passed = guest.passed();
     let missing: Vec<&&str> = wanted.iter().filter(|w| !passed.contains(w)).collect();
     assert!(
         missing.is_empty(),
         "version={version}: checks that did not report ok: {missing:?}\n--- guest output:\n{stdout}"
     );
-    let checks: HashMap<&str, &str> = stdout
-        .lines()
-        .filter_map(|l| l.strip_prefix("HOSTCHECK "))
-        .filter_map(|l| l.split_once('='))
-        .collect();
+    let checks = guest.host_checks();
 
     // What the guest did is on the host.
     let s = |name: &str| share.join(name);
