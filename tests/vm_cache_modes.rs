@@ -10,9 +10,8 @@
 mod checks;
 
 use std::fs;
-use std::process::Command;
 
-use checks::{build_rig, planned_checks, repo, CheckerRun};
+use checks::{build_rig, planned_checks, repo, runvm, CheckerRun};
 
 #[test]
 fn every_cache_mode_works() {
@@ -29,16 +28,14 @@ fn every_cache_mode_works() {
         let share = tempfile::tempdir().unwrap();
         let guest = CheckerRun::of(
             &format!("linux {kernel}, cache={mode}"),
-            Command::new("python3")
-                .arg(repo().join("vm-images/runvm.py"))
-                .args(["--kernel", kernel])
-                .arg("--daemon")
-                .arg(env!("CARGO_BIN_EXE_vhost-user-9p"))
-                .arg("--shared-dir")
-                .arg(share.path())
-                .arg("--guest-script")
-                .arg(&script)
-                .args(["--cache", mode, "--timeout", "300"]),
+            runvm(share.path(), &script).args([
+                "--kernel",
+                kernel,
+                "--cache",
+                mode,
+                "--timeout",
+                "300",
+            ]),
         );
         let passed = guest.passed().len();
         if !guest.status.success() || passed != planned {

@@ -12,7 +12,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::Command;
 
-use checks::{build_rig, planned_checks, repo, CheckerRun};
+use checks::{build_rig, planned_checks, repo, runvm, CheckerRun};
 
 fn sha256(path: &Path) -> String {
     let out = Command::new("sha256sum")
@@ -64,15 +64,12 @@ fn guest_exercises_the_share() {
 
     let guest = CheckerRun::of(
         "the guest script",
-        Command::new("python3")
-            .arg(repo().join("vm-images/runvm.py"))
-            .arg("--daemon")
-            .arg(env!("CARGO_BIN_EXE_vhost-user-9p"))
-            .arg("--shared-dir")
-            .arg(&share)
-            .arg("--guest-script")
-            .arg(repo().join("tests/vm/e2e-guest.sh"))
-            .args(["--mem", "2G", "--timeout", "600"]),
+        runvm(&share, &repo().join("tests/vm/e2e-guest.sh")).args([
+            "--mem",
+            "2G",
+            "--timeout",
+            "600",
+        ]),
     );
     guest.assert_success("guest checks", "");
     assert!(

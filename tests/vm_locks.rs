@@ -11,10 +11,10 @@ use std::fs::{self, File};
 use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use checks::{build_rig, planned_checks, repo, CheckerRun};
+use checks::{build_rig, planned_checks, runvm, CheckerRun};
 
 /// fcntl F_SETLK / F_GETLK by this process: Ok((type, start, len, pid)).
 fn fcntl(
@@ -103,14 +103,7 @@ fn guest_and_host_locks_meet() {
         Ok(())
     );
 
-    let mut vm = Command::new("python3")
-        .arg(repo().join("vm-images/runvm.py"))
-        .arg("--daemon")
-        .arg(env!("CARGO_BIN_EXE_vhost-user-9p"))
-        .arg("--shared-dir")
-        .arg(&share)
-        .arg("--guest-script")
-        .arg(&script)
+    let mut vm = runvm(&share, &script)
         .arg(format!("--env=HOSTPID={}", std::process::id()))
         // The client retries a blocked F_SETLKW after this many seconds
         // (default 30).

@@ -15,10 +15,9 @@ use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::{symlink, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, UNIX_EPOCH};
 
-use checks::{build_rig, repo, CheckerRun};
+use checks::{build_rig, repo, runvm, CheckerRun};
 
 const ATIME: (u64, u32) = (1_500_000_000, 111_111_111);
 const MTIME: (u64, u32) = (1_600_000_000, 222_222_222);
@@ -131,15 +130,8 @@ fn run(version: &str, ctl: bool) {
     let share_dir = tempfile::tempdir().unwrap();
     let share = share_dir.path();
     prepare_share(share);
-    let mut cmd = Command::new("python3");
-    cmd.arg(repo().join("vm-images/runvm.py"))
-        .arg("--daemon")
-        .arg(env!("CARGO_BIN_EXE_vhost-user-9p"))
-        .arg("--shared-dir")
-        .arg(share)
-        .arg("--guest-script")
-        .arg(repo().join("tests/vm/plan9-guest.sh"))
-        .args(["--version", version, "--timeout", "300"]);
+    let mut cmd = runvm(share, &repo().join("tests/vm/plan9-guest.sh"));
+    cmd.args(["--version", version, "--timeout", "300"]);
     if ctl {
         cmd.args(["--daemon-arg=--ctl", "--env", "VU9P_CTL=1"]);
     }

@@ -7,7 +7,7 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 
 pub fn repo() -> PathBuf {
@@ -23,6 +23,20 @@ pub fn build_rig(args: &[&str]) {
         .status()
         .expect("run vm-images/build.sh");
     assert!(status.success(), "vm-images/build.sh failed: {status}");
+}
+
+/// vm-images/runvm.py booting the guest against this build of the daemon
+/// sharing `share`, the guest running `script`; add the run's own options.
+pub fn runvm(share: &Path, script: &Path) -> Command {
+    let mut cmd = Command::new("python3");
+    cmd.arg(repo().join("vm-images/runvm.py"))
+        .arg("--daemon")
+        .arg(env!("CARGO_BIN_EXE_vhost-user-9p"))
+        .arg("--shared-dir")
+        .arg(share)
+        .arg("--guest-script")
+        .arg(script);
+    cmd
 }
 
 /// How many checks `script` plans: its lines that start with one of `starts`
