@@ -8,6 +8,8 @@
 //! The 9P encoder/decoder here is deliberately independent of the crate's own codec:
 //! it is the oracle the daemon is checked against.
 
+mod common;
+
 use std::cell::{Cell, RefCell};
 use std::fs::{self, File};
 use std::io;
@@ -15,7 +17,6 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
@@ -23,9 +24,11 @@ use vhost::vhost_user::message::{
     VhostUserConfigFlags, VhostUserHeaderFlag, VhostUserProtocolFeatures, VhostUserVirtioFeatures,
 };
 use vhost::vhost_user::{Frontend, VhostUserFrontend};
-use vhost::{VhostBackend, VhostUserMemoryRegionInfo, VringConfigData};
+use vhost::{VhostBackend, VhostUserMemoryRegionInfo};
 use vm_memory::{Bytes, FileOffset, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+
+use common::{enable_vring, GuestRam, RingLayout, T};
 
 // ---------------------------------------------------------------------------------------------
 // Constants
@@ -447,59 +450,25 @@ impl Vmm {
 
         // The driver owns the avail ring, the device the used ring; a restored ring starts
         // both indices at the base (the backend reads used->idx at SET_VRING_ADDR).
-        vmm.store_u16(AVAIL_GPA, 0);
-        vmm.store_u16(AVAIL_GPA + 2, opts.ring_base);
-        vmm.store_u16(USED_GPA, 0);
-        vmm.store_u16(USED_GPA + 2, opts.ring_base);
+        vmm.mem.store_u16(AVAIL_GPA, 0);
+        vmm.mem.store_u16(AVAIL_GPA + 2, opts.ring_base);
+        vmm.mem.store_u16(USED_GPA, 0);
+        vmm.mem.store_u16(USED_GPA + 2, opts.ring_base);
 
-        let f = &vmm.frontend;
-        f.set_vring_num(0, QSIZE).expect("SET_VRING_NUM");
-        f.set_vring_base(0, opts.ring_base).expect("SET_VRING_BASE");
-        let config = VringConfigData {
-            queue_max_size: QSIZE,
-            queue_size: QSIZE,
-            flags: 0,
-            desc_table_addr: vmm.host_addr(DESC_GPA),
-            used_ring_addr: vmm.host_addr(USED_GPA),
-            avail_ring_addr: vmm.host_addr(AVAIL_GPA),
-            log_addr: None,
-        };
-        f.set_vring_addr(0, &config).expect("SET_VRING_ADDR");
-        f.set_vring_call(0, &vmm.call).expect("SET_VRING_CALL");
-        f.set_vring_kick(0, &vmm.kick).expect("SET_VRING_KICK");
-        vmm.frontend
-            .clone()
-            .set_vring_enable(0, true)
-            .expect("SET_VRING_ENABLE");
+        enable_vring(
+            &vmm.frontend,
+            &vmm.mem,
+            &RingLayout {
+                size: QSIZE,
+                desc: DESC_GPA,
+                avail: AVAIL_GPA,
+                used: USED_GPA,
+            },
+            opts.ring_base,
+            &vmm.call,
+            &vmm.kick,
+        );
         vmm
-    }
-
-    fn host_addr(&self, gpa: u64) -> u64 {
-        self.mem
-            .get_host_address(GuestAddress(gpa))
-            .expect("host address of a GPA") as u64
-    }
-
-    fn store_u16(&self, gpa: u64, v: u16) {
-        self.mem
-            .store(v.to_le(), GuestAddress(gpa), Ordering::Release)
-            .expect("store u16");
-    }
-
-    fn load_u16(&self, gpa: u64) -> u16 {
-        u16::from_le(
-            self.mem
-                .load(GuestAddress(gpa), Ordering::Acquire)
-                .expect("load u16"),
-        )
-    }
-
-    fn load_u32(&self, gpa: u64) -> u32 {
-        u32::from_le(
-            self.mem
-                .load(GuestAddress(gpa), Ordering::Acquire)
-                .expect("load u32"),
-        )
     }
 
     fn write(&self, gpa: u64, data: &[u8]) {
@@ -524,15 +493,6 @@ impl Vmm {
             .get_config(offset, size, VhostUserConfigFlags::empty(), &buf)
             .expect("GET_CONFIG");
         data
-    }
-
-    fn write_desc(&self, gpa: u64, addr: u64, len: u32, flags: u16, next: u16) {
-        let mut d = [0u8; 16];
-        d[0..8].copy_from_slice(&addr.to_le_bytes());
-        d[8..12].copy_from_slice(&len.to_le_bytes());
-        d[12..14].copy_from_slice(&flags.to_le_bytes());
-        d[14..16].copy_from_slice(&next.to_le_bytes());
-        self.write(gpa, &d);
     }
 
     /// Place a data buffer (with canaries on both sides) in RAM0 or RAM1.
@@ -609,10 +569,11 @@ impl Vmm {
                         flags | VRING_DESC_F_NEXT
                     };
                     let next = if last { 0 } else { i as u16 + 1 };
-                    self.write_desc(table + 16 * i as u64, addr, len, f, next);
+                    self.mem
+                        .write_desc(table + 16 * i as u64, addr, len, f, next);
                 }
                 let head = self.alloc_descs(1);
-                self.write_desc(
+                self.mem.write_desc(
                     DESC_GPA + 16 * u64::from(head),
                     table,
                     u32::from(n) * 16,
@@ -632,22 +593,25 @@ impl Vmm {
                         flags | VRING_DESC_F_NEXT
                     };
                     let next = if last { 0 } else { index(i + 1) };
-                    self.write_desc(DESC_GPA + 16 * u64::from(index(i)), addr, len, f, next);
+                    self.mem
+                        .write_desc(DESC_GPA + 16 * u64::from(index(i)), addr, len, f, next);
                 }
                 p.head = index(0);
             }
             let slot = self.next_avail.get() % QSIZE;
-            self.store_u16(AVAIL_GPA + 4 + 2 * u64::from(slot), p.head);
+            self.mem
+                .store_u16(AVAIL_GPA + 4 + 2 * u64::from(slot), p.head);
             self.next_avail.set(self.next_avail.get().wrapping_add(1));
             posted.push(p);
         }
         if self.event_idx {
             // used_event: ask for an interrupt once the last of these chains is used.
             let target = self.last_used.get().wrapping_add(posted.len() as u16);
-            self.store_u16(AVAIL_GPA + 4 + 2 * u64::from(QSIZE), target.wrapping_sub(1));
+            self.mem
+                .store_u16(AVAIL_GPA + 4 + 2 * u64::from(QSIZE), target.wrapping_sub(1));
         }
         // Publish (release store orders the ring writes before the index).
-        self.store_u16(AVAIL_GPA + 2, self.next_avail.get());
+        self.mem.store_u16(AVAIL_GPA + 2, self.next_avail.get());
         // Forget stale interrupts, then kick.
         let _ = self.call.read();
         self.kick.write(1).expect("kick");
@@ -689,6 +653,7 @@ impl Vmm {
         let mut notified = false;
         loop {
             let done = self
+                .mem
                 .load_u16(USED_GPA + 2)
                 .wrapping_sub(self.last_used.get());
             assert!(
@@ -720,8 +685,8 @@ impl Vmm {
         for k in 0..n {
             let slot = self.last_used.get().wrapping_add(k) % QSIZE;
             let elem = USED_GPA + 4 + 8 * u64::from(slot);
-            let id = self.load_u32(elem);
-            let len = self.load_u32(elem + 4);
+            let id = self.mem.load_u32(elem);
+            let len = self.mem.load_u32(elem + 4);
             let i = posted
                 .iter()
                 .position(|p| u32::from(p.head) == id)
@@ -1051,41 +1016,6 @@ fn check_reply(msg: &[u8], done: &Completed) -> Result<Vec<u8>, Errno> {
 // ---------------------------------------------------------------------------------------------
 // An independent 9P2000.L encoder/decoder
 // ---------------------------------------------------------------------------------------------
-
-/// T-message builder: size[4] type[1] tag[2] ...; `done` fills in the size.
-struct T(Vec<u8>);
-
-impl T {
-    fn new(ty: u8, tag: u16) -> T {
-        let mut v = vec![0, 0, 0, 0, ty];
-        v.extend_from_slice(&tag.to_le_bytes());
-        T(v)
-    }
-    fn u16(mut self, v: u16) -> T {
-        self.0.extend_from_slice(&v.to_le_bytes());
-        self
-    }
-    fn u32(mut self, v: u32) -> T {
-        self.0.extend_from_slice(&v.to_le_bytes());
-        self
-    }
-    fn u64(mut self, v: u64) -> T {
-        self.0.extend_from_slice(&v.to_le_bytes());
-        self
-    }
-    fn str(self, s: &str) -> T {
-        self.u16(s.len() as u16).raw(s.as_bytes())
-    }
-    fn raw(mut self, b: &[u8]) -> T {
-        self.0.extend_from_slice(b);
-        self
-    }
-    fn done(mut self) -> Vec<u8> {
-        let n = self.0.len() as u32;
-        self.0[0..4].copy_from_slice(&n.to_le_bytes());
-        self.0
-    }
-}
 
 /// Cursor over an R-message body; panics on truncation (a malformed reply fails the test).
 struct Dec<'a> {
@@ -1854,14 +1784,14 @@ fn bad_descriptors_do_not_kill_the_daemon() {
     let a = RAM1_GPA + (6 << 20);
     vmm.write(a, &m);
     let head = 500u16;
-    vmm.write_desc(
+    vmm.mem.write_desc(
         DESC_GPA + 16 * u64::from(head),
         a,
         m.len() as u32,
         VRING_DESC_F_NEXT,
         head + 1,
     );
-    vmm.write_desc(
+    vmm.mem.write_desc(
         DESC_GPA + 16 * u64::from(head + 1),
         0x7000_0000_0000,
         4096,
@@ -1880,14 +1810,14 @@ fn bad_descriptors_do_not_kill_the_daemon() {
 
     // Descriptor loop: 600 -> 601 -> 600 ...
     vmm.write(a, &m);
-    vmm.write_desc(
+    vmm.mem.write_desc(
         DESC_GPA + 16 * 600,
         a,
         m.len() as u32,
         VRING_DESC_F_NEXT,
         601,
     );
-    vmm.write_desc(
+    vmm.mem.write_desc(
         DESC_GPA + 16 * 601,
         RAM1_GPA + (7 << 20),
         4096,
@@ -1942,18 +1872,19 @@ fn avail_head_out_of_range() {
 /// Publish a hand-made head in the avail ring; return the used len if it came back.
 fn post_raw_head(vmm: &Vmm, head: u16) -> Option<u32> {
     let slot = vmm.next_avail.get() % QSIZE;
-    vmm.store_u16(AVAIL_GPA + 4 + 2 * u64::from(slot), head);
+    vmm.mem.store_u16(AVAIL_GPA + 4 + 2 * u64::from(slot), head);
     vmm.next_avail.set(vmm.next_avail.get().wrapping_add(1));
     if vmm.event_idx {
-        vmm.store_u16(AVAIL_GPA + 4 + 2 * u64::from(QSIZE), vmm.last_used.get());
+        vmm.mem
+            .store_u16(AVAIL_GPA + 4 + 2 * u64::from(QSIZE), vmm.last_used.get());
     }
-    vmm.store_u16(AVAIL_GPA + 2, vmm.next_avail.get());
+    vmm.mem.store_u16(AVAIL_GPA + 2, vmm.next_avail.get());
     let _ = vmm.call.read();
     vmm.kick.write(1).unwrap();
     if vmm.wait_used(1, Duration::from_secs(2), true) {
         let slot = vmm.last_used.get() % QSIZE;
-        let id = vmm.load_u32(USED_GPA + 4 + 8 * u64::from(slot));
-        let len = vmm.load_u32(USED_GPA + 8 + 8 * u64::from(slot));
+        let id = vmm.mem.load_u32(USED_GPA + 4 + 8 * u64::from(slot));
+        let len = vmm.mem.load_u32(USED_GPA + 8 + 8 * u64::from(slot));
         assert_eq!(id, u32::from(head), "used id");
         vmm.last_used.set(vmm.last_used.get().wrapping_add(1));
         Some(len)

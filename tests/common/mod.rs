@@ -14,6 +14,8 @@
 
 #![allow(dead_code)]
 
+pub mod vring;
+
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -23,9 +25,11 @@ use std::time::{Duration, Instant};
 
 use vhost::vhost_user::message::{VhostUserHeaderFlag, VhostUserProtocolFeatures};
 use vhost::vhost_user::{Frontend, VhostUserFrontend};
-use vhost::{VhostBackend, VhostUserMemoryRegionInfo, VringConfigData};
+use vhost::{VhostBackend, VhostUserMemoryRegionInfo};
 use vm_memory::{Bytes, FileOffset, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+
+pub use vring::{enable_vring, GuestRam, RingLayout};
 
 pub const QSIZE: u16 = 1024;
 
@@ -206,54 +210,20 @@ impl Vmm {
             in_flight: 0,
             kicks: 0,
         };
-        let f = &vmm.frontend;
-        f.set_vring_num(0, QSIZE).expect("SET_VRING_NUM");
-        f.set_vring_base(0, 0).expect("SET_VRING_BASE");
-        let config = VringConfigData {
-            queue_max_size: QSIZE,
-            queue_size: QSIZE,
-            flags: 0,
-            desc_table_addr: vmm.host_addr(DESC_GPA),
-            used_ring_addr: vmm.host_addr(USED_GPA),
-            avail_ring_addr: vmm.host_addr(AVAIL_GPA),
-            log_addr: None,
-        };
-        f.set_vring_addr(0, &config).expect("SET_VRING_ADDR");
-        f.set_vring_call(0, &vmm.call).expect("SET_VRING_CALL");
-        f.set_vring_kick(0, &vmm.kick).expect("SET_VRING_KICK");
-        vmm.frontend
-            .clone()
-            .set_vring_enable(0, true)
-            .expect("SET_VRING_ENABLE");
+        enable_vring(
+            &vmm.frontend,
+            &vmm.mem,
+            &RingLayout {
+                size: QSIZE,
+                desc: DESC_GPA,
+                avail: AVAIL_GPA,
+                used: USED_GPA,
+            },
+            0,
+            &vmm.call,
+            &vmm.kick,
+        );
         vmm
-    }
-
-    fn host_addr(&self, gpa: u64) -> u64 {
-        self.mem
-            .get_host_address(GuestAddress(gpa))
-            .expect("host address of a GPA") as u64
-    }
-
-    fn store_u16(&self, gpa: u64, v: u16) {
-        self.mem
-            .store(v.to_le(), GuestAddress(gpa), Ordering::Release)
-            .expect("store u16");
-    }
-
-    fn load_u16(&self, gpa: u64) -> u16 {
-        u16::from_le(
-            self.mem
-                .load(GuestAddress(gpa), Ordering::Acquire)
-                .expect("load u16"),
-        )
-    }
-
-    fn load_u32(&self, gpa: u64) -> u32 {
-        u32::from_le(
-            self.mem
-                .load(GuestAddress(gpa), Ordering::Acquire)
-                .expect("load u32"),
-        )
     }
 
     pub fn write(&self, gpa: u64, data: &[u8]) {
@@ -276,15 +246,6 @@ impl Vmm {
         start
     }
 
-    fn write_desc(&self, gpa: u64, addr: u64, len: u32, flags: u16, next: u16) {
-        let mut d = [0u8; 16];
-        d[0..8].copy_from_slice(&addr.to_le_bytes());
-        d[8..12].copy_from_slice(&len.to_le_bytes());
-        d[12..14].copy_from_slice(&flags.to_le_bytes());
-        d[14..16].copy_from_slice(&next.to_le_bytes());
-        self.write(gpa, &d);
-    }
-
     /// Builds a chain: `readable` then `writable` buffers (address, length)
     /// in an indirect table behind one ring descriptor; returns its head.
     pub fn chain(&mut self, readable: &[(u64, u32)], writable: &[(u64, u32)]) -> u16 {
@@ -303,12 +264,13 @@ impl Vmm {
                 flags | VRING_DESC_F_NEXT
             };
             let next = if last { 0 } else { i as u16 + 1 };
-            self.write_desc(table + 16 * i as u64, addr, len, flags, next);
+            self.mem
+                .write_desc(table + 16 * i as u64, addr, len, flags, next);
         }
         assert!(self.next_desc < QSIZE, "out of ring descriptors");
         let head = self.next_desc;
         self.next_desc += 1;
-        self.write_desc(
+        self.mem.write_desc(
             DESC_GPA + 16 * u64::from(head),
             table,
             16 * n as u32,
@@ -356,7 +318,8 @@ impl Vmm {
     /// Puts a chain in the avail ring (visible to the device at `kick`).
     pub fn post(&mut self, head: u16) {
         let slot = self.next_avail % QSIZE;
-        self.store_u16(AVAIL_GPA + 4 + 2 * u64::from(slot), head);
+        self.mem
+            .store_u16(AVAIL_GPA + 4 + 2 * u64::from(slot), head);
         self.next_avail = self.next_avail.wrapping_add(1);
         self.in_flight += 1;
     }
@@ -367,10 +330,10 @@ impl Vmm {
         let old = self.kicked_avail;
         let new = self.next_avail;
         self.kicked_avail = new;
-        self.store_u16(AVAIL_GPA + 2, new);
+        self.mem.store_u16(AVAIL_GPA + 2, new);
         fence(Ordering::SeqCst);
         let needed = if self.event_idx {
-            let event = self.load_u16(AVAIL_EVENT_GPA);
+            let event = self.mem.load_u16(AVAIL_EVENT_GPA);
             new.wrapping_sub(event).wrapping_sub(1) < new.wrapping_sub(old)
         } else {
             true
@@ -382,7 +345,7 @@ impl Vmm {
     }
 
     fn used_idx(&self) -> u16 {
-        self.load_u16(USED_GPA + 2)
+        self.mem.load_u16(USED_GPA + 2)
     }
 
     /// Calls `f(head, len)` for each chain the device returned since the
@@ -396,8 +359,8 @@ impl Vmm {
         );
         for _ in 0..n {
             let elem = USED_GPA + 4 + 8 * u64::from(self.last_used % QSIZE);
-            let id = self.load_u32(elem);
-            let len = self.load_u32(elem + 4);
+            let id = self.mem.load_u32(elem);
+            let len = self.mem.load_u32(elem + 4);
             self.last_used = self.last_used.wrapping_add(1);
             f(id as u16, len);
         }
@@ -414,7 +377,7 @@ impl Vmm {
                 return;
             }
             if self.event_idx {
-                self.store_u16(USED_EVENT_GPA, self.last_used);
+                self.mem.store_u16(USED_EVENT_GPA, self.last_used);
                 fence(Ordering::SeqCst);
                 if self.used_idx() != self.last_used {
                     return;
@@ -541,7 +504,7 @@ impl Client {
     }
 }
 
-/// T-message builder for setup requests.
+/// T-message builder: size[4] type[1] tag[2] ...; `done` fills in the size.
 pub struct T(Vec<u8>);
 
 impl T {
