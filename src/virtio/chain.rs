@@ -272,35 +272,6 @@ fn build_iov(pieces: &[Piece], offset: usize, count: usize, iov: &mut Vec<libc::
     total
 }
 
-/// How much of a shared file mapping the kernel maps around a read fault
-/// (`fault_around_bytes`, 64 KiB unless changed in debugfs).
-const FAULT_AROUND: usize = 64 * 1024;
-
-/// Maps the guest pages under `iov` into this process ahead of a preadv.
-///
-/// The preadv would take a write fault on each guest page this process has
-/// not touched yet, and a write fault maps one page. A read fault on guest
-/// RAM (a shared memfd or file mapping) maps every page of its 64 KiB window
-/// that the guest already has, so one load per window replaces up to 16
-/// faults. The mappings are writable, so the copy then takes no fault; a page
-/// the guest never had is allocated by the load instead of by the copy, and a
-/// page already mapped costs the load alone.
-fn map_ahead(iov: &[libc::iovec]) {
-    for v in iov {
-        let start = v.iov_base as usize;
-        let end = start + v.iov_len;
-        let mut addr = start;
-        while addr < end {
-            // SAFETY: start <= addr < end, so addr lies in the iovec, which
-            // `build_iov` made from mapped guest memory (see
-            // `ChainView::load`); a volatile byte load reads it whatever
-            // the guest does with it meanwhile.
-            unsafe { std::ptr::read_volatile(addr as *const u8) };
-            addr = (addr & !(FAULT_AROUND - 1)) + FAULT_AROUND;
-        }
-    }
-}
-
 /// preadv64 or pwritev64 of `iov` at `offset`.
 fn vectored_io(
     call: unsafe extern "C" fn(i32, *const libc::iovec, i32, i64) -> isize,
@@ -371,7 +342,6 @@ impl ReadSink for ChainReplyArea<'_> {
             return Ok(0);
         }
         build_iov(self.pieces, self.offset, count, self.iov);
-        map_ahead(self.iov);
         vectored_io(libc::preadv64, fd, self.iov, offset)
     }
 
@@ -383,121 +353,5 @@ impl ReadSink for ChainReplyArea<'_> {
     fn peek(&self, buf: &mut [u8]) -> usize {
         let want = buf.len().min(self.capacity);
         copy_out(self.pieces, self.offset, &mut buf[..want])
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::fs::File;
-    use std::io::Write;
-    use std::os::fd::AsFd;
-
-    const PAGE: usize = 4096;
-
-    /// Minor faults taken by the calling thread so far.
-    fn thread_minor_faults() -> i64 {
-        let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-        // SAFETY: getrusage writes a whole rusage into the pointer it gets.
-        let ret = unsafe { libc::getrusage(libc::RUSAGE_THREAD, usage.as_mut_ptr()) };
-        assert_eq!(ret, 0, "getrusage: {}", io::Error::last_os_error());
-        // SAFETY: getrusage succeeded, so the struct is initialised.
-        unsafe { usage.assume_init() }.ru_minflt
-    }
-
-    /// A shared mapping of `file`, unmapped on drop.
-    struct Mapping {
-        ptr: *mut u8,
-        len: usize,
-    }
-
-    impl Mapping {
-        fn new(file: &File, len: usize) -> Self {
-            // SAFETY: a fresh shared mapping of the whole file; nothing else
-            // refers to its address range.
-            let ptr = unsafe {
-                libc::mmap(
-                    std::ptr::null_mut(),
-                    len,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_SHARED,
-                    file.as_raw_fd(),
-                    0,
-                )
-            };
-            assert_ne!(
-                ptr,
-                libc::MAP_FAILED,
-                "mmap: {}",
-                io::Error::last_os_error()
-            );
-            Mapping {
-                ptr: ptr.cast(),
-                len,
-            }
-        }
-    }
-
-    impl Drop for Mapping {
-        fn drop(&mut self) {
-            // SAFETY: the range was mapped by `Mapping::new` and no slice
-            // into it outlives the mapping.
-            unsafe { libc::munmap(self.ptr.cast(), self.len) };
-        }
-    }
-
-    /// A Tread into guest pages the VMM has (its own mapping wrote them) but
-    /// this process has never touched, given as one 4 KiB descriptor per
-    /// page like the Linux client's zero-copy reads: the data arrives whole,
-    /// and the pages are mapped a fault-around window at a time instead of
-    /// one write fault per page.
-    #[test]
-    fn tread_maps_fresh_guest_pages_a_window_per_fault() {
-        const PAGES: usize = 1024;
-        let ram = File::from(
-            nix::sys::memfd::memfd_create("chain-test-ram", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
-                .expect("memfd_create"),
-        );
-        ram.set_len((PAGES * PAGE) as u64).expect("size memfd");
-        let vmm = Mapping::new(&ram, PAGES * PAGE);
-        for page in 0..PAGES {
-            // SAFETY: page * PAGE < vmm.len.
-            unsafe { vmm.ptr.add(page * PAGE).write_volatile(1) };
-        }
-        let daemon = Mapping::new(&ram, PAGES * PAGE);
-
-        let data: Vec<u8> = (0..PAGES * PAGE).map(|i| (i % 251) as u8).collect();
-        let mut file = tempfile::tempfile().expect("temp file");
-        file.write_all(&data).expect("write temp file");
-
-        let mut view = ChainView::with_capacity(PAGES);
-        for page in 0..PAGES {
-            view.writable.push(Piece {
-                // SAFETY: page * PAGE < daemon.len.
-                ptr: unsafe { daemon.ptr.add(page * PAGE) },
-                len: PAGE,
-            });
-        }
-        view.writable_len = PAGES * PAGE;
-        let (_, mut reply) = view.data_areas(0, 0, 0);
-
-        let faults_before = thread_minor_faults();
-        let read = reply
-            .read_from(file.as_fd(), 0, PAGES * PAGE)
-            .expect("preadv into guest pages");
-        let faults = thread_minor_faults() - faults_before;
-
-        assert_eq!(read, PAGES * PAGE);
-        let mut back = vec![0u8; PAGES * PAGE];
-        assert_eq!(copy_out(&view.writable, 0, &mut back), PAGES * PAGE);
-        assert!(
-            back == data,
-            "the guest pages hold other bytes than the file"
-        );
-        // One fault per 64 KiB window is PAGES / 16; one per page, PAGES.
-        assert!(
-            faults <= (PAGES / 4) as i64,
-            "{faults} minor faults for {PAGES} fresh guest pages"
-        );
     }
 }
