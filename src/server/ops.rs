@@ -330,7 +330,18 @@ impl Server {
         nofollow: bool,
         follow: bool,
     ) -> OpResult<WalkStep> {
-        let stx = self.stat(fd.as_fd())?;
+        Ok(self.step_and_stat(fd, path, nofollow, follow)?.0)
+    }
+
+    /// `step_to`, and the statx of the step's `fd` it took on the way.
+    pub(super) fn step_and_stat(
+        &self,
+        fd: OwnedFd,
+        path: std::path::PathBuf,
+        nofollow: bool,
+        follow: bool,
+    ) -> OpResult<(WalkStep, libc::statx)> {
+        let mut stx = self.stat(fd.as_fd())?;
         let mut step = WalkStep {
             qid: self.qids.qid(&stx),
             file_type: stx.stx_mode as u32 & libc::S_IFMT,
@@ -343,7 +354,7 @@ impl Server {
             let rel = cstring(step.path.as_os_str().as_encoded_bytes())?;
             match host::resolve_in_root(self.root.as_fd(), &rel) {
                 Ok(target) => {
-                    let stx = self.stat(target.as_fd())?;
+                    stx = self.stat(target.as_fd())?;
                     step.qid = self.qids.qid(&stx);
                     step.file_type = stx.stx_mode as u32 & libc::S_IFMT;
                     step.fd = target;
@@ -354,7 +365,7 @@ impl Server {
                 }
             }
         }
-        Ok(step)
+        Ok((step, stx))
     }
 
     pub(super) fn getattr(

@@ -438,7 +438,18 @@ impl Server {
         node: Node,
         name: &[u8],
     ) -> OpResult<StatRecord> {
-        let stx = self.stat(fd)?;
+        self.record_of(dialect, fd, &self.stat(fd)?, node, name)
+    }
+
+    /// `host_record` from the statx `stx` of `fd`, already taken.
+    fn record_of(
+        &self,
+        dialect: Dialect,
+        fd: BorrowedFd<'_>,
+        stx: &libc::statx,
+        node: Node,
+        name: &[u8],
+    ) -> OpResult<StatRecord> {
         let file_type = stx.stx_mode as u32 & libc::S_IFMT;
         let mut extension = Vec::new();
         let mut length = stx.stx_size;
@@ -463,7 +474,7 @@ impl Server {
             let (major, minor) = (stx.stx_rdev_major, stx.stx_rdev_minor);
             extension = format!("{kind} {major} {minor}").into_bytes();
         }
-        let mut qid = self.qids.qid(&stx);
+        let mut qid = self.qids.qid(stx);
         qid.ty = qid_type(mode);
         Ok(StatRecord {
             qid,
@@ -541,8 +552,8 @@ impl Server {
     ) -> OpResult<StatRecord> {
         let c = host::component(name)?;
         let fd = host::lookup(dir, &c)?;
-        let step = self.step_to(fd, child_path(dir_path, name), !follow, follow)?;
-        self.host_record(dialect, step.fd.as_fd(), step.node, name)
+        let (step, stx) = self.step_and_stat(fd, child_path(dir_path, name), !follow, follow)?;
+        self.record_of(dialect, step.fd.as_fd(), &stx, step.node, name)
     }
 
     /// Twstat: the changes a Plan 9 client makes (name within the
