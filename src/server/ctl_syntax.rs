@@ -767,82 +767,101 @@ mod tests {
 
     #[test]
     fn error_messages() {
-        let e = file_err(b"chmod 644\nchmodd 644\n");
-        assert_eq!(
-            e.to_string(),
-            "ctl: line 2: unknown command 'chmodd' (want chmod, chown, utimes, truncate)"
-        );
-        assert_eq!(
-            file_err(b"chmod 999").to_string(),
-            "ctl: line 1: chmod: bad mode '999' (want octal up to 07777)"
-        );
-        assert_eq!(
-            file_err(b"chown 1").to_string(),
-            "ctl: line 1: chown: want 2 arguments, got 1"
-        );
-        assert_eq!(
-            file_err(b"chmod").to_string(),
-            "ctl: line 1: chmod: want 1 argument, got 0"
-        );
-        assert_eq!(
-            dir_err(b"symlink a b c").to_string(),
-            "ctl: line 1: symlink: want 2 arguments, got 3"
-        );
-        assert_eq!(
-            dir_err(b"frob").to_string(),
-            "ctl: line 1: unknown command 'frob' (want chmod, chown, utimes, truncate, symlink, link, rename, mknod)"
-        );
-        assert_eq!(
-            file_err(b"utimes 1 1000000000 now").to_string(),
-            "ctl: line 1: utimes: bad atime nanoseconds '1000000000' (want 0 to 999999999)"
-        );
-        assert_eq!(
-            file_err(b"truncate x%zz").to_string(),
-            "ctl: line 1: bad percent escape in 'x%zz'"
-        );
-        assert_eq!(
-            file_err(b"\n\xff").to_string(),
-            "ctl: line 2: not valid UTF-8"
-        );
-        assert_eq!(dir_err(b"link %20 %").message, "bad percent escape in '%'");
-        assert_eq!(dir_err(b"link a %").line, 1);
-        assert_eq!(
-            dir_err(b"mknod n q 644 1 2").message,
-            "mknod: bad type 'q' (want b, c, p, s or f)"
-        );
-        assert_eq!(
-            dir_err(b"mknod n b 644 x 2").message,
-            "mknod: bad major 'x' (want a decimal number up to 4294967295)"
-        );
-        assert_eq!(
-            file_err(b"chown 1 x").message,
-            "chown: bad gid 'x' (want a decimal id or -1)"
-        );
-        assert_eq!(
-            file_err(b"truncate -1").message,
-            "truncate: bad size '-1' (want a decimal byte count)"
-        );
-        assert_eq!(
-            file_err(b"utimes now").message,
-            "utimes: missing mtime (want now, omit or SEC NSEC)"
-        );
-        assert_eq!(
-            file_err(b"utimes 1 2 3").message,
-            "utimes: mtime '3' wants its nanoseconds"
-        );
-        assert_eq!(
-            file_err(b"utimes now now x").message,
-            "utimes: extra argument 'x'"
-        );
-        assert_eq!(
-            file_err(b"utimes now 1e3 0").message,
-            "utimes: bad mtime '1e3' (want now, omit or SEC NSEC)"
-        );
-        // Tokens are shown as written, escaped.
-        assert_eq!(
-            file_err("chmod 'x\u{1}".as_bytes()).message,
-            "chmod: bad mode '\\'x\\u{1}' (want octal up to 07777)"
-        );
+        // (parsed as a directory's `,` file rather than a file's, text, error)
+        let cases: &[(bool, &[u8], &str)] = &[
+            (
+                false,
+                b"chmod 644\nchmodd 644\n",
+                "ctl: line 2: unknown command 'chmodd' (want chmod, chown, utimes, truncate)",
+            ),
+            (
+                false,
+                b"chmod 999",
+                "ctl: line 1: chmod: bad mode '999' (want octal up to 07777)",
+            ),
+            (
+                false,
+                b"chown 1",
+                "ctl: line 1: chown: want 2 arguments, got 1",
+            ),
+            (
+                false,
+                b"chmod",
+                "ctl: line 1: chmod: want 1 argument, got 0",
+            ),
+            (
+                true,
+                b"symlink a b c",
+                "ctl: line 1: symlink: want 2 arguments, got 3",
+            ),
+            (
+                true,
+                b"frob",
+                "ctl: line 1: unknown command 'frob' (want chmod, chown, utimes, truncate, symlink, link, rename, mknod)",
+            ),
+            (
+                false,
+                b"utimes 1 1000000000 now",
+                "ctl: line 1: utimes: bad atime nanoseconds '1000000000' (want 0 to 999999999)",
+            ),
+            (
+                false,
+                b"truncate x%zz",
+                "ctl: line 1: bad percent escape in 'x%zz'",
+            ),
+            (false, b"\n\xff", "ctl: line 2: not valid UTF-8"),
+            (true, b"link %20 %", "ctl: line 1: bad percent escape in '%'"),
+            (
+                true,
+                b"mknod n q 644 1 2",
+                "ctl: line 1: mknod: bad type 'q' (want b, c, p, s or f)",
+            ),
+            (
+                true,
+                b"mknod n b 644 x 2",
+                "ctl: line 1: mknod: bad major 'x' (want a decimal number up to 4294967295)",
+            ),
+            (
+                false,
+                b"chown 1 x",
+                "ctl: line 1: chown: bad gid 'x' (want a decimal id or -1)",
+            ),
+            (
+                false,
+                b"truncate -1",
+                "ctl: line 1: truncate: bad size '-1' (want a decimal byte count)",
+            ),
+            (
+                false,
+                b"utimes now",
+                "ctl: line 1: utimes: missing mtime (want now, omit or SEC NSEC)",
+            ),
+            (
+                false,
+                b"utimes 1 2 3",
+                "ctl: line 1: utimes: mtime '3' wants its nanoseconds",
+            ),
+            (
+                false,
+                b"utimes now now x",
+                "ctl: line 1: utimes: extra argument 'x'",
+            ),
+            (
+                false,
+                b"utimes now 1e3 0",
+                "ctl: line 1: utimes: bad mtime '1e3' (want now, omit or SEC NSEC)",
+            ),
+            // Tokens are shown as written, escaped.
+            (
+                false,
+                "chmod 'x\u{1}".as_bytes(),
+                "ctl: line 1: chmod: bad mode '\\'x\\u{1}' (want octal up to 07777)",
+            ),
+        ];
+        for &(dir, text, want) in cases {
+            let err = if dir { dir_err(text) } else { file_err(text) };
+            assert_eq!(err.to_string(), want, "{:?}", String::from_utf8_lossy(text));
+        }
     }
 
     #[test]
