@@ -79,7 +79,7 @@ struct Cli {
     gid_map: Vec<IdRange>,
 
     /// Worker threads serving requests in parallel (0 or 1: serve them on
-    /// the queue thread) [default: the number of CPUs, at least 4]
+    /// the queue thread) [default: the number of CPUs, at least 2]
     #[arg(long, value_name = "N")]
     thread_pool_size: Option<usize>,
 

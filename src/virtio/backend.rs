@@ -47,12 +47,9 @@ pub const MAX_TAG_LEN: usize = 255;
 /// Linux client uses at most 128 scatter-gather entries per request).
 const CHAIN_CAPACITY: usize = 512;
 
-/// The default `--thread-pool-size`: one worker per CPU, at least 4. The
-/// floor is for requests that wait rather than compute (an fsync, an open
-/// held by a lease): on 2 CPUs, 4 guest processes copying and fsyncing in
-/// parallel took 1.30-1.41 s with 4 workers against 1.77-1.90 s with 2.
+/// The default `--thread-pool-size`: one worker per CPU, at least 2.
 pub fn default_thread_pool_size() -> usize {
-    std::thread::available_parallelism().map_or(4, |n| n.get().max(4))
+    std::thread::available_parallelism().map_or(2, |n| n.get().max(2))
 }
 
 /// Per-worker buffers, reused across requests: once a worker has its
