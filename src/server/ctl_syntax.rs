@@ -811,6 +811,7 @@ mod tests {
             ),
             (false, b"\n\xff", "ctl: line 2: not valid UTF-8"),
             (true, b"link %20 %", "ctl: line 1: bad percent escape in '%'"),
+            (true, b"link a %", "ctl: line 1: bad percent escape in '%'"),
             (
                 true,
                 b"mknod n q 644 1 2",
