@@ -272,6 +272,33 @@ fn build_iov(pieces: &[Piece], offset: usize, count: usize, iov: &mut Vec<libc::
     total
 }
 
+/// The kernel's fault-around window: a read fault on a page of shared
+/// memory maps the pages around it that exist, up to 16 (64 KiB).
+const FAULT_AROUND: usize = 64 * 1024;
+
+/// Reads one byte of every fault-around window the iovecs touch, before a
+/// preadv writes to them.
+///
+/// Guest pages this process has not touched yet are not mapped in its page
+/// tables even when the guest has (a Linux guest zeroes every page it
+/// allocates): the copy in preadv would then take one write fault per 4 KiB,
+/// 262,144 for a GiB read into the guest's page cache. A read fault maps
+/// the whole window at once, writable (shared memory has no dirty tracking);
+/// on pages already mapped the reads cost a cache miss each.
+fn map_ahead(iov: &[libc::iovec]) {
+    for v in iov {
+        let start = v.iov_base as usize;
+        let end = start + v.iov_len;
+        let mut at = start;
+        while at < end {
+            // SAFETY: `at` lies inside an iovec over mapped guest memory
+            // (see `build_iov`); a volatile byte read has no other effect.
+            unsafe { std::ptr::read_volatile(at as *const u8) };
+            at = (at & !(FAULT_AROUND - 1)) + FAULT_AROUND;
+        }
+    }
+}
+
 /// preadv64 or pwritev64 of `iov` at `offset`.
 fn vectored_io(
     call: unsafe extern "C" fn(i32, *const libc::iovec, i32, i64) -> isize,
@@ -342,6 +369,7 @@ impl ReadSink for ChainReplyArea<'_> {
             return Ok(0);
         }
         build_iov(self.pieces, self.offset, count, self.iov);
+        map_ahead(self.iov);
         vectored_io(libc::preadv64, fd, self.iov, offset)
     }
 
@@ -353,5 +381,82 @@ impl ReadSink for ChainReplyArea<'_> {
     fn peek(&self, buf: &mut [u8]) -> usize {
         let want = buf.len().min(self.capacity);
         copy_out(self.pieces, self.offset, &mut buf[..want])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Minor faults this thread has taken.
+    fn minor_faults() -> i64 {
+        // SAFETY: getrusage fills the zeroed struct it is given.
+        unsafe {
+            let mut usage: libc::rusage = std::mem::zeroed();
+            libc::getrusage(libc::RUSAGE_THREAD, &mut usage);
+            usage.ru_minflt
+        }
+    }
+
+    /// Maps `len` bytes of `fd` shared, read-write.
+    fn map(fd: i32, len: usize) -> *mut u8 {
+        // SAFETY: a fresh shared mapping of a memfd of at least `len` bytes.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd,
+                0,
+            )
+        };
+        assert_ne!(p, libc::MAP_FAILED);
+        p.cast()
+    }
+
+    #[test]
+    fn map_ahead_maps_pages_the_guest_touched_a_window_at_a_time() {
+        const PAGES: usize = 1024;
+        let len = PAGES * 4096;
+        // SAFETY: memfd_create with a valid name; ftruncate of the new fd.
+        let fd = unsafe { libc::memfd_create(c"guest".as_ptr(), 0) };
+        assert!(fd >= 0);
+        // SAFETY: fd is the memfd just made.
+        assert_eq!(unsafe { libc::ftruncate(fd, len as i64) }, 0);
+        // The "guest" writes every page through its own mapping.
+        let guest = map(fd, len);
+        for page in 0..PAGES {
+            // SAFETY: inside the mapping.
+            unsafe { guest.add(page * 4096).write_volatile(1) };
+        }
+        // The daemon's mapping: one iovec per page, in a scattered order,
+        // as the guest's page cache hands them out.
+        let daemon = map(fd, len);
+        let iov: Vec<libc::iovec> = (0..PAGES)
+            .map(|k| libc::iovec {
+                // SAFETY: inside the mapping.
+                iov_base: unsafe { daemon.add((k * 37 % PAGES) * 4096) }.cast(),
+                iov_len: 4096,
+            })
+            .collect();
+        let before = minor_faults();
+        map_ahead(&iov);
+        for v in &iov {
+            // SAFETY: inside the mapping; stands for the preadv's copy.
+            unsafe { v.iov_base.cast::<u8>().write_volatile(2) };
+        }
+        let faults = minor_faults() - before;
+        // One fault per 16 pages, against 1,024 without the map-ahead.
+        assert!(
+            faults <= (PAGES / 16 + 8) as i64,
+            "{faults} faults for {PAGES} pages"
+        );
+        // SAFETY: unmapping what was mapped above, closing the memfd.
+        unsafe {
+            libc::munmap(guest.cast(), len);
+            libc::munmap(daemon.cast(), len);
+            libc::close(fd);
+        }
     }
 }
