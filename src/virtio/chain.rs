@@ -280,8 +280,9 @@ const FAULT_AROUND: usize = 64 * 1024;
 /// preadv writes to them.
 ///
 /// Guest pages this process has not touched yet are not mapped in its page
-/// tables even when the guest has (a Linux guest zeroes every page it
-/// allocates): the copy in preadv would then take one write fault per 4 KiB,
+/// tables even when the guest has written them through the VMM's mapping
+/// (the pages of a 6.1 guest's page cache are: `mincore` finds them
+/// present): the copy in preadv would then take one write fault per 4 KiB,
 /// 262,144 for a GiB read into the guest's page cache. A read fault maps
 /// the whole window at once, writable (shared memory has no dirty tracking);
 /// on pages already mapped the reads cost a cache miss each.
