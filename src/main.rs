@@ -12,7 +12,7 @@ use vhost::vhost_user::Listener;
 use vhost_user_backend::VhostUserDaemon;
 use vm_memory::{GuestMemoryAtomic, GuestMemoryMmap};
 
-use vhost_user_9p::server::{Config, IdMap, IdRange, SecurityModel, Server};
+use vhost_user_9p::server::{Config, IdMap, IdRange, SecurityModel, Server, DEFAULT_WRITE_BEHIND};
 use vhost_user_9p::socket::{ListenAddress, SocketListener};
 use vhost_user_9p::virtio::{P9Backend, MAX_TAG_LEN};
 
@@ -82,6 +82,15 @@ struct Cli {
     /// the queue thread) [default: the number of CPUs, at least 2]
     #[arg(long, value_name = "N")]
     thread_pool_size: Option<usize>,
+
+    /// Write-behind window, MiB: while a guest writes a file back to back,
+    /// each stretch of this size is handed to the disk (sync_file_range)
+    /// once the writer is a further stretch past it, so a closing fsync has
+    /// less left to wait for; a file written in less than two stretches is
+    /// left alone. 0: leave all write-back to the host kernel
+    #[arg(long, value_name = "MIB", default_value_t = DEFAULT_WRITE_BEHIND >> 20,
+          value_parser = clap::value_parser!(u64).range(0..=1 << 20))]
+    write_behind: u64,
 
     /// Serve the control namespace: `D/,ctl/F` reads as the host's stat of
     /// F and takes commands (chmod, chown, utimes, truncate; in `D/,ctl/,`
@@ -192,6 +201,7 @@ fn run(cli: Cli) -> Result<(), String> {
         gid_map: IdMap::new(cli.gid_map).map_err(|e| format!("--gid-map: {e}"))?,
         ctl: cli.ctl,
         trace: cli.trace,
+        write_behind: cli.write_behind << 20,
     };
     let server = Arc::new(Server::new(&config)?);
     info!(

@@ -1,5 +1,5 @@
 //! The server's 9P2000.L semantics, driven in-process (no transport):
-//! xattrs, security models, id maps, setattr corners, qids.
+//! xattrs, security models, id maps, setattr corners, qids, write-behind.
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -48,7 +48,11 @@ impl Client {
         let mut config = Config::new(dir);
         config.security_model = model;
         config.uid_map = uid_map;
-        let server = Server::new(&config).unwrap();
+        Client::with_config(&config)
+    }
+
+    fn with_config(config: &Config) -> Client {
+        let server = Server::new(config).unwrap();
         let mut client = Client {
             server,
             session: Session::new(),
@@ -662,4 +666,77 @@ fn readdir_100000_entries_and_while_changing() {
     let n = all.len();
     all.dedup();
     assert_eq!(n, all.len(), "no entry twice");
+}
+
+/// Pages of the `len` bytes at `offset` of `file` that are in the host's
+/// page cache, and how many of them are dirty (cachestat(2), Linux 6.5).
+fn cached_and_dirty(file: &fs::File, offset: u64, len: u64) -> (u64, u64) {
+    use std::os::fd::AsRawFd;
+    #[repr(C)]
+    struct Range {
+        off: u64,
+        len: u64,
+    }
+    #[repr(C)]
+    #[derive(Default)]
+    struct Cachestat {
+        nr_cache: u64,
+        nr_dirty: u64,
+        nr_writeback: u64,
+        nr_evicted: u64,
+        nr_recently_evicted: u64,
+    }
+    const SYS_CACHESTAT: libc::c_long = 451; // the same on every architecture
+    let range = Range { off: offset, len };
+    let mut stat = Cachestat::default();
+    // SAFETY: cachestat reads `range` and writes `stat`, both live and of
+    // the kernel's layout; the descriptor is open.
+    let r = unsafe { libc::syscall(SYS_CACHESTAT, file.as_raw_fd(), &range, &mut stat, 0) };
+    assert_eq!(r, 0, "cachestat: {}", std::io::Error::last_os_error());
+    (stat.nr_cache, stat.nr_dirty)
+}
+
+#[test]
+fn a_file_written_back_to_back_is_handed_to_the_disk_a_window_behind() {
+    const MIB: u64 = 1 << 20;
+    const PAGES: u64 = 8 * MIB / 4096;
+    // On the build's own disk: tmpfs has no write-back to watch.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let chunk = vec![0xa5u8; 500_000]; // the Linux client's Twrite size
+    let stream = |write_behind: u64, name: &str| {
+        let mut config = Config::new(dir.path());
+        config.write_behind = write_behind;
+        let mut c = Client::with_config(&config);
+        c.create(ROOT, 2, name, 0o644).ok();
+        let mut offset = 0;
+        while offset < 24 * MIB {
+            let r = c.call_with(
+                Tmessage::Write(Twrite {
+                    fid: 2,
+                    offset,
+                    count: chunk.len() as u32,
+                }),
+                &chunk,
+            );
+            assert!(matches!(r.msg(), Rmessage::Write(w) if w.count == 500_000));
+            offset += chunk.len() as u64;
+        }
+        let file = fs::File::open(dir.path().join(name)).unwrap();
+        let windows = [0, 8 * MIB, 16 * MIB].map(|w| cached_and_dirty(&file, w, 8 * MIB));
+        (file, windows)
+    };
+
+    // 8 MiB windows: the first two were handed over when the writer passed
+    // 16 and 24 MiB; the third, still being written, stays dirty. Nothing
+    // was dropped from the page cache.
+    let (file, [first, second, third]) = stream(8 * MIB, "behind");
+    assert_eq!(first, (PAGES, 0), "first window: (cached, dirty) pages");
+    assert_eq!(second, (PAGES, 0), "second window: (cached, dirty) pages");
+    assert_eq!(third.0, PAGES);
+    assert!(third.1 > 0, "third window: {} dirty pages", third.1);
+    assert_eq!(file.metadata().unwrap().len(), 51 * 500_000);
+
+    // Without write-behind all of it is left dirty for the host kernel.
+    let (_, windows) = stream(0, "not-behind");
+    assert_eq!(windows, [(PAGES, PAGES); 3]);
 }

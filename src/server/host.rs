@@ -266,6 +266,19 @@ pub fn ftruncate(fd: BorrowedFd<'_>, size: u64) -> io::Result<()> {
     check(unsafe { libc::ftruncate64(fd.as_raw_fd(), size) }).map(drop)
 }
 
+/// Starts writing back the dirty pages of `len` bytes at `offset` and
+/// returns without waiting for them (sync_file_range WRITE): no durability
+/// promise, an I/O error still shows at the next fsync.
+pub fn start_writeback(fd: BorrowedFd<'_>, offset: u64, len: u64) -> io::Result<()> {
+    let offset = i64::try_from(offset).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let len = i64::try_from(len).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: plain syscall on a valid descriptor.
+    check(unsafe {
+        libc::sync_file_range(fd.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE)
+    })
+    .map(drop)
+}
+
 pub fn fsync(fd: BorrowedFd<'_>, datasync: bool) -> io::Result<()> {
     // SAFETY: plain syscall on a valid descriptor.
     check(unsafe {

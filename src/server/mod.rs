@@ -49,7 +49,14 @@ pub struct Config {
     pub ctl: bool,
     /// Print every message both ways to stderr, lib9p style.
     pub trace: bool,
+    /// Write-behind window in bytes (0: off): once a fid has written a file
+    /// back to back for two windows, each window is written back to disk
+    /// while the writer fills the next (`WriteStream`).
+    pub write_behind: u64,
 }
+
+/// The default write-behind window.
+pub const DEFAULT_WRITE_BEHIND: u64 = 8 << 20;
 
 impl Config {
     /// A config with the defaults: read-write, the default security model
@@ -63,6 +70,7 @@ impl Config {
             gid_map: IdMap::default(),
             ctl: false,
             trace: false,
+            write_behind: DEFAULT_WRITE_BEHIND,
         }
     }
 }
@@ -77,6 +85,7 @@ pub struct Server {
     gids: IdMap,
     ctl: bool,
     trace: bool,
+    write_behind: u64,
     /// Host user and group names (9P2000 stat records).
     names: plan9::NameCache,
 }
@@ -216,6 +225,7 @@ impl Server {
             gids: config.gid_map.clone(),
             ctl: config.ctl,
             trace: config.trace,
+            write_behind: config.write_behind,
             names: plan9::NameCache::default(),
         })
     }
