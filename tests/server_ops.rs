@@ -721,6 +721,7 @@ fn a_file_written_back_to_back_is_handed_to_the_disk_a_window_behind() {
             assert!(matches!(r.msg(), Rmessage::Write(w) if w.count == 500_000));
             offset += chunk.len() as u64;
         }
+        c.server.wait_for_write_behind();
         let file = fs::File::open(dir.path().join(name)).unwrap();
         let windows = [0, 8 * MIB, 16 * MIB].map(|w| cached_and_dirty(&file, w, 8 * MIB));
         (file, windows)

@@ -15,6 +15,7 @@ mod lock;
 mod ops;
 mod plan9;
 pub mod security;
+mod writeback;
 mod xattr;
 
 pub use data::{NoData, ReadSink, SliceSource, VecSink, WriteSource};
@@ -85,7 +86,7 @@ pub struct Server {
     gids: IdMap,
     ctl: bool,
     trace: bool,
-    write_behind: u64,
+    write_behind: writeback::WriteBehind,
     /// Host user and group names (9P2000 stat records).
     names: plan9::NameCache,
 }
@@ -225,9 +226,16 @@ impl Server {
             gids: config.gid_map.clone(),
             ctl: config.ctl,
             trace: config.trace,
-            write_behind: config.write_behind,
+            write_behind: writeback::WriteBehind::new(config.write_behind)
+                .map_err(|e| format!("cannot start the write-behind thread: {e}"))?,
             names: plan9::NameCache::default(),
         })
+    }
+
+    /// Waits until the write-behind thread has handed to the disk every
+    /// stretch queued so far (tests watch its effect).
+    pub fn wait_for_write_behind(&self) {
+        self.write_behind.wait();
     }
 
     /// Serves one request and writes the whole framed reply into `reply`

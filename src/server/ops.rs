@@ -646,10 +646,9 @@ impl Server {
             };
         };
         let written = source.write_to(open.fd.as_fd(), t.offset, t.count as usize)?;
-        let window = self.write_behind;
+        let window = self.write_behind.window();
         if let Some(from) = open.write_stream.advance(t.offset, written as u64, window) {
-            // A hint: a failure here shows again at the guest's fsync.
-            let _ = host::start_writeback(open.fd.as_fd(), from, window);
+            self.write_behind.start(open.fd.as_fd(), from);
         }
         if open
             .kill_priv
