@@ -59,7 +59,9 @@ workload() { # workload NAME: run it between two clock readings
 	seq-write) dd if=/dev/zero of="$OUT/big" bs=1M count="$BENCH_WRITE_MB" conv=fsync 2>/dev/null ;;
 	rand-read) randread "$IN/big" "$BENCH_RAND_READS" 4096 >/dev/null ;;
 	create) create_files "$OUT/files" "$BENCH_FILES" ;;
-	stat) (cd "$OUT/files" && xargs stat -c %i </tmp/names >/dev/null) ;;
+	# /bin/stat, not stat: busybox 1.35's xargs runs a bare applet name in its own process
+	# (NOFORK) and mangles the names of every batch after the first (5,300 names here).
+	stat) (cd "$OUT/files" && xargs /bin/stat -c %i </tmp/names >/dev/null) ;;
 	ls-lR) ls -lR "$IN/tree" >/dev/null ;;
 	delete) rm -r "$OUT/files" ;;
 	untar) mkdir "$OUT/src" && dd if="$IN/source.tar" bs=1M 2>/dev/null | tar -x -C "$OUT/src" ;;

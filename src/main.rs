@@ -92,6 +92,14 @@ struct Cli {
           value_parser = clap::value_parser!(u64).range(0..=1 << 20))]
     write_behind: u64,
 
+    /// Open file limit (RLIMIT_NOFILE) to set at start: every file the guest
+    /// has walked to or opened and not yet clunked holds a descriptor, and a
+    /// cache=loose guest keeps one per file in its dentry cache. 0: leave
+    /// the limit as inherited [default: 1,000,000 (fs.nr_open if lower); as
+    /// high as the hard limit allows when that cannot be raised]
+    #[arg(long, value_name = "N")]
+    rlimit_nofile: Option<u64>,
+
     /// Serve the control namespace: `D/,ctl/F` reads as the host's stat of
     /// F and takes commands (chmod, chown, utimes, truncate; in `D/,ctl/,`
     /// also symlink, link, rename, mknod); `,nofollow` stops symlink
@@ -184,6 +192,7 @@ fn run(cli: Cli) -> Result<(), String> {
     stop_signals
         .thread_block()
         .map_err(|e| format!("cannot block signals: {e}"))?;
+    set_open_file_limit(cli.rlimit_nofile)?;
     let tag = cli.tag.clone().unwrap_or_default();
     if cli.socket_path.is_some() && (tag.is_empty() || tag.len() > MAX_TAG_LEN) {
         return Err(format!(
@@ -202,6 +211,7 @@ fn run(cli: Cli) -> Result<(), String> {
         ctl: cli.ctl,
         trace: cli.trace,
         write_behind: cli.write_behind << 20,
+        fid_descriptors: None,
     };
     let server = Arc::new(Server::new(&config)?);
     info!(
@@ -270,6 +280,51 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+/// The open file limit aimed at without `--rlimit-nofile` (virtiofsd's).
+const DEFAULT_NOFILE: u64 = 1_000_000;
+
+/// Applies `--rlimit-nofile`: an explicit limit is set as both the soft and
+/// the hard limit or the daemon stops; the default raises the soft limit to
+/// DEFAULT_NOFILE (capped by fs.nr_open), and the hard one too if it may.
+fn set_open_file_limit(wanted: Option<u64>) -> Result<(), String> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok());
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)
+        .map_err(|e| format!("cannot read the open file limit: {e}"))?;
+    match wanted {
+        Some(0) => {}
+        Some(n) => {
+            if let Some(max) = nr_open.filter(|&max| n > max) {
+                return Err(format!(
+                    "--rlimit-nofile {n}: above the system's fs.nr_open ({max}); give at most {max}"
+                ));
+            }
+            setrlimit(Resource::RLIMIT_NOFILE, n, n).map_err(|e| {
+                format!(
+                    "--rlimit-nofile {n}: cannot set the open file limit ({e}); the hard limit is \
+                     {hard}: give at most that, or run with CAP_SYS_RESOURCE"
+                )
+            })?;
+        }
+        None => {
+            let target = nr_open.map_or(DEFAULT_NOFILE, |max| max.min(DEFAULT_NOFILE));
+            if soft < target {
+                // Raising the hard limit needs CAP_SYS_RESOURCE; without it
+                // the soft limit goes as far as the hard one.
+                if setrlimit(Resource::RLIMIT_NOFILE, target, hard.max(target)).is_err() {
+                    let _ = setrlimit(Resource::RLIMIT_NOFILE, target.min(hard), hard);
+                }
+            }
+        }
+    }
+    let (soft, _) = getrlimit(Resource::RLIMIT_NOFILE)
+        .map_err(|e| format!("cannot read the open file limit: {e}"))?;
+    info!("open file limit {soft}");
+    Ok(())
 }
 
 fn stop_signal_set() -> nix::sys::signal::SigSet {

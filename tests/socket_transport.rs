@@ -252,3 +252,186 @@ fn sigterm_removes_the_sockets_and_exits_zero() {
         "socket files left behind"
     );
 }
+
+/// The daemon started through `prlimit --nofile=SOFT:HARD` with `args`,
+/// serving 9P on `sock`.
+fn start_with_nofile(share: &Path, sock: &Path, nofile: &str, args: &[&str]) -> Daemon {
+    let child = Command::new("prlimit")
+        .arg(format!("--nofile={nofile}"))
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_vhost-user-9p"))
+        .arg("--shared-dir")
+        .arg(share)
+        .arg("--listen")
+        .arg(format!("unix:{}", sock.display()))
+        .args(["--log-level", "warn"])
+        .args(args)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start the daemon through prlimit (util-linux)");
+    Daemon(child)
+}
+
+/// (soft, hard) open file limits of a process, from /proc/PID/limits.
+fn nofile_limits(pid: u32) -> (u64, u64) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let mut numbers = line["Max open files".len()..]
+        .split_whitespace()
+        .map(|n| n.parse::<u64>().unwrap());
+    (numbers.next().unwrap(), numbers.next().unwrap())
+}
+
+#[test]
+fn the_open_file_limit_is_raised_at_start_unless_told_not_to() {
+    let share = tempfile::tempdir().unwrap();
+    let sock_dir = tempfile::tempdir().unwrap();
+    for args in [&[][..], &["--rlimit-nofile", "0"][..]] {
+        let sock = sock_dir.path().join("9p.sock");
+        let daemon = start_with_nofile(share.path(), &sock, "128:4096", args);
+        wait_for(|| UnixStream::connect(&sock).ok());
+        let (soft, hard) = nofile_limits(daemon.0.id());
+        if args.is_empty() {
+            // Up to 1,000,000 where the hard limit may be raised (with
+            // CAP_SYS_RESOURCE), else up to the hard limit.
+            assert!(soft >= 4096 && soft == hard.min(1_000_000), "{soft} {hard}");
+        } else {
+            assert_eq!((soft, hard), (128, 4096));
+        }
+        drop(daemon);
+        let _ = std::fs::remove_file(&sock);
+    }
+}
+
+/// Sends `msg`; the reply, or the Rlerror's errno.
+fn call<S: Read + Write>(client: &mut Client<S>, msg: Tmessage<'_>) -> Result<Vec<u8>, u32> {
+    let frame = client.rpc(msg, &[]);
+    match decode_rmessage(&frame) {
+        Ok((_, Rmessage::Lerror(e))) => Err(e.ecode),
+        _ => Ok(frame),
+    }
+}
+
+fn walk_to<S: Read + Write>(client: &mut Client<S>, newfid: u32, path: &[&str]) {
+    let names: Vec<Str<'_>> = path.iter().map(|n| Str::from(*n)).collect();
+    let walk = Twalk {
+        fid: 1,
+        newfid,
+        names: WalkList::from_slice(&names).unwrap(),
+    };
+    call(client, Tmessage::Walk(walk)).unwrap_or_else(|e| panic!("walk {path:?}: errno {e}"));
+}
+
+/// The inode number (qid.path) and link count Tgetattr gives, or its errno.
+fn getattr<S: Read + Write>(client: &mut Client<S>, fid: u32) -> Result<(u64, u64), u32> {
+    let frame = call(
+        client,
+        Tmessage::Getattr(Tgetattr {
+            fid,
+            request_mask: 0x3fff,
+        }),
+    )?;
+    match decode_rmessage(&frame) {
+        Ok((_, Rmessage::Getattr(a))) => Ok((a.qid.path, a.nlink)),
+        other => panic!("Tgetattr: {other:?}"),
+    }
+}
+
+fn inode(path: &Path) -> u64 {
+    std::os::unix::fs::MetadataExt::ino(&std::fs::symlink_metadata(path).unwrap())
+}
+
+#[test]
+fn a_client_can_hold_more_fids_than_the_daemon_has_descriptors() {
+    let share = tempfile::tempdir().unwrap();
+    let root = share.path();
+    for i in 0..400 {
+        std::fs::write(root.join(format!("f{i}")), format!("file {i}")).unwrap();
+    }
+    std::fs::create_dir(root.join("d")).unwrap();
+    std::fs::write(root.join("d/passwd"), "not the host's").unwrap();
+    let sock_dir = tempfile::tempdir().unwrap();
+    let sock = sock_dir.path().join("9p.sock");
+    // 128 descriptors in all: the fids may hold 64.
+    let daemon = start_with_nofile(root, &sock, "128:128", &["--rlimit-nofile", "0"]);
+    let mut client = Client::new(wait_for(|| UnixStream::connect(&sock).ok()));
+    client.attach(1);
+
+    // Fids walked (and one opened) first, to be changed on the host later.
+    let (renamed, replaced, kept, unlinked, beneath) = (10, 11, 12, 13, 14);
+    walk_to(&mut client, renamed, &["f0"]);
+    walk_to(&mut client, replaced, &["f1"]);
+    walk_to(&mut client, kept, &["f2"]);
+    client.open(1, unlinked, "f3", 0);
+    walk_to(&mut client, beneath, &["d", "passwd"]);
+    let kept_ino = inode(&root.join("f2"));
+    let unlinked_ino = inode(&root.join("f3"));
+    // 400 more, each its own file: past the limit unless idle fids'
+    // descriptors are closed (EMFILE otherwise).
+    for i in 0..400 {
+        walk_to(&mut client, 100 + i, &[&format!("f{i}")]);
+    }
+    let fds = daemon.open_fds();
+    assert!(fds <= 128, "{fds} descriptors open");
+
+    // Every fid still reaches its own file.
+    for i in 0..400 {
+        let ino = inode(&root.join(format!("f{i}")));
+        assert_eq!(getattr(&mut client, 100 + i), Ok((ino, 1)), "f{i}");
+    }
+    // Host changes behind closed descriptors: a file renamed is gone, one
+    // replaced is another file (ESTALE, not the new file's attributes),
+    // and a directory swapped for a symlink out of the share is not
+    // followed.
+    std::fs::rename(root.join("f0"), root.join("g0")).unwrap();
+    std::fs::remove_file(root.join("f1")).unwrap();
+    std::fs::write(root.join("f1"), "new").unwrap();
+    std::fs::rename(root.join("d"), root.join("d.old")).unwrap();
+    std::os::unix::fs::symlink("/etc", root.join("d")).unwrap();
+    std::fs::remove_file(root.join("f3")).unwrap();
+    for i in 0..200 {
+        walk_to(&mut client, 1000 + i, &[&format!("f{}", 200 + i)]);
+    }
+    assert_eq!(getattr(&mut client, renamed), Err(libc::ENOENT as u32));
+    assert_eq!(getattr(&mut client, replaced), Err(libc::ESTALE as u32));
+    assert_eq!(getattr(&mut client, beneath), Err(libc::ELOOP as u32));
+    assert_eq!(getattr(&mut client, kept), Ok((kept_ino, 1)));
+    // An open fid works on through its open descriptor, unlinked or not.
+    assert_eq!(getattr(&mut client, unlinked), Ok((unlinked_ino, 0)));
+    assert_eq!(client.read(unlinked), b"file 3");
+
+    // Clunked fids give their descriptors back.
+    for fid in (100..500).chain(1000..1200) {
+        call(&mut client, Tmessage::Clunk(Tclunk { fid })).unwrap();
+    }
+    let fds = daemon.open_fds();
+    assert!(fds < 40, "{fds} descriptors open after the clunks");
+}
+
+#[test]
+fn an_explicit_open_file_limit_is_set_or_refused_in_one_line() {
+    let share = tempfile::tempdir().unwrap();
+    let sock_dir = tempfile::tempdir().unwrap();
+    let sock = sock_dir.path().join("9p.sock");
+    let daemon = start_with_nofile(share.path(), &sock, "128:4096", &["--rlimit-nofile", "300"]);
+    wait_for(|| UnixStream::connect(&sock).ok());
+    assert_eq!(nofile_limits(daemon.0.id()), (300, 300));
+    drop(daemon);
+
+    // More than the kernel allows any process (fs.nr_open).
+    let out = Command::new(env!("CARGO_BIN_EXE_vhost-user-9p"))
+        .arg("--shared-dir")
+        .arg(share.path())
+        .arg("--listen")
+        .arg(format!("unix:{}", sock.display()))
+        .args(["--rlimit-nofile", "4294967296"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("--rlimit-nofile 4294967296"), "{err}");
+}

@@ -13,10 +13,9 @@ use std::fmt;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, PathBuf};
-use std::sync::Arc;
 
 use super::ctl_syntax::{self, DirCommand, FileCommand, NodeKind, StatFields, Time};
-use super::fid::{Fid, Node};
+use super::fid::{FidRef, Node};
 use super::ops::{cstring, errno, WalkFrom, WalkStep, GETATTR_BASIC, P9_ACCMODE, P9_RDONLY};
 use super::{host, Dialect, OpResult, ReadSink, Server, Session, WriteSource};
 use crate::protocol::{self, Qid};
@@ -168,7 +167,7 @@ impl Server {
 
     /// The qid a client sees for a fid in its dialect: a symlink that
     /// 9P2000 shows as a file of its target is append-only.
-    pub(super) fn fid_qid(&self, dialect: Dialect, fid: &Fid) -> OpResult<Qid> {
+    pub(super) fn fid_qid(&self, dialect: Dialect, fid: &FidRef) -> OpResult<Qid> {
         let mut qid = self.control_qid(fid.node, fid.fd())?;
         if fid.node == Node::File && fid.is_symlink() && dialect == Dialect::Plan9 {
             qid.ty = protocol::QTAPPEND;
@@ -177,7 +176,7 @@ impl Server {
     }
 
     /// Rgetattr of a control file or directory, or a dangling link.
-    pub(super) fn control_getattr(&self, fid: &Fid) -> OpResult<protocol::Rgetattr> {
+    pub(super) fn control_getattr(&self, fid: &FidRef) -> OpResult<protocol::Rgetattr> {
         let stx = self.stat(fid.fd())?;
         let (mode, nlink, size) = match fid.node {
             Node::CtlDir => (libc::S_IFDIR | 0o555, 2, 0),
@@ -210,7 +209,7 @@ impl Server {
 
     /// Opens a fid whose content the server makes up: a control file or
     /// directory, or (9P2000, 9P2000.u) a symlink read as its target.
-    pub(super) fn open_content(&self, fid: &Fid, flags: u32) -> OpResult<(Qid, u32)> {
+    pub(super) fn open_content(&self, fid: &FidRef, flags: u32) -> OpResult<(Qid, u32)> {
         let writes = flags & P9_ACCMODE != P9_RDONLY;
         match fid.node {
             Node::Dangling => return Err(errno(libc::EACCES)),
@@ -228,7 +227,7 @@ impl Server {
 
     /// What reading the fid gives: a control file's stat line, a link's
     /// target, nothing for a control directory or a dangling link.
-    pub(super) fn content(&self, fid: &Fid) -> OpResult<Vec<u8>> {
+    pub(super) fn content(&self, fid: &FidRef) -> OpResult<Vec<u8>> {
         match fid.node {
             Node::CtlFile { .. } => {
                 let stx = host::statx(fid.fd())?;
@@ -257,7 +256,7 @@ impl Server {
 
     pub(super) fn read_content(
         &self,
-        fid: &Fid,
+        fid: &FidRef,
         offset: u64,
         count: usize,
         sink: &mut dyn ReadSink,
@@ -307,7 +306,7 @@ impl Server {
 
     /// Applies a command to the host file itself (no id maps, no
     /// mapped-xattr attributes: the control namespace shows the host).
-    fn apply_file_command(&self, fid: &Fid, command: FileCommand) -> Result<(), CtlFailure> {
+    fn apply_file_command(&self, fid: &FidRef, command: FileCommand) -> Result<(), CtlFailure> {
         let is_link = host::statx(fid.fd())
             .map_err(|e| CtlFailure::host("stat", e.into()))?
             .stx_mode as u32
@@ -343,7 +342,7 @@ impl Server {
     fn apply_dir_command(
         &self,
         s: &Session,
-        dir: &Arc<Fid>,
+        dir: &FidRef,
         command: DirCommand,
     ) -> Result<(), CtlFailure> {
         let name = match &command {
@@ -410,7 +409,7 @@ impl Server {
     /// that directory, or from the share's root if it starts with '/'; `..`
     /// never leads above the root. Returns the parent directory, the last
     /// component and the path from the root.
-    fn resolve_name(&self, dir: &Fid, name: &[u8]) -> OpResult<(OwnedFd, CString, PathBuf)> {
+    fn resolve_name(&self, dir: &FidRef, name: &[u8]) -> OpResult<(OwnedFd, CString, PathBuf)> {
         let mut parts: Vec<Vec<u8>> = Vec::new();
         if !name.starts_with(b"/") {
             for c in dir.path().components() {

@@ -1,13 +1,22 @@
 //! Fids: the client's handles on files. Each holds an O_PATH descriptor of
 //! its file, reached one component at a time without following symlinks,
 //! and once opened, its own open descriptor.
+//!
+//! A guest can hold more fids than the process may have descriptors (a
+//! cache=loose client keeps one per dentry it caches). So when the fids'
+//! descriptors near the open file limit, the O_PATH descriptors of idle
+//! fids are closed (`FidTable::release_idle`) and opened again from the
+//! fid's path when a request needs them (`Fid::pin`).
 
 use std::collections::HashMap;
+use std::io;
+use std::ops::Deref;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
+use super::ops::StatxDev;
 use crate::protocol::Qid;
 
 /// A directory opened for Treaddir: its descriptor position and entries
@@ -61,9 +70,18 @@ impl DirCursor {
     }
 }
 
+/// Descriptors the fids of this process hold (O_PATH and open ones): the
+/// open file limit is the process's, whatever the server or session.
+static HELD: AtomicUsize = AtomicUsize::new(0);
+
+/// How many descriptors fids hold, in the whole process.
+pub fn held_descriptors() -> usize {
+    HELD.load(Ordering::Relaxed)
+}
+
 /// The open state of a fid after Tlopen / Tlcreate.
 pub struct OpenFile {
-    pub fd: OwnedFd,
+    pub fd: Arc<OwnedFd>,
     /// The 9P2000.L open flags the client asked for.
     pub flags: u32,
     pub dir: Option<Mutex<DirCursor>>,
@@ -117,8 +135,9 @@ impl WriteStream {
 
 impl OpenFile {
     pub fn new(fd: OwnedFd, flags: u32, is_dir: bool, dev: u64) -> Self {
+        HELD.fetch_add(1, Ordering::Relaxed);
         OpenFile {
-            fd,
+            fd: Arc::new(fd),
             flags,
             dir: is_dir.then(|| Mutex::new(DirCursor::new())),
             dev,
@@ -126,6 +145,117 @@ impl OpenFile {
             remove_on_clunk: std::sync::atomic::AtomicBool::new(false),
             write_stream: WriteStream::default(),
         }
+    }
+}
+
+impl Drop for OpenFile {
+    fn drop(&mut self) {
+        HELD.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A fid's O_PATH descriptor: open, or closed to spare descriptors (with
+/// the identity of the file, to check it when opening it again).
+pub struct PathHandle {
+    state: Mutex<HandleState>,
+    /// Used since the last sweep: spared once (a second chance).
+    used: AtomicBool,
+}
+
+enum HandleState {
+    Open(Arc<OwnedFd>),
+    Released(FileIdentity),
+}
+
+/// What tells a file from one that took its place: device and inode, and
+/// the birth time where the filesystem keeps one (inode numbers are reused).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileIdentity {
+    dev: u64,
+    ino: u64,
+    born: Option<(i64, u32)>,
+}
+
+impl FileIdentity {
+    fn of(stx: &libc::statx) -> Self {
+        FileIdentity {
+            dev: stx.stx_dev(),
+            ino: stx.stx_ino,
+            born: (stx.stx_mask & libc::STATX_BTIME != 0)
+                .then_some((stx.stx_btime.tv_sec, stx.stx_btime.tv_nsec)),
+        }
+    }
+}
+
+impl PathHandle {
+    fn new(fd: OwnedFd) -> Self {
+        HELD.fetch_add(1, Ordering::Relaxed);
+        PathHandle {
+            state: Mutex::new(HandleState::Open(Arc::new(fd))),
+            used: AtomicBool::new(true),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HandleState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Closes the descriptor if no request holds it; whether it did.
+    fn release(&self) -> bool {
+        let mut state = self.lock();
+        let HandleState::Open(fd) = &*state else {
+            return false;
+        };
+        if Arc::strong_count(fd) > 1 {
+            return false;
+        }
+        let Ok(stx) = super::host::statx(fd.as_fd()) else {
+            return false;
+        };
+        *state = HandleState::Released(FileIdentity::of(&stx));
+        HELD.fetch_sub(1, Ordering::Relaxed);
+        true
+    }
+}
+
+impl Drop for PathHandle {
+    fn drop(&mut self) {
+        if let HandleState::Open(_) = &*self.lock() {
+            HELD.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A fid pinned for one request: the descriptor it works on stays open
+/// until the request is done.
+pub struct FidRef {
+    fid: Arc<Fid>,
+    fd: Arc<OwnedFd>,
+    /// `fd` is the fid's open descriptor standing in for a released
+    /// O_PATH one.
+    open_in_place: bool,
+}
+
+impl FidRef {
+    /// The file's descriptor: O_PATH, or the fid's open descriptor.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// A new O_PATH descriptor of the same file, for a new fid.
+    pub fn clone_path(&self) -> io::Result<OwnedFd> {
+        if self.open_in_place {
+            super::host::reopen(self.fd(), libc::O_PATH)
+        } else {
+            self.fd.try_clone()
+        }
+    }
+}
+
+impl Deref for FidRef {
+    type Target = Fid;
+    fn deref(&self) -> &Fid {
+        &self.fid
     }
 }
 
@@ -147,7 +277,12 @@ pub enum Node {
 pub struct Fid {
     /// O_PATH descriptor of the file itself (a symlink stays a symlink,
     /// unless 9P2000 followed it).
-    pub file: OwnedFd,
+    file: PathHandle,
+    /// `path` leads to the file without following a symlink: its O_PATH
+    /// descriptor may be closed while idle and opened again from the path.
+    /// (An open fid's may be closed in any case: its open descriptor
+    /// stands in.)
+    pub reopenable: bool,
     /// Path from the share's root, kept current across renames; used to walk
     /// ".." and to find the parent for Tremove/Trename.
     pub path: Mutex<PathBuf>,
@@ -185,7 +320,8 @@ pub enum XattrState {
 impl Fid {
     pub fn new(file: OwnedFd, path: PathBuf, file_type: u32, uid: u32) -> Self {
         Fid {
-            file,
+            file: PathHandle::new(file),
+            reopenable: false,
             path: Mutex::new(path),
             file_type,
             uid,
@@ -202,8 +338,45 @@ impl Fid {
         self.xattr.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn fd(&self) -> BorrowedFd<'_> {
-        self.file.as_fd()
+    /// Pins the fid for a request. A released O_PATH descriptor is opened
+    /// again by `reopen` from the fid's path and must still be the same
+    /// file (ESTALE otherwise); an open fid lends its open descriptor.
+    pub fn pin(
+        self: &Arc<Self>,
+        reopen: impl FnOnce(&Path) -> io::Result<OwnedFd>,
+    ) -> io::Result<FidRef> {
+        self.file.used.store(true, Ordering::Relaxed);
+        let mut state = self.file.lock();
+        let identity = match &*state {
+            HandleState::Open(fd) => {
+                return Ok(FidRef {
+                    fid: Arc::clone(self),
+                    fd: Arc::clone(fd),
+                    open_in_place: false,
+                })
+            }
+            HandleState::Released(identity) => *identity,
+        };
+        if let Some(open) = self.open.get() {
+            return Ok(FidRef {
+                fid: Arc::clone(self),
+                fd: Arc::clone(&open.fd),
+                open_in_place: true,
+            });
+        }
+        let fd = reopen(&self.path())?;
+        let stx = super::host::statx(fd.as_fd())?;
+        if FileIdentity::of(&stx) != identity {
+            return Err(io::Error::from_raw_os_error(libc::ESTALE));
+        }
+        let fd = Arc::new(fd);
+        *state = HandleState::Open(Arc::clone(&fd));
+        HELD.fetch_add(1, Ordering::Relaxed);
+        Ok(FidRef {
+            fid: Arc::clone(self),
+            fd,
+            open_in_place: false,
+        })
     }
 
     pub fn is_dir(&self) -> bool {
@@ -267,6 +440,32 @@ impl FidTable {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Closes the O_PATH descriptors of the fids that no request is using,
+    /// that were not used since the last call, and that can do without (see
+    /// `Fid::reopenable`); if that closes fewer than `enough`, of every
+    /// such fid, used or not. Returns how many it closed.
+    pub fn release_idle(&self, enough: usize) -> usize {
+        let fids = self.lock();
+        let mut released = 0;
+        for pass in 0..2 {
+            for fid in fids.values() {
+                if !fid.reopenable && fid.open.get().is_none() {
+                    continue;
+                }
+                if pass == 0 && fid.file.used.swap(false, Ordering::Relaxed) {
+                    continue;
+                }
+                if fid.file.release() {
+                    released += 1;
+                }
+            }
+            if released >= enough {
+                break;
+            }
+        }
+        released
     }
 
     /// After a rename of `from` to `to`, points every fid at or below

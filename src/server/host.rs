@@ -60,6 +60,30 @@ pub fn lookup(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<OwnedFd> {
     openat(dir, name, flags, 0)
 }
 
+/// Opens `path` (relative to `root`, any number of components; empty:
+/// `root` itself) as an O_PATH descriptor, as `lookup` would one component
+/// at a time: no symlink followed, nothing outside `root` reached.
+pub fn lookup_path(root: BorrowedFd<'_>, path: &std::path::Path) -> io::Result<OwnedFd> {
+    use std::os::unix::ffi::OsStrExt;
+    if path.as_os_str().is_empty() {
+        return root.try_clone_to_owned();
+    }
+    let c_path = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let flags = libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    let resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS;
+    if let Some(result) = openat2(root, &c_path, flags, resolve) {
+        return result;
+    }
+    let mut at: Option<OwnedFd> = None;
+    for name in path.iter() {
+        let name = component(name.as_bytes())?;
+        let dir = at.as_ref().map_or(root, |fd| std::os::fd::AsFd::as_fd(fd));
+        at = Some(lookup(dir, &name)?);
+    }
+    at.ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))
+}
+
 /// Opens `path` (relative, any number of components) as an O_PATH
 /// descriptor, following symlinks as if `root` were the filesystem's root:
 /// an absolute target or `..` never leads out of `root` (openat2

@@ -292,7 +292,7 @@ impl LockTable {
             return Ok(Outcome::Blocked);
         }
         let owner = locks.owners.entry(who.clone()).or_insert_with(Owner::new);
-        let result = take(owner, fid, open, start, end, kind, may_write);
+        let result = take(owner, open, start, end, kind, may_write);
         if matches!(result, Ok(Outcome::Done)) && fid.locks.remember(self, file, &who) {
             owner.fids += 1;
         }
@@ -320,7 +320,6 @@ impl LockTable {
 /// holds none).
 fn take(
     owner: &mut Owner,
-    fid: &Fid,
     open: &OpenFile,
     start: u64,
     end: u64,
@@ -328,7 +327,7 @@ fn take(
     may_write: bool,
 ) -> OpResult<Outcome> {
     if owner.fd.is_none() {
-        match open_for_locks(fid, open, kind, may_write) {
+        match open_for_locks(open, kind, may_write) {
             Ok((fd, readable, writable)) => {
                 owner.fd = Some(fd);
                 owner.readable = readable;
@@ -357,12 +356,7 @@ fn take(
 /// opened with plus what `kind` needs, or failing that (a directory, a file
 /// the daemon may not write, a read-only filesystem) with less.
 /// Returns the descriptor and whether it can read and write.
-fn open_for_locks(
-    fid: &Fid,
-    open: &OpenFile,
-    kind: Kind,
-    may_write: bool,
-) -> OpResult<(OwnedFd, bool, bool)> {
+fn open_for_locks(open: &OpenFile, kind: Kind, may_write: bool) -> OpResult<(OwnedFd, bool, bool)> {
     let mode = open.flags & P9_ACCMODE;
     let read = mode != P9_WRONLY || kind == Kind::Read;
     let write = may_write && (mode == P9_WRONLY || mode == P9_RDWR || kind == Kind::Write);
@@ -383,7 +377,7 @@ fn open_for_locks(
             (false, true) => libc::O_WRONLY,
             _ => libc::O_RDONLY,
         };
-        match host::reopen(fid.fd(), access | libc::O_NONBLOCK | libc::O_NOCTTY) {
+        match host::reopen(open.fd.as_fd(), access | libc::O_NONBLOCK | libc::O_NOCTTY) {
             Ok(fd) => return Ok((fd, r, w)),
             Err(e) => match e.raw_os_error() {
                 Some(libc::EACCES | libc::EPERM | libc::EROFS | libc::EISDIR | libc::ETXTBSY) => {

@@ -54,6 +54,10 @@ pub struct Config {
     /// back to back for two windows, each window is written back to disk
     /// while the writer fills the next (`WriteStream`).
     pub write_behind: u64,
+    /// Descriptors the fids may hold before idle ones are closed (see
+    /// fid.rs) [None: from the open file limit, less a reserve for
+    /// everything else].
+    pub fid_descriptors: Option<usize>,
 }
 
 /// The default write-behind window.
@@ -72,6 +76,7 @@ impl Config {
             ctl: false,
             trace: false,
             write_behind: DEFAULT_WRITE_BEHIND,
+            fid_descriptors: None,
         }
     }
 }
@@ -89,6 +94,22 @@ pub struct Server {
     write_behind: writeback::WriteBehind,
     /// Host user and group names (9P2000 stat records).
     names: plan9::NameCache,
+    /// Above this many descriptors held by fids, idle fids' O_PATH
+    /// descriptors are closed, down to seven eighths of it.
+    fid_descriptors: usize,
+}
+
+/// Descriptors the fids may hold: the open file limit less an eighth (at
+/// least 64) for sockets, eventfds, guest memory and passing opens.
+fn default_fid_descriptors() -> usize {
+    use nix::sys::resource::{getrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, _)) => {
+            let soft = usize::try_from(soft).unwrap_or(usize::MAX);
+            soft.saturating_sub((soft / 8).max(64)).max(16)
+        }
+        Err(_) => 1024 - 128,
+    }
 }
 
 /// The protocol a session speaks, as agreed by Tversion.
@@ -229,6 +250,9 @@ impl Server {
             write_behind: writeback::WriteBehind::new(config.write_behind)
                 .map_err(|e| format!("cannot start the write-behind thread: {e}"))?,
             names: plan9::NameCache::default(),
+            fid_descriptors: config
+                .fid_descriptors
+                .unwrap_or_else(default_fid_descriptors),
         })
     }
 

@@ -6,7 +6,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Component, Path};
 use std::sync::Arc;
 
-use super::fid::{Fid, Node, OpenFile, XattrState};
+use super::fid::{self, Fid, FidRef, Node, OpenFile, XattrState};
 use super::security::{MappedAttrs, SecurityModel, MAPPED_DIR_MODE, MAPPED_FILE_MODE};
 use super::{child_path, host, Dialect, Errno, OpResult, ReadSink, Server, Session, WriteSource};
 use super::{MAX_MSIZE, MIN_MSIZE};
@@ -97,7 +97,7 @@ pub(super) fn time(sec: u64, nsec: u64, set: bool, given: bool) -> libc::timespe
 impl Server {
     /// A fid that stands for a host file: what nearly every operation
     /// needs. Control files and dangling links answer EPERM.
-    pub(super) fn fid(&self, s: &Session, fid: u32) -> OpResult<Arc<Fid>> {
+    pub(super) fn fid(&self, s: &Session, fid: u32) -> OpResult<FidRef> {
         let fid = self.any_fid(s, fid)?;
         if !fid.is_host_file() {
             return Err(errno(libc::EPERM));
@@ -106,8 +106,27 @@ impl Server {
     }
 
     /// Any fid, control files included.
-    pub(super) fn any_fid(&self, s: &Session, fid: u32) -> OpResult<Arc<Fid>> {
-        s.fids.get(fid).ok_or(errno(libc::EBADF))
+    pub(super) fn any_fid(&self, s: &Session, fid: u32) -> OpResult<FidRef> {
+        let fid = self.pin(&s.fids.get(fid).ok_or(errno(libc::EBADF))?)?;
+        // It may have opened its descriptor again.
+        self.spare_descriptors(s);
+        Ok(fid)
+    }
+
+    /// The fid pinned for a request, its O_PATH descriptor opened again
+    /// from its path if it was released.
+    pub(super) fn pin(&self, fid: &Arc<Fid>) -> OpResult<FidRef> {
+        Ok(fid.pin(|path| host::lookup_path(self.root.as_fd(), path))?)
+    }
+
+    /// Closes idle fids' O_PATH descriptors once the fids hold more than
+    /// their share of the open file limit (to seven eighths of it, if
+    /// enough fids are idle).
+    pub(super) fn spare_descriptors(&self, s: &Session) {
+        let held = fid::held_descriptors();
+        if held > self.fid_descriptors {
+            s.fids.release_idle(held - self.fid_descriptors / 8 * 7);
+        }
     }
 
     pub(super) fn qid_of(&self, fd: BorrowedFd<'_>) -> OpResult<Qid> {
@@ -193,7 +212,10 @@ impl Server {
     }
 
     /// The parent directory and last name of a fid's file.
-    pub(super) fn parent_of(&self, fid: &Fid) -> OpResult<(OwnedFd, CString, std::path::PathBuf)> {
+    pub(super) fn parent_of(
+        &self,
+        fid: &FidRef,
+    ) -> OpResult<(OwnedFd, CString, std::path::PathBuf)> {
         let path = fid.path();
         let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
             return Err(errno(libc::EBUSY)); // the share's root
@@ -282,16 +304,21 @@ impl Server {
                 let mut new = Fid::new(step.fd, step.path, step.file_type, fid.uid);
                 new.node = step.node;
                 new.nofollow = step.nofollow;
+                // 9P2000.L walks never follow a symlink: the path leads
+                // back to the file.
+                new.reopenable = step.node == Node::File && s.dialect() == Dialect::Linux;
                 new
             }
             None => {
-                let mut new = Fid::new(fid.file.try_clone()?, fid.path(), fid.file_type, fid.uid);
+                let mut new = Fid::new(fid.clone_path()?, fid.path(), fid.file_type, fid.uid);
                 new.node = fid.node;
                 new.nofollow = fid.nofollow;
+                new.reopenable = fid.reopenable;
                 new
             }
         };
         s.fids.replace(t.newfid, Arc::new(new));
+        self.spare_descriptors(s);
         Ok(qids)
     }
 
@@ -481,7 +508,7 @@ impl Server {
 
     /// Whether the fid's file is a symlink on the host (in mapped-xattr,
     /// the guest's symlinks are regular files there).
-    pub(super) fn is_host_symlink(&self, fid: &Fid) -> OpResult<bool> {
+    pub(super) fn is_host_symlink(&self, fid: &FidRef) -> OpResult<bool> {
         if !fid.is_symlink() {
             return Ok(false);
         }
@@ -494,7 +521,7 @@ impl Server {
 
     /// Clears setuid (and setgid of a group-executable file) after a
     /// write by a user other than root, as Linux does.
-    fn clear_privileged_bits(&self, fid: &Fid) -> OpResult<()> {
+    fn clear_privileged_bits(&self, fid: &FidRef) -> OpResult<()> {
         let mode = self.stat(fid.fd())?.stx_mode as u32;
         let bits = privileged_bits(mode);
         if bits == 0 {
@@ -513,7 +540,7 @@ impl Server {
         }
     }
 
-    fn chown(&self, fid: &Fid, uid: Option<u32>, gid: Option<u32>) -> OpResult<()> {
+    fn chown(&self, fid: &FidRef, uid: Option<u32>, gid: Option<u32>) -> OpResult<()> {
         if self.mapped() && !self.is_host_symlink(fid)? {
             return Ok(MappedAttrs {
                 uid,
@@ -557,6 +584,7 @@ impl Server {
                 .store(true, std::sync::atomic::Ordering::Relaxed);
         }
         fid.open.set(open).map_err(|_| errno(libc::EBADF))?;
+        self.spare_descriptors(s);
         Ok((self.qids.qid(&stx), 0))
     }
 
@@ -589,6 +617,7 @@ impl Server {
             .open
             .set(OpenFile::new(fd, t.flags, false, stx.stx_dev()));
         s.fids.replace(t.fid, Arc::new(new));
+        self.spare_descriptors(s);
         Ok((self.qids.qid(&stx), 0))
     }
 
@@ -788,7 +817,7 @@ impl Server {
     /// and returns its qid; removes the entry if that fails.
     fn finish_create(
         &self,
-        dir: &Fid,
+        dir: &FidRef,
         name: &CString,
         gid: u32,
         mode: u32,
@@ -892,6 +921,11 @@ impl Server {
             open.remove_on_clunk
                 .load(std::sync::atomic::Ordering::Relaxed)
         });
+        let xattr_pending = matches!(*fid.xattr_state(), Some(XattrState::Write { .. }));
+        if !remove_on_clunk && !xattr_pending {
+            return Ok(());
+        }
+        let fid = self.pin(&fid)?;
         if remove_on_clunk {
             let _ = self.unlink_fid_file(&fid);
         }
@@ -905,12 +939,12 @@ impl Server {
         if !matches!(fid.node, Node::File | Node::Dangling) {
             return Err(errno(libc::EPERM));
         }
-        self.unlink_fid_file(&fid)
+        self.unlink_fid_file(&self.pin(&fid)?)
     }
 
     /// Removes the directory entry a fid was walked to (for 9P2000, the
     /// link itself when the walk followed one).
-    fn unlink_fid_file(&self, fid: &Fid) -> OpResult<()> {
+    fn unlink_fid_file(&self, fid: &FidRef) -> OpResult<()> {
         let (parent, name, _) = self.parent_of(fid)?;
         let flags = if fid.is_dir() { libc::AT_REMOVEDIR } else { 0 };
         match host::unlinkat(parent.as_fd(), &name, flags) {

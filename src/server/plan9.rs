@@ -11,7 +11,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::sync::{Arc, Mutex};
 
-use super::fid::{Fid, Node, OpenFile};
+use super::fid::{Fid, FidRef, Node, OpenFile};
 use super::ops::*;
 use super::{child_path, host, Dialect, OpResult, ReadSink, Server, Session};
 use crate::protocol::{self, Qid, Stat, StatBlob, StatExtension, Str, Wire};
@@ -375,7 +375,7 @@ impl Server {
     fn replace_with_entry(
         &self,
         s: &Session,
-        dir: &Fid,
+        dir: &FidRef,
         number: u32,
         name: &[u8],
     ) -> OpResult<Qid> {
@@ -404,7 +404,7 @@ impl Server {
     }
 
     /// The stat record of what a fid stands for.
-    pub(super) fn fid_record(&self, dialect: Dialect, fid: &Fid) -> OpResult<StatRecord> {
+    pub(super) fn fid_record(&self, dialect: Dialect, fid: &FidRef) -> OpResult<StatRecord> {
         let path = fid.path();
         let name = path.file_name().map_or(&b"/"[..], |n| n.as_bytes());
         match fid.node {
@@ -496,7 +496,7 @@ impl Server {
     pub(super) fn read_stat_records(
         &self,
         s: &Session,
-        fid: &Fid,
+        fid: &FidRef,
         open: &OpenFile,
         offset: u64,
         count: usize,

@@ -12,7 +12,7 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
-use super::fid::{Fid, XattrState};
+use super::fid::{Fid, FidRef, XattrState};
 use super::security::{SecurityModel, XATTR_PRIVATE_PREFIX};
 use super::{host, Errno, OpResult, Server, Session};
 use crate::protocol;
@@ -35,7 +35,7 @@ struct Target {
 }
 
 impl Server {
-    fn xattr_target(&self, fid: &Fid) -> OpResult<Target> {
+    fn xattr_target(&self, fid: &FidRef) -> OpResult<Target> {
         if !self.is_host_symlink(fid)? {
             return Ok(Target {
                 path: host::proc_fd_path(fid.fd()),
@@ -65,7 +65,7 @@ impl Server {
 
     /// The host name of a guest attribute name, or None for names the
     /// guest cannot reach (the daemon's own; trusted.* for non-root).
-    fn host_xattr_name(&self, fid: &Fid, name: &[u8]) -> OpResult<Option<CString>> {
+    fn host_xattr_name(&self, fid: &FidRef, name: &[u8]) -> OpResult<Option<CString>> {
         if name.starts_with(XATTR_PRIVATE_PREFIX)
             || (fid.uid != 0 && name.starts_with(TRUSTED_PREFIX))
         {
@@ -82,7 +82,7 @@ impl Server {
     }
 
     /// The guest's name for a host attribute, or None if it is hidden.
-    fn guest_xattr_name<'a>(&self, fid: &Fid, host: &'a [u8]) -> Option<&'a [u8]> {
+    fn guest_xattr_name<'a>(&self, fid: &FidRef, host: &'a [u8]) -> Option<&'a [u8]> {
         let name = match host.strip_prefix(XATTR_PRIVATE_PREFIX) {
             None => host,
             Some(rest) if self.kept_private(rest) => rest,
@@ -115,13 +115,13 @@ impl Server {
             )?
         };
         let size = value.len() as u64;
-        let new = Fid::new(fid.file.try_clone()?, fid.path(), fid.file_type, fid.uid);
+        let new = Fid::new(fid.clone_path()?, fid.path(), fid.file_type, fid.uid);
         *new.xattr_state() = Some(XattrState::Read(value));
         s.fids.replace(t.newfid, Arc::new(new));
         Ok(size)
     }
 
-    fn list_xattrs(&self, fid: &Fid, target: &Target) -> OpResult<Vec<u8>> {
+    fn list_xattrs(&self, fid: &FidRef, target: &Target) -> OpResult<Vec<u8>> {
         let raw = read_sized(
             |buf| host::xattr_list(&target.path, target.nofollow, buf),
             XATTR_LIST_MAX,
@@ -159,7 +159,7 @@ impl Server {
     }
 
     /// Applies a pending Txattrcreate when its fid is clunked.
-    pub(super) fn xattr_clunk(&self, fid: &Fid) -> OpResult<()> {
+    pub(super) fn xattr_clunk(&self, fid: &FidRef) -> OpResult<()> {
         let Some(XattrState::Write {
             name,
             flags,
