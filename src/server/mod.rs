@@ -25,7 +25,7 @@ pub use security::{IdMap, IdRange, SecurityModel};
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering};
 
 use crate::protocol::{self, trace, Rerror, Rlerror, Rmessage, Str, Tmessage};
 
@@ -97,6 +97,9 @@ pub struct Server {
     /// Above this many descriptors held by fids, idle fids' O_PATH
     /// descriptors are closed, down to seven eighths of it.
     fid_descriptors: usize,
+    /// No sweep below this many: one that could not get under the budget
+    /// (the descriptors in use or open) waits for an eighth more.
+    next_sweep: AtomicUsize,
 }
 
 /// Descriptors the fids may hold: the open file limit less an eighth (at
@@ -253,6 +256,7 @@ impl Server {
             fid_descriptors: config
                 .fid_descriptors
                 .unwrap_or_else(default_fid_descriptors),
+            next_sweep: AtomicUsize::new(0),
         })
     }
 

@@ -124,8 +124,17 @@ impl Server {
     /// enough fids are idle).
     pub(super) fn spare_descriptors(&self, s: &Session) {
         let held = fid::held_descriptors();
-        if held > self.fid_descriptors {
+        let next = self.next_sweep.load(std::sync::atomic::Ordering::Relaxed);
+        if held > self.fid_descriptors && held > next {
             s.fids.release_idle(held - self.fid_descriptors / 8 * 7);
+            let left = fid::held_descriptors();
+            let next = if left > self.fid_descriptors {
+                left + self.fid_descriptors / 8
+            } else {
+                0
+            };
+            self.next_sweep
+                .store(next, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
