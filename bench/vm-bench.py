@@ -416,9 +416,10 @@ def main():
     configs = configurations(a)
     results = {config_name(s, m): {w: [] for w in a.workloads} for s, m in configs}
     problems = []
+    vfs_args = virtiofsd_args(sizes)
     say(f"{len(configs)} configurations x {a.runs} runs; sizes: "
         + ", ".join(f"{k}={v}" for k, v in sizes.items()) + f"; tree {fmt['tree']} entries; source {source_name}"
-        + (f"; virtiofsd {' '.join(virtiofsd_args(sizes))}" if virtiofsd_args(sizes) else ""))
+        + (f"; virtiofsd {' '.join(vfs_args)}" if vfs_args else ""))
     n, total = 0, len(configs) * a.runs
     for r in range(a.runs):
         k = r % len(configs)
@@ -441,8 +442,8 @@ def main():
     command = shlex.join(["bench/vm-bench.py"] + sys.argv[1:])
     md = (f"`{command}`: {date}; {host['nproc']} CPUs ({host['cpu']}), Linux {host['kernel']}, "
           f"{host['ram_gib']} GiB RAM; guest: Debian 6.1 kernel, TCG, -smp 2, {a.mem}; "
-          + (f"virtiofsd with `{' '.join(virtiofsd_args(sizes))}` (this host's open file limit is too "
-             f"low for one descriptor per entry); " if virtiofsd_args(sizes) else "")
+          + (f"virtiofsd with `{' '.join(vfs_args)}` (this host's open file limit is too "
+             f"low for one descriptor per entry); " if vfs_args else "")
           + f"load average {host['loadavg']:.2f} before, {host['loadavg_end']:.2f} after; "
           f"whole run {elapsed / 60:.1f} min.\n" + tables(med, a, labels))
     if problems:
@@ -459,7 +460,7 @@ def main():
             ratios[f"{c}/vhost:{bm}"] = {w: ratio(v, base.get(w)) for w, v in ws.items()}
     doc = {"date": date, "command": command, "machine": host, "elapsed_s": round(elapsed, 1),
            "runs": a.runs, "scale": a.scale, "sizes": sizes, "tree_entries": fmt["tree"],
-           "virtiofsd_args": virtiofsd_args(sizes),
+           "virtiofsd_args": vfs_args,
            "source": {"name": source_name, "entries": source_total, "unpacked": sizes["source_entries"]},
            "workloads": {w: labels[w] for w in a.workloads},
            "seconds": {c: {w: {"median": med[c].get(w), "runs": v} for w, v in ws.items()} for c, ws in results.items()},

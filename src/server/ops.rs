@@ -108,7 +108,9 @@ impl Server {
     /// Any fid, control files included.
     pub(super) fn any_fid(&self, s: &Session, fid: u32) -> OpResult<FidRef> {
         let fid = self.pin(&s.fids.get(fid).ok_or(errno(libc::EBADF))?)?;
-        // It may have opened its descriptor again.
+        // Every request on a fid passes here: the one place that keeps the
+        // fids' descriptors (those earlier requests added, the one just
+        // reopened) within their share.
         self.spare_descriptors(s);
         Ok(fid)
     }
@@ -327,7 +329,6 @@ impl Server {
             }
         };
         s.fids.replace(t.newfid, Arc::new(new));
-        self.spare_descriptors(s);
         Ok(qids)
     }
 
@@ -593,7 +594,6 @@ impl Server {
                 .store(true, std::sync::atomic::Ordering::Relaxed);
         }
         fid.open.set(open).map_err(|_| errno(libc::EBADF))?;
-        self.spare_descriptors(s);
         Ok((self.qids.qid(&stx), 0))
     }
 
@@ -626,7 +626,6 @@ impl Server {
             .open
             .set(OpenFile::new(fd, t.flags, false, stx.stx_dev()));
         s.fids.replace(t.fid, Arc::new(new));
-        self.spare_descriptors(s);
         Ok((self.qids.qid(&stx), 0))
     }
 
