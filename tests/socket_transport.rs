@@ -411,6 +411,95 @@ fn a_client_can_hold_more_fids_than_the_daemon_has_descriptors() {
     assert!(fds < 40, "{fds} descriptors open after the clunks");
 }
 
+/// A 9P2000 stat's qid.path, or the Rerror's text.
+fn stat_9p2000<S: Read + Write>(client: &mut Client<S>, fid: u32) -> Result<u64, String> {
+    let frame = client.rpc(Tmessage::Stat(Tstat { fid }), &[]);
+    match decode_rmessage(&frame) {
+        Ok((_, Rmessage::Stat(r))) => Ok(r.stat.0.qid.path),
+        Ok((_, Rmessage::Error(e))) => Err(String::from_utf8_lossy(e.ename.as_bytes()).into()),
+        other => panic!("Tstat: {other:?}"),
+    }
+}
+
+#[test]
+fn a_9p2000_client_can_hold_more_fids_than_the_daemon_has_descriptors() {
+    // 9P2000 walks follow symlinks: a fid's descriptor closed while idle
+    // is found again by its path, following them inside the share.
+    let share = tempfile::tempdir().unwrap();
+    let root = share.path();
+    for i in 0..300 {
+        std::fs::write(root.join(format!("f{i}")), format!("file {i}")).unwrap();
+    }
+    for dir in ["d", "e"] {
+        std::fs::create_dir(root.join(dir)).unwrap();
+        std::fs::write(root.join(dir).join("x"), dir).unwrap();
+    }
+    std::os::unix::fs::symlink("d", root.join("rel")).unwrap();
+    std::os::unix::fs::symlink("/d", root.join("abs")).unwrap();
+    std::os::unix::fs::symlink("f5", root.join("link")).unwrap();
+    let sock_dir = tempfile::tempdir().unwrap();
+    let sock = sock_dir.path().join("9p.sock");
+    let daemon = start_with_nofile(root, &sock, "128:128", &["--rlimit-nofile", "0"]);
+    let mut client = Client::new(wait_for(|| UnixStream::connect(&sock).ok()));
+    let version = Tversion {
+        msize: 65536,
+        version: "9P2000".into(),
+    };
+    client.ok(Tmessage::Version(version), &[]);
+    let attach = Tattach {
+        fid: 1,
+        afid: NOFID,
+        uname: "u".into(),
+        aname: "".into(),
+        n_uname: None,
+    };
+    client.ok(Tmessage::Attach(attach), &[]);
+
+    let (relative, absolute, link) = (10, 11, 12);
+    walk_to(&mut client, relative, &["rel", "x"]);
+    walk_to(&mut client, absolute, &["abs", "x"]);
+    walk_to(&mut client, link, &["link"]);
+    for i in 0..300 {
+        walk_to(&mut client, 100 + i, &[&format!("f{i}")]);
+    }
+    let fds = daemon.open_fds();
+    assert!(fds <= 128, "{fds} descriptors open");
+    for i in 0..300 {
+        let ino = inode(&root.join(format!("f{i}")));
+        assert_eq!(stat_9p2000(&mut client, 100 + i), Ok(ino), "f{i}");
+    }
+    assert_eq!(
+        stat_9p2000(&mut client, relative),
+        Ok(inode(&root.join("d/x")))
+    );
+    assert_eq!(
+        stat_9p2000(&mut client, absolute),
+        Ok(inode(&root.join("d/x")))
+    );
+    assert_eq!(stat_9p2000(&mut client, link), Ok(inode(&root.join("f5"))));
+
+    // A symlink on the way now leads elsewhere: that is another file.
+    std::fs::remove_file(root.join("rel")).unwrap();
+    std::os::unix::fs::symlink("e", root.join("rel")).unwrap();
+    for i in 0..300 {
+        walk_to(&mut client, 1000 + i, &[&format!("f{i}")]);
+    }
+    let stale = io_error_text(libc::ESTALE);
+    assert_eq!(stat_9p2000(&mut client, relative), Err(stale));
+    assert_eq!(
+        stat_9p2000(&mut client, absolute),
+        Ok(inode(&root.join("d/x")))
+    );
+    assert_eq!(stat_9p2000(&mut client, link), Ok(inode(&root.join("f5"))));
+    assert!(daemon.open_fds() <= 128);
+}
+
+/// The text 9P2000 sends for an errno ("Stale file handle").
+fn io_error_text(errno: i32) -> String {
+    let text = std::io::Error::from_raw_os_error(errno).to_string();
+    text[..text.find(" (os error").unwrap()].to_string()
+}
+
 #[test]
 fn an_explicit_open_file_limit_is_set_or_refused_in_one_line() {
     let share = tempfile::tempdir().unwrap();

@@ -259,6 +259,20 @@ impl Deref for FidRef {
     }
 }
 
+/// How a fid's path leads back to its file once the fid's idle O_PATH
+/// descriptor was closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refind {
+    /// It may not: the descriptor stays open while the fid lives.
+    Never,
+    /// Looked up beneath the share's root with no symlink followed: the
+    /// path of a 9P2000.L or 9P2000.u walk, which never follows one.
+    NoSymlinks,
+    /// Looked up following symlinks, as if the share were the root: the
+    /// path of a 9P2000 walk, which follows every symlink on its way.
+    InRoot,
+}
+
 /// What a fid stands for, beside a plain host file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Node {
@@ -278,11 +292,11 @@ pub struct Fid {
     /// O_PATH descriptor of the file itself (a symlink stays a symlink,
     /// unless 9P2000 followed it).
     file: PathHandle,
-    /// `path` leads to the file without following a symlink: its O_PATH
+    /// How `path` leads back to the file, if it does: then the fid's O_PATH
     /// descriptor may be closed while idle and opened again from the path.
     /// (An open fid's may be closed in any case: its open descriptor
     /// stands in.)
-    pub reopenable: bool,
+    pub refind: Refind,
     /// Path from the share's root, kept current across renames; used to walk
     /// ".." and to find the parent for Tremove/Trename.
     pub path: Mutex<PathBuf>,
@@ -321,7 +335,7 @@ impl Fid {
     pub fn new(file: OwnedFd, path: PathBuf, file_type: u32, uid: u32) -> Self {
         Fid {
             file: PathHandle::new(file),
-            reopenable: false,
+            refind: Refind::Never,
             path: Mutex::new(path),
             file_type,
             uid,
@@ -339,11 +353,12 @@ impl Fid {
     }
 
     /// Pins the fid for a request. A released O_PATH descriptor is opened
-    /// again by `reopen` from the fid's path and must still be the same
-    /// file (ESTALE otherwise); an open fid lends its open descriptor.
+    /// again by `reopen` from the fid's path (looked up as `Fid::refind`
+    /// says) and must still be the same file (ESTALE otherwise); an open
+    /// fid lends its open descriptor.
     pub fn pin(
         self: &Arc<Self>,
-        reopen: impl FnOnce(&Path) -> io::Result<OwnedFd>,
+        reopen: impl FnOnce(&Path, Refind) -> io::Result<OwnedFd>,
     ) -> io::Result<FidRef> {
         self.file.used.store(true, Ordering::Relaxed);
         let mut state = self.file.lock();
@@ -364,7 +379,7 @@ impl Fid {
                 open_in_place: true,
             });
         }
-        let fd = reopen(&self.path())?;
+        let fd = reopen(&self.path(), self.refind)?;
         let stx = super::host::statx(fd.as_fd())?;
         if FileIdentity::of(&stx) != identity {
             return Err(io::Error::from_raw_os_error(libc::ESTALE));
@@ -444,23 +459,21 @@ impl FidTable {
 
     /// Closes the O_PATH descriptors of the fids that no request is using,
     /// that were not used since the last call, and that can do without (see
-    /// `Fid::reopenable`); if that closes fewer than `enough`, of every
-    /// such fid, used or not. Returns how many it closed.
+    /// `Fid::refind`); if that closes fewer than `enough`, of every such
+    /// fid, used or not. Returns how many it closed. The table stays
+    /// locked only while the candidates are picked, not for the statx
+    /// each release takes.
     pub fn release_idle(&self, enough: usize) -> usize {
-        let fids = self.lock();
         let mut released = 0;
         for pass in 0..2 {
-            for fid in fids.values() {
-                if !fid.reopenable && fid.open.get().is_none() {
-                    continue;
-                }
-                if pass == 0 && fid.file.used.swap(false, Ordering::Relaxed) {
-                    continue;
-                }
-                if fid.file.release() {
-                    released += 1;
-                }
-            }
+            let candidates: Vec<Arc<Fid>> = self
+                .lock()
+                .values()
+                .filter(|fid| fid.refind != Refind::Never || fid.open.get().is_some())
+                .filter(|fid| pass == 1 || !fid.file.used.swap(false, Ordering::Relaxed))
+                .cloned()
+                .collect();
+            released += candidates.iter().filter(|fid| fid.file.release()).count();
             if released >= enough {
                 break;
             }

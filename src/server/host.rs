@@ -65,11 +65,9 @@ pub fn lookup(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<OwnedFd> {
 /// at a time: no symlink followed, nothing outside `root` reached.
 pub fn lookup_path(root: BorrowedFd<'_>, path: &std::path::Path) -> io::Result<OwnedFd> {
     use std::os::unix::ffi::OsStrExt;
-    if path.as_os_str().is_empty() {
+    let Some(c_path) = path_below(path)? else {
         return root.try_clone_to_owned();
-    }
-    let c_path = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    };
     let flags = libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC;
     let resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS;
     if let Some(result) = openat2(root, &c_path, flags, resolve) {
@@ -82,6 +80,25 @@ pub fn lookup_path(root: BorrowedFd<'_>, path: &std::path::Path) -> io::Result<O
         at = Some(lookup(dir, &name)?);
     }
     at.ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))
+}
+
+/// `resolve_in_root` of a path from the share's root (empty: the root).
+pub fn resolve_path_in_root(root: BorrowedFd<'_>, path: &std::path::Path) -> io::Result<OwnedFd> {
+    match path_below(path)? {
+        Some(c_path) => resolve_in_root(root, &c_path),
+        None => root.try_clone_to_owned(),
+    }
+}
+
+/// A path from the share's root as a C string; None for the root itself.
+fn path_below(path: &std::path::Path) -> io::Result<Option<CString>> {
+    use std::os::unix::ffi::OsStrExt;
+    if path.as_os_str().is_empty() {
+        return Ok(None);
+    }
+    CString::new(path.as_os_str().as_bytes())
+        .map(Some)
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
 }
 
 /// Opens `path` (relative, any number of components) as an O_PATH

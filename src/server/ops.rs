@@ -2,11 +2,12 @@
 //! them through plan9.rs; the control namespace is in ctl.rs).
 
 use std::ffi::CString;
+use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Component, Path};
 use std::sync::Arc;
 
-use super::fid::{self, Fid, FidRef, Node, OpenFile, XattrState};
+use super::fid::{self, Fid, FidRef, Node, OpenFile, Refind, XattrState};
 use super::security::{MappedAttrs, SecurityModel, MAPPED_DIR_MODE, MAPPED_FILE_MODE};
 use super::{child_path, host, Dialect, Errno, OpResult, ReadSink, Server, Session, WriteSource};
 use super::{MAX_MSIZE, MIN_MSIZE};
@@ -118,7 +119,13 @@ impl Server {
     /// The fid pinned for a request, its O_PATH descriptor opened again
     /// from its path if it was released.
     pub(super) fn pin(&self, fid: &Arc<Fid>) -> OpResult<FidRef> {
-        Ok(fid.pin(|path| host::lookup_path(self.root.as_fd(), path))?)
+        let root = self.root.as_fd();
+        Ok(fid.pin(|path, refind| match refind {
+            Refind::NoSymlinks => host::lookup_path(root, path),
+            Refind::InRoot => host::resolve_path_in_root(root, path),
+            // Such a fid's descriptor is never released.
+            Refind::Never => Err(io::Error::from_raw_os_error(libc::ESTALE)),
+        })?)
     }
 
     /// Closes idle fids' O_PATH descriptors once the fids hold more than
@@ -315,16 +322,21 @@ impl Server {
                 let mut new = Fid::new(step.fd, step.path, step.file_type, fid.uid);
                 new.node = step.node;
                 new.nofollow = step.nofollow;
-                // 9P2000.L walks never follow a symlink: the path leads
-                // back to the file.
-                new.reopenable = step.node == Node::File && s.dialect() == Dialect::Linux;
+                new.refind = match (step.node, s.dialect()) {
+                    (Node::File, Dialect::Linux | Dialect::Unix) => Refind::NoSymlinks,
+                    // Walked through `,nofollow`: the path may end in a
+                    // symlink that following would leave.
+                    (Node::File, Dialect::Plan9) if step.nofollow => Refind::Never,
+                    (Node::File, Dialect::Plan9) => Refind::InRoot,
+                    _ => Refind::Never,
+                };
                 new
             }
             None => {
                 let mut new = Fid::new(fid.clone_path()?, fid.path(), fid.file_type, fid.uid);
                 new.node = fid.node;
                 new.nofollow = fid.nofollow;
-                new.reopenable = fid.reopenable;
+                new.refind = fid.refind;
                 new
             }
         };
