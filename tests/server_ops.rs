@@ -539,6 +539,114 @@ fn create_mode_0000_rdwr_works() {
     );
 }
 
+/// Tlcreate of a name that exists (no O_EXCL) opens a regular file, as
+/// open(2) would, but never a fifo or a device node the share holds: those
+/// are never opened on the host (a fifo's open would wait for a writer for
+/// ever; a device node is the host's device). Creating a device node needs
+/// root, as CI runs.
+#[test]
+fn create_of_an_existing_name_opens_only_a_regular_file() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("file"), "old content").unwrap();
+    fs::create_dir(dir.path().join("dir")).unwrap();
+    std::os::unix::fs::symlink("file", dir.path().join("link")).unwrap();
+    let fifo = std::ffi::CString::new(
+        dir.path()
+            .join("fifo")
+            .into_os_string()
+            .into_encoded_bytes(),
+    )
+    .unwrap();
+    let null = std::ffi::CString::new(
+        dir.path()
+            .join("null")
+            .into_os_string()
+            .into_encoded_bytes(),
+    )
+    .unwrap();
+    // SAFETY: valid C strings.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o666) }, 0);
+    // SAFETY: valid C string; 1:3 is /dev/null.
+    let made = unsafe { libc::mknod(null.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(1, 3)) };
+    assert_eq!(
+        made,
+        0,
+        "mknod (needs root): {}",
+        std::io::Error::last_os_error()
+    );
+
+    let (done, finished) = std::sync::mpsc::channel();
+    let share = dir.path().to_path_buf();
+    std::thread::spawn(move || {
+        let mut c = Client::new(&share, SecurityModel::Passthrough, IdMap::default());
+        let mut errno_of = |name: &str, flags: u32| {
+            c.walk(ROOT, 2, &[]).ok();
+            let r = c.call(Tmessage::Lcreate(Tlcreate {
+                fid: 2,
+                name: name.into(),
+                flags,
+                mode: 0o644,
+                gid: 0,
+            }));
+            c.call(Tmessage::Clunk(Tclunk { fid: 2 }));
+            r.errno()
+        };
+        // O_RDONLY: the open of a fifo that waits for a writer.
+        let results = [
+            errno_of("fifo", 0),
+            errno_of("null", 2),
+            errno_of("dir", 0),
+            errno_of("link", 0),
+        ];
+        done.send(results).unwrap();
+    });
+    let results = finished
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("Tlcreate of an existing fifo returns (not waiting for a writer)");
+    let eperm = libc::EPERM as u32;
+    let want = [
+        Some(eperm),
+        Some(eperm),
+        Some(libc::EISDIR as u32),
+        Some(libc::ELOOP as u32),
+    ];
+    assert_eq!(results, want, "fifo, device node, directory, symlink");
+
+    // An existing regular file is opened, and truncated if asked; with
+    // O_EXCL it is EEXIST.
+    let mut c = Client::new(dir.path(), SecurityModel::Passthrough, IdMap::default());
+    c.walk(ROOT, 2, &[]).ok();
+    c.call(Tmessage::Lcreate(Tlcreate {
+        fid: 2,
+        name: "file".into(),
+        flags: 2 | 0o1000, // O_RDWR | O_TRUNC
+        mode: 0o644,
+        gid: 0,
+    }))
+    .ok();
+    let r = c.call_with(
+        Tmessage::Write(Twrite {
+            fid: 2,
+            offset: 0,
+            count: 3,
+        }),
+        b"new",
+    );
+    r.ok();
+    assert_eq!(fs::read(dir.path().join("file")).unwrap(), b"new");
+    c.walk(ROOT, 3, &[]).ok();
+    let r = c.call(Tmessage::Lcreate(Tlcreate {
+        fid: 3,
+        name: "file".into(),
+        flags: 2 | 0o200, // O_RDWR | O_EXCL
+        mode: 0o644,
+        gid: 0,
+    }));
+    assert_eq!(r.errno(), Some(libc::EEXIST as u32));
+    // The failed create left fid 3 on the directory.
+    c.walk(3, 4, &["file"]).ok();
+}
+
 /// Two filesystems under the share hand out the same inode numbers; their
 /// qids must still differ. (Mounts two tmpfs: needs root, as CI runs.)
 #[test]

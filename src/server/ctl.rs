@@ -329,12 +329,11 @@ impl Server {
                     host::utimens(fid.fd(), &times).map_err(Into::into)
                 }
             }
-            FileCommand::Truncate(size) => host::reopen(
-                fid.fd(),
-                libc::O_WRONLY | libc::O_NONBLOCK | libc::O_CLOEXEC,
-            )
-            .and_then(|fd| host::ftruncate(fd.as_fd(), size))
-            .map_err(Into::into),
+            FileCommand::Truncate(size) => super::ops::truncatable(fid.file_type).and_then(|()| {
+                let flags = libc::O_WRONLY | libc::O_NONBLOCK | libc::O_CLOEXEC;
+                let fd = host::reopen(fid.fd(), flags)?;
+                Ok(host::ftruncate(fd.as_fd(), size)?)
+            }),
         };
         result.map_err(|e| CtlFailure::host(command_name(&command), e))
     }

@@ -75,6 +75,17 @@ fn open_flags(flags: u32) -> i32 {
     out | libc::O_CLOEXEC
 }
 
+/// Whether a file of this type may be truncated by its path, as
+/// truncate(2) answers: only a regular file is opened on the host for it
+/// (never a fifo, socket or device node).
+pub(super) fn truncatable(file_type: u32) -> OpResult<()> {
+    match file_type {
+        libc::S_IFREG => Ok(()),
+        libc::S_IFDIR => Err(errno(libc::EISDIR)),
+        _ => Err(errno(libc::EINVAL)),
+    }
+}
+
 fn writes(flags: u32) -> bool {
     flags & P9_ACCMODE != P9_RDONLY || flags & P9_TRUNC != 0
 }
@@ -495,9 +506,7 @@ impl Server {
                     host::ftruncate(open.fd.as_fd(), t.size)?
                 }
                 _ => {
-                    if fid.is_symlink() {
-                        return Err(errno(libc::EINVAL));
-                    }
+                    truncatable(fid.file_type)?;
                     let fd = host::reopen(fid.fd(), libc::O_WRONLY | libc::O_NONBLOCK)?;
                     host::ftruncate(fd.as_fd(), t.size)?;
                 }
@@ -594,33 +603,54 @@ impl Server {
             // the guest kernel handles them itself.
             _ => return Err(errno(libc::EPERM)),
         }
-        if writes(t.flags) {
+        let (open, stx) = self.open_host_file(fid.fd(), fid.is_dir(), fid.uid, t.flags)?;
+        fid.open.set(open).map_err(|_| errno(libc::EBADF))?;
+        Ok((self.qids.qid(&stx), 0))
+    }
+
+    /// Opens a regular file or directory (from its O_PATH descriptor) with
+    /// 9P2000.L open flags, for a fid of user `uid`.
+    fn open_host_file(
+        &self,
+        file: BorrowedFd<'_>,
+        is_dir: bool,
+        uid: u32,
+        p9_flags: u32,
+    ) -> OpResult<(OpenFile, libc::statx)> {
+        if writes(p9_flags) {
             self.check_writable()?;
         }
-        let flags = open_flags(t.flags) & !(libc::O_CREAT | libc::O_EXCL);
-        let fd = host::reopen(fid.fd(), flags)?;
-        let stx = self.stat(fid.fd())?;
-        let open = OpenFile::new(fd, t.flags, fid.is_dir(), stx.stx_dev());
-        if fid.uid != 0 && privileged_bits(stx.stx_mode as u32) != 0 {
+        let flags = open_flags(p9_flags) & !(libc::O_CREAT | libc::O_EXCL);
+        let fd = host::reopen(file, flags)?;
+        let stx = self.stat(file)?;
+        let open = OpenFile::new(fd, p9_flags, is_dir, stx.stx_dev());
+        if uid != 0 && privileged_bits(stx.stx_mode as u32) != 0 {
             open.kill_priv
                 .store(true, std::sync::atomic::Ordering::Relaxed);
         }
-        fid.open.set(open).map_err(|_| errno(libc::EBADF))?;
-        Ok((self.qids.qid(&stx), 0))
+        Ok((open, stx))
     }
 
     pub(super) fn lcreate(&self, s: &Session, t: &protocol::Tlcreate<'_>) -> OpResult<(Qid, u32)> {
         self.check_writable()?;
         let dir = self.fid(s, t.fid)?;
         let name = host::component(t.name.as_bytes())?;
-        // O_NOFOLLOW: a dangling symlink under that name is never followed.
-        let flags = open_flags(t.flags) | libc::O_CREAT | libc::O_NOFOLLOW;
         let host_mode = if self.mapped() {
             MAPPED_FILE_MODE
         } else {
             t.mode & 0o7777
         };
-        let fd = host::openat(dir.fd(), &name, flags, host_mode)?;
+        // O_EXCL whatever the client asked: only a file made here gets the
+        // creator's attributes (or is removed if that fails), and an entry
+        // that exists is opened only if it is a regular file.
+        let flags = open_flags(t.flags) | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
+        let fd = match host::openat(dir.fd(), &name, flags, host_mode) {
+            Ok(fd) => fd,
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) && t.flags & P9_EXCL == 0 => {
+                return self.create_over_existing(s, &dir, &name, t);
+            }
+            Err(e) => return Err(e.into()),
+        };
         let file = host::reopen(fd.as_fd(), libc::O_PATH)?;
         let mode = libc::S_IFREG | (t.mode & 0o7777);
         if let Err(e) = self.set_new_attrs(file.as_fd(), dir.uid, t.gid, mode, 0) {
@@ -637,6 +667,32 @@ impl Server {
         let _ = new
             .open
             .set(OpenFile::new(fd, t.flags, false, stx.stx_dev()));
+        s.fids.replace(t.fid, Arc::new(new));
+        Ok((self.qids.qid(&stx), 0))
+    }
+
+    /// Tlcreate (without O_EXCL) of a name that exists: opened as Tlopen
+    /// would open it, if it is a regular file. A fifo, socket or device
+    /// node is never opened on the host (the open of a fifo would wait for
+    /// a writer; a device node is the host's device).
+    fn create_over_existing(
+        &self,
+        s: &Session,
+        dir: &FidRef,
+        name: &CString,
+        t: &protocol::Tlcreate<'_>,
+    ) -> OpResult<(Qid, u32)> {
+        let file = host::lookup(dir.fd(), name)?;
+        match self.stat(file.as_fd())?.stx_mode as u32 & libc::S_IFMT {
+            libc::S_IFREG => {}
+            libc::S_IFDIR => return Err(errno(libc::EISDIR)),
+            libc::S_IFLNK => return Err(errno(libc::ELOOP)),
+            _ => return Err(errno(libc::EPERM)),
+        }
+        let (open, stx) = self.open_host_file(file.as_fd(), false, dir.uid, t.flags)?;
+        let path = child_path(&dir.path(), t.name.as_bytes());
+        let new = Fid::new(file, path, libc::S_IFREG, dir.uid);
+        let _ = new.open.set(open);
         s.fids.replace(t.fid, Arc::new(new));
         Ok((self.qids.qid(&stx), 0))
     }
