@@ -531,12 +531,16 @@ fn make_tree(top: &Path) -> PathBuf {
 /// share and a symlink loop.
 fn restock(share: &Path, outside: &Path) {
     let _ = std::fs::create_dir(share.join("d"));
-    for (name, content) in [
+    // Into d only if it is still a directory: the session may have made it
+    // a symlink out of the share.
+    let d_is_dir = std::fs::symlink_metadata(share.join("d")).is_ok_and(|m| m.is_dir());
+    let files = [
         ("a", &b"content of a"[..]),
         ("b", &[7u8; 70_000]),
         ("d/e", b"e"),
-    ] {
-        if std::fs::symlink_metadata(share.join(name)).is_err() {
+    ];
+    for (name, content) in files {
+        if std::fs::symlink_metadata(share.join(name)).is_err() && (d_is_dir || name != "d/e") {
             let _ = std::fs::write(share.join(name), content);
         }
     }
