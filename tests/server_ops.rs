@@ -539,41 +539,41 @@ fn create_mode_0000_rdwr_works() {
     );
 }
 
-/// Tlcreate of a name that exists (no O_EXCL) opens a regular file, as
-/// open(2) would, but never a fifo or a device node the share holds: those
-/// are never opened on the host (a fifo's open would wait for a writer for
-/// ever; a device node is the host's device). Creating a device node needs
-/// root, as CI runs.
-#[test]
-fn create_of_an_existing_name_opens_only_a_regular_file() {
-    let dir = tempfile::tempdir().unwrap();
-    fs::write(dir.path().join("file"), "old content").unwrap();
-    fs::create_dir(dir.path().join("dir")).unwrap();
-    std::os::unix::fs::symlink("file", dir.path().join("link")).unwrap();
-    let fifo = std::ffi::CString::new(
-        dir.path()
-            .join("fifo")
-            .into_os_string()
-            .into_encoded_bytes(),
-    )
-    .unwrap();
-    let null = std::ffi::CString::new(
-        dir.path()
-            .join("null")
-            .into_os_string()
-            .into_encoded_bytes(),
-    )
-    .unwrap();
-    // SAFETY: valid C strings.
-    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o666) }, 0);
-    // SAFETY: valid C string; 1:3 is /dev/null.
-    let made = unsafe { libc::mknod(null.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(1, 3)) };
+/// A fifo `fifo` and a device node `null` (1:3, the host's /dev/null) in
+/// `dir`. Making a device node needs root, as CI runs.
+fn make_fifo_and_null(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (fifo, null) = (dir.join("fifo"), dir.join("null"));
+    let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid C string.
+    assert_eq!(unsafe { libc::mkfifo(c(&fifo).as_ptr(), 0o666) }, 0);
+    // SAFETY: a valid C string.
+    let made = unsafe {
+        libc::mknod(
+            c(&null).as_ptr(),
+            libc::S_IFCHR | 0o666,
+            libc::makedev(1, 3),
+        )
+    };
     assert_eq!(
         made,
         0,
         "mknod (needs root): {}",
         std::io::Error::last_os_error()
     );
+    (fifo, null)
+}
+
+/// Tlcreate of a name that exists (no O_EXCL) opens a regular file, as
+/// open(2) would, but never a fifo or a device node the share holds: those
+/// are never opened on the host (a fifo's open would wait for a writer for
+/// ever; a device node is the host's device).
+#[test]
+fn create_of_an_existing_name_opens_only_a_regular_file() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("file"), "old content").unwrap();
+    fs::create_dir(dir.path().join("dir")).unwrap();
+    std::os::unix::fs::symlink("file", dir.path().join("link")).unwrap();
+    make_fifo_and_null(dir.path());
 
     let (done, finished) = std::sync::mpsc::channel();
     let share = dir.path().to_path_buf();
@@ -645,6 +645,95 @@ fn create_of_an_existing_name_opens_only_a_regular_file() {
     assert_eq!(r.errno(), Some(libc::EEXIST as u32));
     // The failed create left fid 3 on the directory.
     c.walk(3, 4, &["file"]).ok();
+}
+
+/// Opens of `paths` seen by inotify while `f` runs.
+fn opens_during(paths: &[&Path], f: impl FnOnce()) -> usize {
+    // SAFETY: plain syscalls on a descriptor this function owns.
+    unsafe {
+        let fd = libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC);
+        assert!(fd >= 0);
+        for path in paths {
+            let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+            assert!(libc::inotify_add_watch(fd, c.as_ptr(), libc::IN_OPEN) >= 0);
+        }
+        f();
+        let mut buf = [0u8; 4096];
+        let mut opens = 0;
+        loop {
+            let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+            if n <= 0 {
+                break;
+            }
+            let mut at = 0;
+            while at < n as usize {
+                let event = &*(buf.as_ptr().add(at) as *const libc::inotify_event);
+                opens += usize::from(event.mask & libc::IN_OPEN != 0);
+                at += std::mem::size_of::<libc::inotify_event>() + event.len as usize;
+            }
+        }
+        libc::close(fd);
+        opens
+    }
+}
+
+/// No request opens a fifo or device node of the share on the host: not
+/// Tlopen, Tfsync of a fid that is not open, a truncate by Tsetattr, or
+/// Tlcreate of the name. (A regular file's open shows, to prove the watch.)
+#[test]
+fn fifos_and_device_nodes_are_never_opened_on_the_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fifo, null) = make_fifo_and_null(dir.path());
+    let file = dir.path().join("file");
+    fs::write(&file, "x").unwrap();
+    let mut client = Client::new(dir.path(), SecurityModel::Passthrough, IdMap::default());
+    let opens = opens_during(&[&fifo, &null], || {
+        for (fid, name) in [(2, "fifo"), (3, "null")] {
+            client.walk(ROOT, fid, &[name]).ok();
+            let fsync = client.call(Tmessage::Fsync(Tfsync { fid, datasync: 0 }));
+            assert_eq!(fsync.errno(), Some(libc::EINVAL as u32), "Tfsync {name}");
+            let truncate = client.call(Tmessage::Setattr(Tsetattr {
+                fid,
+                valid: 0x8, // size
+                mode: 0,
+                uid: 0,
+                gid: 0,
+                size: 0,
+                atime_sec: 0,
+                atime_nsec: 0,
+                mtime_sec: 0,
+                mtime_nsec: 0,
+            }));
+            assert_eq!(
+                truncate.errno(),
+                Some(libc::EINVAL as u32),
+                "truncate {name}"
+            );
+            let open = client.call(Tmessage::Lopen(Tlopen { fid, flags: 2 }));
+            assert_eq!(open.errno(), Some(libc::EPERM as u32), "Tlopen {name}");
+            client.walk(ROOT, 4, &[]).ok();
+            let create = client.call(Tmessage::Lcreate(Tlcreate {
+                fid: 4,
+                name: name.into(),
+                flags: 2,
+                mode: 0o644,
+                gid: 0,
+            }));
+            assert_eq!(create.errno(), Some(libc::EPERM as u32), "Tlcreate {name}");
+            client.call(Tmessage::Clunk(Tclunk { fid: 4 }));
+        }
+    });
+    assert_eq!(opens, 0, "a fifo or device node was opened on the host");
+    let opens = opens_during(&[&file], || {
+        client.walk(ROOT, 5, &["file"]).ok();
+        client
+            .call(Tmessage::Fsync(Tfsync {
+                fid: 5,
+                datasync: 0,
+            }))
+            .ok();
+    });
+    assert_eq!(opens, 1, "the regular file's open for Tfsync");
 }
 
 /// Two filesystems under the share hand out the same inode numbers; their

@@ -1055,10 +1055,13 @@ impl Server {
         let datasync = t.datasync != 0;
         match fid.open.get() {
             Some(open) => host::fsync(open.fd.as_fd(), datasync)?,
-            None => {
+            // Only a regular file or directory is opened on the host for it
+            // (never a fifo or a device node: fsync(2) of those is EINVAL).
+            None if matches!(fid.file_type, libc::S_IFREG | libc::S_IFDIR) => {
                 let fd = host::reopen(fid.fd(), libc::O_RDONLY | libc::O_NONBLOCK)?;
                 host::fsync(fd.as_fd(), datasync)?
             }
+            None => return Err(errno(libc::EINVAL)),
         }
         Ok(())
     }
