@@ -144,44 +144,57 @@ pub fn serve_connection(server: &Server, mut stream: Box<dyn Connection>) -> io:
         frame.extend_from_slice(&size.to_le_bytes());
         frame.resize(size as usize, 0);
         stream.read_exact(&mut frame[4..])?;
-        let header = Header::parse(&frame).expect("frame holds a header");
-        let body = &frame[protocol::HEADER_SIZE..];
-        data.clear();
-        match Tmessage::decode(header.msg_type, body) {
-            Ok(msg) => {
-                let payload = if header.msg_type == protocol::Twrite::TYPE {
-                    &frame[protocol::TWRITE_HEADER_SIZE.min(frame.len())..]
-                } else {
-                    &[][..]
-                };
-                let limit = (session.msize() as usize).saturating_sub(protocol::RREAD_HEADER_SIZE);
-                let mut sink = VecSink {
-                    buf: &mut data,
-                    limit,
-                };
-                server.handle(
-                    &session,
-                    header.tag,
-                    msg,
-                    &mut SliceSource(payload),
-                    &mut sink,
-                    &mut reply,
-                );
-            }
-            Err(e) => {
-                debug!(
-                    "undecodable request type {} tag {}: {e}",
-                    header.msg_type, header.tag
-                );
-                let errno = match e {
-                    DecodeError::UnknownType(_) => libc::EOPNOTSUPP,
-                    _ => libc::EINVAL,
-                };
-                session.error_reply(header.tag, errno, None, &mut reply);
-            }
-        }
+        serve_frame(server, &session, &frame, &mut reply, &mut data);
         reply.extend_from_slice(&data);
         stream.write_all(&reply)?;
+    }
+}
+
+/// Serves one whole request frame of `session` (the caller has checked its
+/// size): the reply's header and fixed fields in `reply`, the data of an
+/// Rread or Rreaddir in `data` (to be sent after it).
+pub fn serve_frame(
+    server: &Server,
+    session: &Session,
+    frame: &[u8],
+    reply: &mut Vec<u8>,
+    data: &mut Vec<u8>,
+) {
+    data.clear();
+    let Ok(header) = Header::parse(frame) else {
+        reply.clear();
+        return;
+    };
+    let body = &frame[protocol::HEADER_SIZE..];
+    match Tmessage::decode(header.msg_type, body) {
+        Ok(msg) => {
+            let payload = if header.msg_type == protocol::Twrite::TYPE {
+                &frame[protocol::TWRITE_HEADER_SIZE.min(frame.len())..]
+            } else {
+                &[][..]
+            };
+            let limit = (session.msize() as usize).saturating_sub(protocol::RREAD_HEADER_SIZE);
+            let mut sink = VecSink { buf: data, limit };
+            server.handle(
+                session,
+                header.tag,
+                msg,
+                &mut SliceSource(payload),
+                &mut sink,
+                reply,
+            );
+        }
+        Err(e) => {
+            debug!(
+                "undecodable request type {} tag {}: {e}",
+                header.msg_type, header.tag
+            );
+            let errno = match e {
+                DecodeError::UnknownType(_) => libc::EOPNOTSUPP,
+                _ => libc::EINVAL,
+            };
+            session.error_reply(header.tag, errno, None, reply);
+        }
     }
 }
 

@@ -7,16 +7,17 @@
 //! nothing hangs, panics or leaks a descriptor; nothing outside the share
 //! changes.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use vhost_user_9p::protocol::*;
-use vhost_user_9p::server::{Config, SecurityModel, Server};
-use vhost_user_9p::socket::serve_connection;
+use vhost_user_9p::server::{Config, SecurityModel, Server, Session};
+use vhost_user_9p::socket::{serve_connection, serve_frame};
 
 /// xorshift64*: the same sequence for a seed on every machine.
 struct Rng(u64);
@@ -593,12 +594,72 @@ fn check_reply(context: &str, dialect: &str, tag: u16, ty: u8, frame: &[u8]) {
     }
 }
 
-/// Runs one session of `REQUESTS` random requests; the request types that
-/// succeeded at least once.
-fn run_session(seed: u64, dialect: &str, config: Config) -> std::collections::BTreeSet<u8> {
+/// The next request of a session: a Tversion first and now and then, a
+/// Tattach whenever the session holds no fid (and now and then), else a
+/// random request.
+fn next_request(
+    rng: &mut Rng,
+    fids: &Fids,
+    dialect: &str,
+    first: bool,
+    tag: u16,
+    frame: &mut Vec<u8>,
+) -> Sent {
+    frame.clear();
+    if first || rng.chance(1) {
+        let version = Tversion {
+            msize: 65536,
+            version: dialect.into(),
+        };
+        Tmessage::Version(version).encode(NOTAG, frame);
+        patch_size(frame, 0);
+        Sent {
+            ty: Tversion::TYPE,
+            fid: NOFID,
+            newfid: NOFID,
+        }
+    } else if fids.live.is_empty() || rng.chance(2) {
+        let fid = fids.fresh(rng);
+        let attach = Tattach {
+            fid,
+            afid: NOFID,
+            uname: "root".into(),
+            aname: "".into(),
+            n_uname: (dialect != "9P2000").then_some(0),
+        };
+        Tmessage::Attach(attach).encode(tag, frame);
+        patch_size(frame, 0);
+        Sent {
+            ty: Tattach::TYPE,
+            fid,
+            newfid: fid,
+        }
+    } else {
+        random_request(rng, fids, dialect, tag, frame)
+    }
+}
+
+/// Checks a reply to `sent` (sent with `tag`), and that it carries nothing
+/// from outside the share.
+fn check(context: &str, dialect: &str, tag: u16, sent: &Sent, reply: &[u8]) {
+    let tag = if sent.ty == Tversion::TYPE {
+        NOTAG
+    } else {
+        tag
+    };
+    check_reply(context, dialect, tag, sent.ty, reply);
+    assert!(
+        !reply.windows(SECRET.len()).any(|w| w == SECRET),
+        "{context}: a reply carries a file from outside the share"
+    );
+}
+
+/// Runs one session of `REQUESTS` random requests through the socket
+/// transport's connection loop; the request types that succeeded.
+fn run_session(seed: u64, dialect: &str, config: Config) -> BTreeSet<u8> {
+    const REQUESTS: usize = 6000;
     let share = config.shared_dir.clone();
     let outside = share.with_file_name("outside");
-    const REQUESTS: usize = 6000;
     let (mut client, server_end) = UnixStream::pair().unwrap();
     client
         .set_read_timeout(Some(Duration::from_secs(30)))
@@ -613,59 +674,18 @@ fn run_session(seed: u64, dialect: &str, config: Config) -> std::collections::BT
 
     let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let mut fids = Fids::default();
-    let mut succeeded = std::collections::BTreeSet::new();
+    let mut succeeded = BTreeSet::new();
     let mut frame = Vec::new();
     for i in 0..REQUESTS {
         let tag = (i % 5) as u16;
         if i % 200 == 0 {
             restock(&share, &outside);
         }
-        frame.clear();
-        let sent = if i == 0 || rng.chance(1) {
-            let version = Tversion {
-                msize: 65536,
-                version: dialect.into(),
-            };
-            Tmessage::Version(version).encode(NOTAG, &mut frame);
-            patch_size(&mut frame, 0);
-            Sent {
-                ty: Tversion::TYPE,
-                fid: NOFID,
-                newfid: NOFID,
-            }
-        } else if fids.live.is_empty() || rng.chance(2) {
-            // (Re)attach, so that walks have somewhere to start.
-            let fid = fids.fresh(&mut rng);
-            Tmessage::Attach(Tattach {
-                fid,
-                afid: NOFID,
-                uname: "root".into(),
-                aname: "".into(),
-                n_uname: (dialect != "9P2000").then_some(0),
-            })
-            .encode(tag, &mut frame);
-            patch_size(&mut frame, 0);
-            Sent {
-                ty: Tattach::TYPE,
-                fid,
-                newfid: fid,
-            }
-        } else {
-            random_request(&mut rng, &fids, dialect, tag, &mut frame)
-        };
-        let tag = if sent.ty == Tversion::TYPE {
-            NOTAG
-        } else {
-            tag
-        };
+        let sent = next_request(&mut rng, &fids, dialect, i == 0, tag, &mut frame);
         let context = format!("seed {seed} ({dialect}), request {i} (type {})", sent.ty);
         let reply = exchange(&mut client, &frame)
             .unwrap_or_else(|| panic!("{context}: no reply within 30 s"));
-        check_reply(&context, dialect, tag, sent.ty, &reply);
-        assert!(
-            !reply.windows(SECRET.len()).any(|w| w == SECRET),
-            "{context}: a reply carries a file from outside the share"
-        );
+        check(&context, dialect, tag, &sent, &reply);
         if reply[4] == sent.ty + 1 {
             succeeded.insert(sent.ty);
         }
@@ -679,48 +699,107 @@ fn run_session(seed: u64, dialect: &str, config: Config) -> std::collections::BT
     succeeded
 }
 
+/// Runs `THREADS` threads of random requests on one session of one server
+/// at once, as the worker pool serves a guest's requests: fids used,
+/// clunked, replaced and renamed under each other's feet.
+fn run_concurrent_session(seed: u64, dialect: &'static str, config: Config) {
+    const THREADS: u64 = 4;
+    const REQUESTS: usize = 2500;
+    let server = Arc::new(Server::new(&config).unwrap());
+    let session = Arc::new(Session::new());
+    let (done, finished) = mpsc::channel();
+    for thread in 0..THREADS {
+        let (server, session, done) = (server.clone(), session.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut rng = Rng((seed * THREADS + thread).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+            let mut fids = Fids::default();
+            let (mut frame, mut reply, mut data) = (Vec::new(), Vec::new(), Vec::new());
+            for i in 0..REQUESTS {
+                let tag = (thread * 8 + i as u64 % 8) as u16;
+                let sent = next_request(&mut rng, &fids, dialect, i == 0, tag, &mut frame);
+                serve_frame(&server, &session, &frame, &mut reply, &mut data);
+                reply.extend_from_slice(&data);
+                let context = format!(
+                    "seed {seed} ({dialect}), thread {thread}, request {i} (type {})",
+                    sent.ty
+                );
+                check(&context, dialect, tag, &sent, &reply);
+                fids.update(&sent, reply[4]);
+            }
+            // The last one out closes the session's descriptors.
+            drop((server, session));
+            let _ = done.send(thread);
+        });
+    }
+    drop(done);
+    for _ in 0..THREADS {
+        finished
+            .recv_timeout(Duration::from_secs(120))
+            .unwrap_or_else(|_| panic!("seed {seed} ({dialect}): a thread hung or panicked"));
+    }
+}
+
+/// The tests count the process's descriptors: one at a time.
+fn serial() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A session's configuration for `seed`: passthrough or mapped-xattr, the
+/// control namespace for the Plan 9 dialects, and few descriptors for the
+/// fids (idle ones are closed and found again by path all the time).
+fn config_for(seed: u64, dialect: &str, share: &Path) -> Config {
+    let mut config = Config::new(share);
+    config.security_model = if seed % 4 < 2 {
+        SecurityModel::Passthrough
+    } else {
+        SecurityModel::MappedXattr
+    };
+    config.ctl = dialect != "9P2000.L";
+    config.fid_descriptors = Some(if seed % 2 == 0 { 4 } else { 64 });
+    config
+}
+
+/// Runs `session` on a fresh share; then nothing outside the share has
+/// changed and no descriptor is left open.
+fn on_fresh_share<T>(seed: u64, dialect: &str, session: impl FnOnce(Config) -> T) -> T {
+    let descriptors_before = open_descriptors();
+    let top = tempfile::tempdir().unwrap();
+    let share = make_tree(top.path());
+    let outside_before = snapshot(&top.path().join("outside"));
+    let result = session(config_for(seed, dialect, &share));
+    assert_eq!(
+        snapshot(&top.path().join("outside")),
+        outside_before,
+        "seed {seed} ({dialect}): outside the share changed"
+    );
+    let mut top_level: Vec<String> = std::fs::read_dir(top.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    top_level.sort();
+    assert_eq!(top_level, ["outside", "share"], "seed {seed} ({dialect})");
+    assert_eq!(
+        open_descriptors(),
+        descriptors_before,
+        "seed {seed} ({dialect}): descriptors left open after the session"
+    );
+    result
+}
+
+const DIALECTS: [&str; 3] = ["9P2000.L", "9P2000.u", "9P2000"];
+
 #[test]
 fn random_requests_get_one_reply_each_and_never_reach_outside_the_share() {
-    let descriptors_before = open_descriptors();
-    let mut succeeded = std::collections::BTreeMap::new();
+    let _serial = serial();
+    let mut succeeded = BTreeMap::new();
     for seed in 1..=18u64 {
-        let dialect = ["9P2000.L", "9P2000.u", "9P2000"][seed as usize % 3];
-        let top = tempfile::tempdir().unwrap();
-        let share = make_tree(top.path());
-        let outside_before = snapshot(&top.path().join("outside"));
-
-        let mut config = Config::new(&share);
-        config.security_model = if seed % 4 < 2 {
-            SecurityModel::Passthrough
-        } else {
-            SecurityModel::MappedXattr
-        };
-        config.ctl = dialect != "9P2000.L";
-        // Few descriptors for the fids: idle ones are closed and found
-        // again by path all the time.
-        config.fid_descriptors = Some(if seed % 2 == 0 { 4 } else { 64 });
-        let types = run_session(seed, dialect, config);
+        let dialect = DIALECTS[seed as usize % 3];
+        let types = on_fresh_share(seed, dialect, |config| run_session(seed, dialect, config));
         succeeded
             .entry(dialect)
             .or_insert_with(Vec::new)
             .extend(types);
-
-        assert_eq!(
-            snapshot(&top.path().join("outside")),
-            outside_before,
-            "seed {seed} ({dialect}): outside the share changed"
-        );
-        let mut top_level: Vec<String> = std::fs::read_dir(top.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        top_level.sort();
-        assert_eq!(top_level, ["outside", "share"], "seed {seed} ({dialect})");
-        assert_eq!(
-            open_descriptors(),
-            descriptors_before,
-            "seed {seed} ({dialect}): descriptors left open after the session"
-        );
     }
     // The sessions got past the errors: every request type of each dialect
     // succeeded at least once.
@@ -743,5 +822,16 @@ fn random_requests_get_one_reply_each_and_never_reach_outside_the_share() {
             missing.is_empty(),
             "{dialect}: never succeeded: {missing:?}"
         );
+    }
+}
+
+#[test]
+fn concurrent_random_requests_on_one_session_neither_hang_nor_leak() {
+    let _serial = serial();
+    for seed in 1..=9u64 {
+        let dialect = DIALECTS[seed as usize % 3];
+        on_fresh_share(seed, dialect, |config| {
+            run_concurrent_session(seed, dialect, config)
+        });
     }
 }
