@@ -183,6 +183,9 @@ pub fn serve_frame(
                 &mut sink,
                 reply,
             );
+            if reply.get(4) != Some(&protocol::Rread::TYPE) {
+                data.clear(); // only an Rread's data follows its reply
+            }
         }
         Err(e) => {
             debug!(

@@ -73,6 +73,8 @@ impl Rng {
 struct Fids {
     live: Vec<u32>,
     open: Vec<u32>,
+    /// The msize the last Rversion gave.
+    msize: u32,
 }
 
 impl Fids {
@@ -115,13 +117,18 @@ impl Fids {
         self.open.retain(|&f| f != fid);
     }
 
-    /// What a reply of type `reply` to `sent` did to the session's fids.
-    fn update(&mut self, sent: &Sent, reply: u8) {
-        let ok = reply == sent.ty + 1;
+    /// What `reply` to `sent` did to the session's fids.
+    fn update(&mut self, sent: &Sent, reply: &[u8]) {
+        let ok = reply[4] == sent.ty + 1;
         match sent.ty {
             // A clunk or remove frees the fid whatever the outcome.
             120 | 122 => self.forget(sent.fid),
-            100 if ok => *self = Fids::default(),
+            100 if ok => {
+                *self = Fids {
+                    msize: u32::from_le_bytes(reply[7..11].try_into().unwrap()),
+                    ..Fids::default()
+                }
+            }
             104 if ok => self.add(sent.fid),
             30 | 110 if ok => {
                 if sent.newfid != sent.fid {
@@ -159,6 +166,7 @@ const NAMES: &[&[u8]] = &[
     b"out_abs",
     b"up",
     b"self",
+    b"long",
     b"..",
     b"..",
     b".",
@@ -545,11 +553,14 @@ fn restock(share: &Path, outside: &Path) {
             let _ = std::fs::write(share.join(name), content);
         }
     }
+    let long_target = "x/".repeat(2047) + "x";
     let links = [
         ("out_rel", Path::new("../outside")),
         ("out_abs", outside),
         ("up", Path::new("../../..")),
         ("self", Path::new("self")),
+        // The longest target a host symlink may have.
+        ("long", Path::new(&long_target)),
     ];
     for (name, target) in links {
         let _ = std::os::unix::fs::symlink(target, share.join(name));
@@ -602,13 +613,14 @@ fn next_request(
     fids: &Fids,
     dialect: &str,
     first: bool,
+    msizes: &[u32],
     tag: u16,
     frame: &mut Vec<u8>,
 ) -> Sent {
     frame.clear();
     if first || rng.chance(1) {
         let version = Tversion {
-            msize: 65536,
+            msize: rng.pick(msizes),
             version: dialect.into(),
         };
         Tmessage::Version(version).encode(NOTAG, frame);
@@ -681,15 +693,24 @@ fn run_session(seed: u64, dialect: &str, config: Config) -> BTreeSet<u8> {
         if i % 200 == 0 {
             restock(&share, &outside);
         }
-        let sent = next_request(&mut rng, &fids, dialect, i == 0, tag, &mut frame);
+        // Now and then a small msize (the least the server agrees to is
+        // 4096) or an outlandish one.
+        let msizes = [65536, 65536, 4096, 5000, 0, u32::MAX];
+        let sent = next_request(&mut rng, &fids, dialect, i == 0, &msizes, tag, &mut frame);
         let context = format!("seed {seed} ({dialect}), request {i} (type {})", sent.ty);
         let reply = exchange(&mut client, &frame)
             .unwrap_or_else(|| panic!("{context}: no reply within 30 s"));
         check(&context, dialect, tag, &sent, &reply);
+        assert!(
+            sent.ty == Tversion::TYPE || reply.len() <= fids.msize as usize,
+            "{context}: a reply of {} bytes with msize {}",
+            reply.len(),
+            fids.msize
+        );
         if reply[4] == sent.ty + 1 {
             succeeded.insert(sent.ty);
         }
-        fids.update(&sent, reply[4]);
+        fids.update(&sent, &reply);
     }
     drop(client);
     let result = finished
@@ -716,7 +737,8 @@ fn run_concurrent_session(seed: u64, dialect: &'static str, config: Config) {
             let (mut frame, mut reply, mut data) = (Vec::new(), Vec::new(), Vec::new());
             for i in 0..REQUESTS {
                 let tag = (thread * 8 + i as u64 % 8) as u16;
-                let sent = next_request(&mut rng, &fids, dialect, i == 0, tag, &mut frame);
+                let sent =
+                    next_request(&mut rng, &fids, dialect, i == 0, &[65536], tag, &mut frame);
                 serve_frame(&server, &session, &frame, &mut reply, &mut data);
                 reply.extend_from_slice(&data);
                 let context = format!(
@@ -724,7 +746,7 @@ fn run_concurrent_session(seed: u64, dialect: &'static str, config: Config) {
                     sent.ty
                 );
                 check(&context, dialect, tag, &sent, &reply);
-                fids.update(&sent, reply[4]);
+                fids.update(&sent, &reply);
             }
             // The last one out closes the session's descriptors.
             drop((server, session));

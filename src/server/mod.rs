@@ -188,6 +188,13 @@ impl Session {
                 &standard
             }
         };
+        // Short enough for any msize (a control file's message may quote
+        // what it was sent).
+        let mut end = text.len().min(MAX_ERROR_TEXT);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let text = &text[..end];
         Rmessage::Error(Rerror {
             ename: Str(text.as_bytes()),
             errno: (dialect == Dialect::Unix).then_some(errno as u32),
@@ -195,6 +202,9 @@ impl Session {
         .encode(tag, reply);
     }
 }
+
+/// The longest error text an Rerror carries.
+const MAX_ERROR_TEXT: usize = 1024;
 
 /// The standard text of an errno ("No such file or directory"), which is
 /// also what the Linux client maps back to the number in 9P2000.
@@ -308,6 +318,12 @@ impl Server {
         };
         if let Err(Errno(errno)) = result {
             session.error_reply(tag, errno, None, reply);
+        }
+        // Nothing larger than the msize agreed on goes back: a 9P2000.u
+        // stat or a readlink of a symlink with a long target, say, under a
+        // small msize.
+        if protocol::Header::parse(reply).is_ok_and(|h| h.size > session.msize()) {
+            session.error_reply(tag, libc::EMSGSIZE, None, reply);
         }
         if self.trace {
             self.trace_reply(session, reply, &*sink);
@@ -515,4 +531,33 @@ fn cwd() -> std::os::fd::BorrowedFd<'static> {
 fn child_path(dir: &Path, name: &[u8]) -> PathBuf {
     use std::os::unix::ffi::OsStrExt;
     dir.join(std::ffi::OsStr::from_bytes(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_text_is_cut_short_at_a_character_boundary() {
+        let session = Session::new();
+        session.set_dialect(Dialect::Unix);
+        let long = "é".repeat(3000); // 6000 bytes, two per character
+        let mut reply = Vec::new();
+        session.error_reply(7, libc::EINVAL, Some(&long), &mut reply);
+        match protocol::decode_rmessage(&reply) {
+            Ok((7, Rmessage::Error(e))) => {
+                let text = std::str::from_utf8(e.ename.as_bytes()).unwrap();
+                assert_eq!(text, &long[..MAX_ERROR_TEXT]);
+                assert_eq!(e.errno, Some(libc::EINVAL as u32));
+            }
+            other => panic!("{other:?}"),
+        }
+        // An odd limit falls inside a character: the cut steps back.
+        let odd = format!("x{long}");
+        session.error_reply(7, libc::EINVAL, Some(&odd), &mut reply);
+        let Ok((_, Rmessage::Error(e))) = protocol::decode_rmessage(&reply) else {
+            panic!("no Rerror");
+        };
+        assert_eq!(e.ename.as_bytes().len(), MAX_ERROR_TEXT - 1);
+    }
 }
