@@ -344,13 +344,20 @@ fn inode(path: &Path) -> u64 {
     std::os::unix::fs::MetadataExt::ino(&std::fs::symlink_metadata(path).unwrap())
 }
 
+/// A share of `count` files `fI` holding "file I".
+fn share_with_files(count: usize) -> tempfile::TempDir {
+    let share = tempfile::tempdir().unwrap();
+    for i in 0..count {
+        let path = share.path().join(format!("f{i}"));
+        std::fs::write(path, format!("file {i}")).unwrap();
+    }
+    share
+}
+
 #[test]
 fn a_client_can_hold_more_fids_than_the_daemon_has_descriptors() {
-    let share = tempfile::tempdir().unwrap();
+    let share = share_with_files(400);
     let root = share.path();
-    for i in 0..400 {
-        std::fs::write(root.join(format!("f{i}")), format!("file {i}")).unwrap();
-    }
     std::fs::create_dir(root.join("d")).unwrap();
     std::fs::write(root.join("d/passwd"), "not the host's").unwrap();
     let sock_dir = tempfile::tempdir().unwrap();
@@ -425,11 +432,8 @@ fn stat_9p2000<S: Read + Write>(client: &mut Client<S>, fid: u32) -> Result<u64,
 fn a_9p2000_client_can_hold_more_fids_than_the_daemon_has_descriptors() {
     // 9P2000 walks follow symlinks: a fid's descriptor closed while idle
     // is found again by its path, following them inside the share.
-    let share = tempfile::tempdir().unwrap();
+    let share = share_with_files(300);
     let root = share.path();
-    for i in 0..300 {
-        std::fs::write(root.join(format!("f{i}")), format!("file {i}")).unwrap();
-    }
     for dir in ["d", "e"] {
         std::fs::create_dir(root.join(dir)).unwrap();
         std::fs::write(root.join(dir).join("x"), dir).unwrap();
