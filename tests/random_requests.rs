@@ -722,10 +722,17 @@ fn run_session(seed: u64, dialect: &str, config: Config) -> BTreeSet<u8> {
 
 /// Runs `THREADS` threads of random requests on one session of one server
 /// at once, as the worker pool serves a guest's requests: fids used,
-/// clunked, replaced and renamed under each other's feet.
+/// clunked, replaced and renamed under each other's feet. Meanwhile a host
+/// process swaps the share's directory `d` and file `a` for symlinks out
+/// of the share and back, as fast as it can.
 fn run_concurrent_session(seed: u64, dialect: &'static str, config: Config) {
     const THREADS: u64 = 4;
     const REQUESTS: usize = 2500;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let swapper = {
+        let (share, stop) = (config.shared_dir.clone(), stop.clone());
+        std::thread::spawn(move || swap_for_symlinks_until(&share, &stop))
+    };
     let server = Arc::new(Server::new(&config).unwrap());
     let session = Arc::new(Session::new());
     let (done, finished) = mpsc::channel();
@@ -759,6 +766,35 @@ fn run_concurrent_session(seed: u64, dialect: &'static str, config: Config) {
             .recv_timeout(Duration::from_secs(120))
             .unwrap_or_else(|_| panic!("seed {seed} ({dialect}): a thread hung or panicked"));
     }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let swaps = swapper.join().unwrap();
+    assert!(swaps > 0, "seed {seed}: the host never swapped anything");
+}
+
+/// Until `stop`: moves `d` and `a` aside and puts symlinks out of the share
+/// (to the outside directory and its secret file) in their place, then
+/// back. Returns how many swaps it made.
+fn swap_for_symlinks_until(share: &Path, stop: &std::sync::atomic::AtomicBool) -> usize {
+    let outside = share.with_file_name("outside");
+    let pairs = [("d", outside.clone()), ("a", outside.join("secret"))];
+    let mut swaps = 0;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        for (name, target) in &pairs {
+            let (path, aside) = (share.join(name), share.join(format!("{name}.host")));
+            // Only what is (still) a plain directory or file is moved.
+            let plain = std::fs::symlink_metadata(&path).is_ok_and(|m| !m.is_symlink());
+            if plain && std::fs::rename(&path, &aside).is_ok() {
+                let _ = std::os::unix::fs::symlink(target, &path);
+                swaps += 1;
+                std::thread::yield_now();
+                if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_symlink()) {
+                    let _ = std::fs::remove_file(&path);
+                }
+                let _ = std::fs::rename(&aside, &path);
+            }
+        }
+    }
+    swaps
 }
 
 /// The tests count the process's descriptors: one at a time.
