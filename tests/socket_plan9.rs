@@ -17,6 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use checks::{planned_checks, repo, CheckerRun};
+use vhost_user_9p::protocol as p9;
 
 /// Where ci/test.sh installs python-9p: `$CACHE/python-9p`, with the rig's
 /// cache directory (vm-images/build.sh's rule).
@@ -400,4 +401,77 @@ fn trace_prints_every_message_like_lib9p() {
         "--trace: expected lines\n{}\nnot found in the daemon's stderr:\n{text}",
         missing(&text).join("\n")
     );
+}
+
+// ---- a control file read in pieces ----
+
+/// Sends `msg` (tag 1) and returns the whole reply frame.
+fn call(sock: &mut UnixStream, msg: p9::Tmessage<'_>) -> Vec<u8> {
+    let mut out = Vec::new();
+    msg.encode(1, &mut out);
+    p9::patch_size(&mut out, 0);
+    sock.write_all(&out).unwrap();
+    let mut size = [0u8; 4];
+    sock.read_exact(&mut size).unwrap();
+    let mut frame = size.to_vec();
+    frame.resize(u32::from_le_bytes(size) as usize, 0);
+    sock.read_exact(&mut frame[4..]).unwrap();
+    frame
+}
+
+/// The data of an Rread of `count` bytes at `offset` of `fid`.
+fn read_at(sock: &mut UnixStream, fid: u32, offset: u64, count: u32) -> Vec<u8> {
+    let frame = call(sock, p9::Tmessage::Read(p9::Tread { fid, offset, count }));
+    assert_eq!(frame[4], p9::Rread::TYPE, "Rread: {frame:?}");
+    frame[p9::RREAD_HEADER_SIZE..].to_vec()
+}
+
+#[test]
+fn a_control_file_read_in_pieces_gives_one_text() {
+    let top = tempfile::tempdir().unwrap();
+    let share = top.path().join("share");
+    mkdir(&share);
+    write(&share.join("f"), "content", 0o644);
+    let sock = top.path().join("9p.sock");
+    let _daemon = Daemon::start(&share, &sock, &top.path().join("daemon.err"), &["--ctl"]);
+    let mut c = UnixStream::connect(&sock).unwrap();
+    let version = p9::Tversion {
+        msize: 8192,
+        version: "9P2000".into(),
+    };
+    call(&mut c, p9::Tmessage::Version(version));
+    let attach = p9::Tattach {
+        fid: 0,
+        afid: p9::NOFID,
+        uname: "root".into(),
+        aname: "".into(),
+        n_uname: None,
+    };
+    assert_eq!(
+        call(&mut c, p9::Tmessage::Attach(attach))[4],
+        p9::Rattach::TYPE
+    );
+    let names = [p9::Str::from(",ctl"), p9::Str::from("f")];
+    let walk = p9::Twalk {
+        fid: 0,
+        newfid: 1,
+        names: p9::WalkList::from_slice(&names).unwrap(),
+    };
+    assert_eq!(call(&mut c, p9::Tmessage::Walk(walk))[4], p9::Rwalk::TYPE);
+    let open = p9::Topen { fid: 1, mode: 0 };
+    assert_eq!(call(&mut c, p9::Tmessage::Open(open))[4], p9::Ropen::TYPE);
+
+    // The file changes between the first piece and the rest: the rest is
+    // still that of the text the first piece began.
+    let mut text = read_at(&mut c, 1, 0, 10);
+    fs::set_permissions(share.join("f"), fs::Permissions::from_mode(0o600)).unwrap();
+    let rest = read_at(&mut c, 1, 10, 8000);
+    text.extend_from_slice(&rest);
+    assert!(read_at(&mut c, 1, text.len() as u64, 8000).is_empty());
+    let text = String::from_utf8(text).unwrap();
+    assert!(text.contains(" mode 0100644 "), "{text}");
+    assert!(text.ends_with(" name f\n"), "{text}");
+    // A read from the start again reads the file anew.
+    let fresh = String::from_utf8(read_at(&mut c, 1, 0, 8000)).unwrap();
+    assert!(fresh.contains(" mode 0100600 "), "{fresh}");
 }

@@ -254,6 +254,8 @@ impl Server {
         }
     }
 
+    /// A read of made-up content: taken anew at offset 0 (or at a fid's
+    /// first read), else from the text the fid read last.
     pub(super) fn read_content(
         &self,
         fid: &FidRef,
@@ -261,7 +263,11 @@ impl Server {
         count: usize,
         sink: &mut dyn ReadSink,
     ) -> OpResult<u32> {
-        let content = self.content(fid)?;
+        let mut snapshot = fid.content.lock().unwrap_or_else(|e| e.into_inner());
+        let content = match &mut *snapshot {
+            Some(content) if offset != 0 => content,
+            _ => snapshot.insert(self.content(fid)?),
+        };
         let start = offset.min(content.len() as u64) as usize;
         let end = start + count.min(content.len() - start);
         Ok(sink.copy_from(&content[start..end]) as u32)

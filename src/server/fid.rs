@@ -311,6 +311,10 @@ pub struct Fid {
     /// Opened (with these 9P2000.L flags) as content the server makes up:
     /// a control file or directory, or a symlink read as its target.
     pub content_open: OnceLock<u32>,
+    /// What such a fid reads: made by a read at offset 0 (or the first
+    /// read), kept for the reads further on, so that a reader taking it in
+    /// pieces gets one text even if the file changes meanwhile.
+    pub content: Mutex<Option<Vec<u8>>>,
     /// An extended attribute read (Txattrwalk) or being written (Txattrcreate).
     xattr: Mutex<Option<XattrState>>,
     /// Lock owners that locked through this fid (lock.rs): released when
@@ -343,6 +347,7 @@ impl Fid {
             node: Node::File,
             nofollow: false,
             content_open: OnceLock::new(),
+            content: Mutex::new(None),
             xattr: Mutex::new(None),
             locks: Default::default(),
         }
