@@ -470,15 +470,12 @@ impl Server {
             _ => None,
         };
         let conn = s.id;
-        eprintln!(
-            "{}",
-            trace::RequestTrace {
-                conn,
-                tag,
-                msg,
-                data
-            }
-        );
+        trace_line(trace::RequestTrace {
+            conn,
+            tag,
+            msg,
+            data,
+        });
     }
 
     /// Prints the reply in `reply` (--trace); an Rread's data is in `sink`.
@@ -501,15 +498,12 @@ impl Server {
             }
         };
         let (conn, tag) = (s.id, header.tag);
-        eprintln!(
-            "{}",
-            trace::ReplyTrace {
-                conn,
-                tag,
-                msg: &msg,
-                data
-            }
-        );
+        trace_line(trace::ReplyTrace {
+            conn,
+            tag,
+            msg: &msg,
+            data,
+        });
     }
 
     fn check_writable(&self) -> OpResult<()> {
@@ -519,6 +513,23 @@ impl Server {
             Ok(())
         }
     }
+}
+
+/// Writes one `--trace` line to stderr in one write (stderr is unbuffered:
+/// `eprintln!` writes each piece of the line on its own), formatted in a
+/// buffer the thread keeps.
+fn trace_line(line: impl std::fmt::Display) {
+    use std::fmt::Write as _;
+    use std::io::Write as _;
+    thread_local! {
+        static LINE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    }
+    LINE.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        buf.clear();
+        let _ = writeln!(buf, "{line}");
+        let _ = std::io::stderr().write_all(buf.as_bytes());
+    });
 }
 
 fn cwd() -> std::os::fd::BorrowedFd<'static> {
