@@ -405,25 +405,19 @@ fn trace_prints_every_message_like_lib9p() {
 
 // ---- a control file read in pieces ----
 
-/// Sends `msg` (tag 1) and returns the whole reply frame.
-fn call(sock: &mut UnixStream, msg: p9::Tmessage<'_>) -> Vec<u8> {
-    let mut out = Vec::new();
-    msg.encode(1, &mut out);
-    p9::patch_size(&mut out, 0);
-    sock.write_all(&out).unwrap();
-    let mut size = [0u8; 4];
-    sock.read_exact(&mut size).unwrap();
-    let mut frame = size.to_vec();
-    frame.resize(u32::from_le_bytes(size) as usize, 0);
-    sock.read_exact(&mut frame[4..]).unwrap();
-    frame
+/// Sends `msg` (tag 1) through `rpc`: the reply's type and payload.
+fn call(sock: &mut UnixStream, msg: p9::Tmessage<'_>) -> (u8, Vec<u8>) {
+    let mut frame = Vec::new();
+    msg.encode(1, &mut frame);
+    let (ty, _, payload) = rpc(sock, frame[4], 1, &frame[7..]);
+    (ty, payload)
 }
 
 /// The data of an Rread of `count` bytes at `offset` of `fid`.
 fn read_at(sock: &mut UnixStream, fid: u32, offset: u64, count: u32) -> Vec<u8> {
-    let frame = call(sock, p9::Tmessage::Read(p9::Tread { fid, offset, count }));
-    assert_eq!(frame[4], p9::Rread::TYPE, "Rread: {frame:?}");
-    frame[p9::RREAD_HEADER_SIZE..].to_vec()
+    let (ty, payload) = call(sock, p9::Tmessage::Read(p9::Tread { fid, offset, count }));
+    assert_eq!(ty, p9::Rread::TYPE, "Rread: {payload:?}");
+    payload[4..].to_vec() // after count[4]
 }
 
 #[test]
@@ -448,7 +442,7 @@ fn a_control_file_read_in_pieces_gives_one_text() {
         n_uname: None,
     };
     assert_eq!(
-        call(&mut c, p9::Tmessage::Attach(attach))[4],
+        call(&mut c, p9::Tmessage::Attach(attach)).0,
         p9::Rattach::TYPE
     );
     let names = [p9::Str::from(",ctl"), p9::Str::from("f")];
@@ -457,9 +451,9 @@ fn a_control_file_read_in_pieces_gives_one_text() {
         newfid: 1,
         names: p9::WalkList::from_slice(&names).unwrap(),
     };
-    assert_eq!(call(&mut c, p9::Tmessage::Walk(walk))[4], p9::Rwalk::TYPE);
+    assert_eq!(call(&mut c, p9::Tmessage::Walk(walk)).0, p9::Rwalk::TYPE);
     let open = p9::Topen { fid: 1, mode: 0 };
-    assert_eq!(call(&mut c, p9::Tmessage::Open(open))[4], p9::Ropen::TYPE);
+    assert_eq!(call(&mut c, p9::Tmessage::Open(open)).0, p9::Ropen::TYPE);
 
     // The file changes between the first piece and the rest: the rest is
     // still that of the text the first piece began.
