@@ -293,8 +293,11 @@ fn set_open_file_limit(wanted: Option<u64>) -> Result<(), String> {
     let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
         .ok()
         .and_then(|s| s.trim().parse::<u64>().ok());
-    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)
-        .map_err(|e| format!("cannot read the open file limit: {e}"))?;
+    let limits = || {
+        getrlimit(Resource::RLIMIT_NOFILE)
+            .map_err(|e| format!("cannot read the open file limit: {e}"))
+    };
+    let (soft, hard) = limits()?;
     match wanted {
         Some(0) => {}
         Some(n) => {
@@ -321,8 +324,7 @@ fn set_open_file_limit(wanted: Option<u64>) -> Result<(), String> {
             }
         }
     }
-    let (soft, _) = getrlimit(Resource::RLIMIT_NOFILE)
-        .map_err(|e| format!("cannot read the open file limit: {e}"))?;
+    let (soft, _) = limits()?;
     info!("open file limit {soft}");
     Ok(())
 }

@@ -10,9 +10,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread;
 
-use log::{debug, info, warn};
+use log::{info, warn};
 
-use crate::protocol::{self, DecodeError, Header, Tmessage};
+use crate::protocol::{self, Header, Tmessage};
 use crate::server::{Server, Session, SliceSource, VecSink, MAX_MSIZE};
 
 /// Where to listen, as given to `--listen`.
@@ -151,8 +151,8 @@ pub fn serve_connection(server: &Server, mut stream: Box<dyn Connection>) -> io:
 }
 
 /// Serves one whole request frame of `session` (the caller has checked its
-/// size): the reply's header and fixed fields in `reply`, the data of an
-/// Rread or Rreaddir in `data` (to be sent after it).
+/// size): the reply (an Rreaddir's entries included) in `reply`, the data
+/// of an Rread in `data` (to be sent after it).
 pub fn serve_frame(
     server: &Server,
     session: &Session,
@@ -187,17 +187,7 @@ pub fn serve_frame(
                 data.clear(); // only an Rread's data follows its reply
             }
         }
-        Err(e) => {
-            debug!(
-                "undecodable request type {} tag {}: {e}",
-                header.msg_type, header.tag
-            );
-            let errno = match e {
-                DecodeError::UnknownType(_) => libc::EOPNOTSUPP,
-                _ => libc::EINVAL,
-            };
-            session.error_reply(header.tag, errno, None, reply);
-        }
+        Err(e) => session.undecodable_reply(header.msg_type, header.tag, e, reply),
     }
 }
 

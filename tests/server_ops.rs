@@ -121,11 +121,24 @@ impl Client {
     }
 
     fn create(&mut self, dir: u32, fid: u32, name: &str, mode: u32) -> Reply {
+        self.create_with_flags(dir, fid, name, mode, 2) // O_RDWR
+    }
+
+    /// Tlcreate of `name` in `dir` through `fid` (walked from `dir` first),
+    /// with these 9P2000.L open flags.
+    fn create_with_flags(
+        &mut self,
+        dir: u32,
+        fid: u32,
+        name: &str,
+        mode: u32,
+        flags: u32,
+    ) -> Reply {
         self.walk(dir, fid, &[]).ok();
         self.call(Tmessage::Lcreate(Tlcreate {
             fid,
             name: name.into(),
-            flags: 2, // O_RDWR
+            flags,
             mode,
             gid: 0,
         }))
@@ -580,14 +593,7 @@ fn create_of_an_existing_name_opens_only_a_regular_file() {
     std::thread::spawn(move || {
         let mut c = Client::new(&share, SecurityModel::Passthrough, IdMap::default());
         let mut errno_of = |name: &str, flags: u32| {
-            c.walk(ROOT, 2, &[]).ok();
-            let r = c.call(Tmessage::Lcreate(Tlcreate {
-                fid: 2,
-                name: name.into(),
-                flags,
-                mode: 0o644,
-                gid: 0,
-            }));
+            let r = c.create_with_flags(ROOT, 2, name, 0o644, flags);
             c.call(Tmessage::Clunk(Tclunk { fid: 2 }));
             r.errno()
         };
@@ -615,15 +621,8 @@ fn create_of_an_existing_name_opens_only_a_regular_file() {
     // An existing regular file is opened, and truncated if asked; with
     // O_EXCL it is EEXIST.
     let mut c = Client::new(dir.path(), SecurityModel::Passthrough, IdMap::default());
-    c.walk(ROOT, 2, &[]).ok();
-    c.call(Tmessage::Lcreate(Tlcreate {
-        fid: 2,
-        name: "file".into(),
-        flags: 2 | 0o1000, // O_RDWR | O_TRUNC
-        mode: 0o644,
-        gid: 0,
-    }))
-    .ok();
+    c.create_with_flags(ROOT, 2, "file", 0o644, 2 | 0o1000) // O_RDWR | O_TRUNC
+        .ok();
     let r = c.call_with(
         Tmessage::Write(Twrite {
             fid: 2,
@@ -634,14 +633,7 @@ fn create_of_an_existing_name_opens_only_a_regular_file() {
     );
     r.ok();
     assert_eq!(fs::read(dir.path().join("file")).unwrap(), b"new");
-    c.walk(ROOT, 3, &[]).ok();
-    let r = c.call(Tmessage::Lcreate(Tlcreate {
-        fid: 3,
-        name: "file".into(),
-        flags: 2 | 0o200, // O_RDWR | O_EXCL
-        mode: 0o644,
-        gid: 0,
-    }));
+    let r = c.create_with_flags(ROOT, 3, "file", 0o644, 2 | 0o200); // O_RDWR | O_EXCL
     assert_eq!(r.errno(), Some(libc::EEXIST as u32));
     // The failed create left fid 3 on the directory.
     c.walk(3, 4, &["file"]).ok();
@@ -711,14 +703,7 @@ fn fifos_and_device_nodes_are_never_opened_on_the_host() {
             );
             let open = client.call(Tmessage::Lopen(Tlopen { fid, flags: 2 }));
             assert_eq!(open.errno(), Some(libc::EPERM as u32), "Tlopen {name}");
-            client.walk(ROOT, 4, &[]).ok();
-            let create = client.call(Tmessage::Lcreate(Tlcreate {
-                fid: 4,
-                name: name.into(),
-                flags: 2,
-                mode: 0o644,
-                gid: 0,
-            }));
+            let create = client.create(ROOT, 4, name, 0o644);
             assert_eq!(create.errno(), Some(libc::EPERM as u32), "Tlcreate {name}");
             client.call(Tmessage::Clunk(Tclunk { fid: 4 }));
         }

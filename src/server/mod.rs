@@ -190,6 +190,7 @@ impl Session {
         };
         // Short enough for any msize (a control file's message may quote
         // what it was sent).
+        // (str::floor_char_boundary is newer than the crate's MSRV.)
         let mut end = text.len().min(MAX_ERROR_TEXT);
         while !text.is_char_boundary(end) {
             end -= 1;
@@ -200,6 +201,25 @@ impl Session {
             errno: (dialect == Dialect::Unix).then_some(errno as u32),
         })
         .encode(tag, reply);
+    }
+}
+
+impl Session {
+    /// The error reply to a request that cannot be decoded: EOPNOTSUPP for
+    /// a type the server does not know, EINVAL for a malformed one.
+    pub fn undecodable_reply(
+        &self,
+        msg_type: u8,
+        tag: u16,
+        e: protocol::DecodeError,
+        reply: &mut Vec<u8>,
+    ) {
+        log::debug!("undecodable request type {msg_type} tag {tag}: {e}");
+        let errno = match e {
+            protocol::DecodeError::UnknownType(_) => libc::EOPNOTSUPP,
+            _ => libc::EINVAL,
+        };
+        self.error_reply(tag, errno, None, reply);
     }
 }
 

@@ -30,7 +30,7 @@ use vmm_sys_util::event::{
 
 use super::chain::{self, ChainView, Peek};
 use super::pool::{Pool, Request};
-use crate::protocol::{self, DecodeError, Header, Tmessage};
+use crate::protocol::{self, Header, Tmessage};
 use crate::server::{Server, Session, MAX_MSIZE};
 
 /// Feature bit: the device has a mount tag in its config space.
@@ -382,14 +382,7 @@ impl Core {
                 self.server
                     .handle(&self.session, h.tag, msg, &mut source, &mut sink, reply);
             }
-            Err(e) => {
-                debug!("undecodable request type {} tag {}: {e}", h.msg_type, h.tag);
-                let errno = match e {
-                    DecodeError::UnknownType(_) => libc::EOPNOTSUPP,
-                    _ => libc::EINVAL,
-                };
-                self.session.error_reply(h.tag, errno, None, reply);
-            }
+            Err(e) => self.session.undecodable_reply(h.msg_type, h.tag, e, reply),
         }
         self.finish(chain, reply)
     }
