@@ -7,6 +7,7 @@
 //! `virtio` returns the chain to the guest.
 
 pub mod protocol;
+pub mod ratelimit;
 pub mod server;
 pub mod socket;
 pub mod virtio;

@@ -7,13 +7,14 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, ValueEnum};
-use log::info;
+use log::{info, warn};
 use vhost::vhost_user::Listener;
 use vhost_user_backend::VhostUserDaemon;
 use vm_memory::{GuestMemoryAtomic, GuestMemoryMmap};
 
+use vhost_user_9p::server::user::UserDb;
 use vhost_user_9p::server::{Config, IdMap, IdRange, SecurityModel, Server, DEFAULT_WRITE_BEHIND};
-use vhost_user_9p::socket::{ListenAddress, SocketListener};
+use vhost_user_9p::socket::{bind_private, ListenAddress, SocketAccess, SocketListener};
 use vhost_user_9p::virtio::{P9Backend, MAX_TAG_LEN};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -112,6 +113,36 @@ struct Cli {
     #[arg(long)]
     trace: bool,
 
+    /// Fids one client session may hold: one per file it has walked to and
+    /// not clunked (a cache=loose guest keeps one per cached dentry); a new
+    /// one beyond is refused with EMFILE
+    #[arg(long, value_name = "N", default_value_t = vhost_user_9p::server::DEFAULT_MAX_FIDS,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    max_fids: usize,
+
+    /// With --listen: connections served at once; one more is accepted and
+    /// closed at once (its client reads end of file) and a warning logged
+    #[arg(long, value_name = "N", default_value_t = vhost_user_9p::server::DEFAULT_MAX_CONNECTIONS,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    max_connections: usize,
+
+    /// Give this group (a name from /etc/group, or a number) access to the
+    /// daemon's Unix sockets: mode 0660 instead of 0600 (the owner is the
+    /// daemon's user)
+    #[arg(long, value_name = "GROUP")]
+    socket_group: Option<String>,
+
+    /// Accept --listen tcp: at all: 9P over TCP has no authentication, so
+    /// anyone who reaches the port acts as any user they name (uid 0 is
+    /// still squashed unless --no-root-squash)
+    #[arg(long)]
+    no_auth: bool,
+
+    /// On --listen sockets, let a client attached as uid 0 act as root
+    /// (default: it acts as 65534, like NFS's root_squash)
+    #[arg(long)]
+    no_root_squash: bool,
+
     /// Log level (messages go to stderr)
     #[arg(long, value_enum, value_name = "LEVEL", default_value = "info")]
     log_level: LogLevel,
@@ -200,6 +231,7 @@ fn run(cli: Cli) -> Result<(), String> {
             tag.len()
         ));
     }
+    let access = socket_access(&cli)?;
     let config = Config {
         shared_dir: cli.shared_dir.clone(),
         readonly: cli.readonly,
@@ -212,6 +244,13 @@ fn run(cli: Cli) -> Result<(), String> {
         trace: cli.trace,
         write_behind: cli.write_behind << 20,
         fid_descriptors: None,
+        ..Config::new(&cli.shared_dir)
+    };
+    // Bounds on what clients may hold (the others keep Config::new's).
+    let config = Config {
+        max_fids: cli.max_fids,
+        max_connections: cli.max_connections,
+        ..config
     };
     let server = Arc::new(Server::new(&config)?);
     info!(
@@ -227,7 +266,7 @@ fn run(cli: Cli) -> Result<(), String> {
         if let ListenAddress::Unix(path) = address {
             clear_socket_path(&absolute_socket_path(path)?)?;
         }
-        let listener = SocketListener::bind(address)
+        let listener = SocketListener::bind(address, &access)
             .map_err(|e| format!("--listen {}: cannot listen: {e}", describe(address)))?;
         sockets.push(listener);
     }
@@ -235,8 +274,10 @@ fn run(cli: Cli) -> Result<(), String> {
         Some(path) => {
             let socket_path = absolute_socket_path(path)?;
             clear_socket_path(&socket_path)?;
-            let listener = Listener::new(&socket_path, false)
-                .map_err(|e| format!("--socket-path {}: cannot listen: {e}", path.display()))?;
+            let listener = bind_private(&socket_path, access.group, || {
+                Listener::new(&socket_path, false).map_err(std::io::Error::other)
+            })
+            .map_err(|e| format!("--socket-path {}: cannot listen: {e}", path.display()))?;
             Some((listener, path))
         }
         None => None,
@@ -280,6 +321,51 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+/// Who may connect to the sockets and as whom (`--socket-group`,
+/// `--no-root-squash`); refuses `--listen tcp:` without `--no-auth`.
+fn socket_access(cli: &Cli) -> Result<SocketAccess, String> {
+    for address in &cli.listen {
+        let ListenAddress::Tcp(addr) = address else {
+            continue;
+        };
+        if !cli.no_auth {
+            return Err(format!(
+                "--listen tcp:{addr}: 9P over TCP has no authentication: anyone who can reach \
+                 the port (every local user, for loopback) acts as any user they name; add \
+                 --no-auth to accept that, or use --listen unix:PATH (with --socket-group)"
+            ));
+        }
+        if !is_loopback(addr) {
+            warn!(
+                "--listen tcp:{addr}: serving 9P without authentication beyond this host: \
+                 anyone who can reach the port acts as any user they name"
+            );
+        }
+    }
+    let group = match &cli.socket_group {
+        None => None,
+        Some(name) => Some(UserDb::load().gid_of(name.as_bytes()).ok_or_else(|| {
+            format!(
+                "--socket-group {name}: no such group in /etc/group; give a group name or number"
+            )
+        })?),
+    };
+    Ok(SocketAccess {
+        group,
+        root_squash: !cli.no_root_squash,
+    })
+}
+
+/// Whether a `HOST:PORT` listens on loopback only.
+fn is_loopback(addr: &str) -> bool {
+    let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The open file limit aimed at without `--rlimit-nofile` (virtiofsd's).

@@ -5,14 +5,17 @@
 
 use std::io::{self, Read, Write};
 use std::net::TcpListener;
-use std::os::unix::net::UnixListener;
-use std::path::PathBuf;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 
-use log::{info, warn};
+use log::info;
 
 use crate::protocol::{self, Header, Tmessage};
+use crate::server::user::{Credentials, Users};
 use crate::server::{Server, Session, SliceSource, VecSink, MAX_MSIZE};
 
 /// Where to listen, as given to `--listen`.
@@ -49,65 +52,183 @@ impl ListenAddress {
     }
 }
 
+/// Who may connect to the daemon's sockets, and as whom their sessions act.
+#[derive(Debug, Clone, Default)]
+pub struct SocketAccess {
+    /// Unix sockets are mode 0600, owned by the daemon's user; with a
+    /// group, 0660 and of that group (`--socket-group`).
+    pub group: Option<u32>,
+    /// A session attached as uid 0 acts as 65534 (unless `--no-root-squash`).
+    pub root_squash: bool,
+}
+
+/// Creates a Unix socket file with `bind` so that only the daemon's user
+/// (and `group`, if given) may connect: bound under umask 0177 (no window
+/// in which the file is more open), then given to the group, mode 0660.
+pub fn bind_private<T>(
+    path: &Path,
+    group: Option<u32>,
+    bind: impl FnOnce() -> io::Result<T>,
+) -> io::Result<T> {
+    // SAFETY: umask has no preconditions; the previous mask is restored.
+    let previous = unsafe { libc::umask(0o177) };
+    let bound = bind();
+    // SAFETY: as above.
+    unsafe { libc::umask(previous) };
+    let bound = bound?;
+    if let Some(gid) = group {
+        std::os::unix::fs::lchown(path, None, Some(gid))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    }
+    Ok(bound)
+}
+
+/// The user a Unix socket's peer acts as: a process of another user than
+/// root and the daemon's acts as itself (its uid, gid and groups, from
+/// SO_PEERCRED and SO_PEERGROUPS), whatever it names in Tattach.
+fn unix_peer(stream: &UnixStream, root_squash: bool) -> io::Result<Users> {
+    use std::os::fd::AsRawFd;
+    let fd = stream.as_raw_fd();
+    // SAFETY: ucred is plain data; getsockopt fills at most `len` bytes.
+    let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` is writable for `len` bytes.
+    let ret = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: geteuid has no preconditions.
+    if cred.uid == 0 || cred.uid == unsafe { libc::geteuid() } {
+        return Ok(Users::Named { root_squash });
+    }
+    let mut groups = vec![0u32; 256];
+    let mut len = (groups.len() * 4) as libc::socklen_t;
+    // SAFETY: `groups` is writable for `len` bytes.
+    let ret = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_PEERGROUPS,
+            groups.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if ret < 0 {
+        // More than 256 groups (ERANGE) or an old kernel: the primary
+        // group alone, never more than the peer has.
+        groups.clear();
+    } else {
+        groups.truncate(len as usize / 4);
+    }
+    Ok(Users::Peer(Credentials {
+        uid: cred.uid,
+        gid: cred.gid,
+        groups,
+    }))
+}
+
 /// A bound listener.
-pub enum SocketListener {
+pub struct SocketListener {
+    socket: Listening,
+    access: SocketAccess,
+}
+
+enum Listening {
     Unix(UnixListener),
     Tcp(TcpListener),
 }
 
 impl SocketListener {
-    /// Binds (a Unix socket path must not exist; the caller clears stale ones).
-    pub fn bind(address: &ListenAddress) -> io::Result<SocketListener> {
-        Ok(match address {
-            ListenAddress::Unix(path) => SocketListener::Unix(UnixListener::bind(path)?),
-            ListenAddress::Tcp(addr) => SocketListener::Tcp(TcpListener::bind(addr.as_str())?),
+    /// Binds (a Unix socket path must not exist; the caller clears stale
+    /// ones), a Unix socket as `bind_private` makes it.
+    pub fn bind(address: &ListenAddress, access: &SocketAccess) -> io::Result<SocketListener> {
+        let socket = match address {
+            ListenAddress::Unix(path) => Listening::Unix(bind_private(path, access.group, || {
+                UnixListener::bind(path)
+            })?),
+            ListenAddress::Tcp(addr) => Listening::Tcp(TcpListener::bind(addr.as_str())?),
+        };
+        Ok(SocketListener {
+            socket,
+            access: access.clone(),
         })
     }
 
     pub fn local_description(&self) -> String {
-        match self {
-            SocketListener::Unix(l) => l
+        match &self.socket {
+            Listening::Unix(l) => l
                 .local_addr()
                 .ok()
                 .and_then(|a| a.as_pathname().map(|p| format!("unix:{}", p.display())))
                 .unwrap_or_else(|| "unix:?".into()),
-            SocketListener::Tcp(l) => l
+            Listening::Tcp(l) => l
                 .local_addr()
                 .map(|a| format!("tcp:{a}"))
                 .unwrap_or_else(|_| "tcp:?".into()),
         }
     }
 
-    /// Accepts connections forever, serving each on its own thread.
+    /// Accepts connections forever, serving each on its own thread: at
+    /// most `Server::max_connections` at once, on all listeners together.
+    /// One beyond is accepted and closed at once, so its client reads end
+    /// of file (or ECONNRESET) rather than waiting in the backlog, and a
+    /// warning is logged (rate-limited).
     pub fn serve(self, server: Arc<Server>) {
         loop {
-            let accepted: io::Result<(Box<dyn Connection>, String)> = match &self {
-                SocketListener::Unix(l) => l
-                    .accept()
-                    .map(|(s, _)| (Box::new(s) as Box<dyn Connection>, "unix peer".to_string())),
-                SocketListener::Tcp(l) => l.accept().map(|(s, a)| {
+            let root_squash = self.access.root_squash;
+            type Accepted = (Box<dyn Connection>, String, Users);
+            let accepted: io::Result<Accepted> = match &self.socket {
+                Listening::Unix(l) => l.accept().and_then(|(s, _)| {
+                    let users = unix_peer(&s, root_squash)?;
+                    let peer = match &users {
+                        Users::Peer(c) => format!("unix peer uid {}", c.uid),
+                        _ => "unix peer".to_string(),
+                    };
+                    Ok((Box::new(s) as Box<dyn Connection>, peer, users))
+                }),
+                Listening::Tcp(l) => l.accept().map(|(s, a)| {
                     let _ = s.set_nodelay(true);
-                    (Box::new(s) as Box<dyn Connection>, a.to_string())
+                    let users = Users::Named { root_squash };
+                    (Box::new(s) as Box<dyn Connection>, a.to_string(), users)
                 }),
             };
             match accepted {
-                Ok((stream, peer)) => {
+                Ok((stream, peer, users)) => {
+                    let Some(slot) = ConnectionSlot::take(&server) else {
+                        drop(stream);
+                        crate::warn_limited!(
+                            "refusing 9P connection from {peer}: {} connections already \
+                             (--max-connections)",
+                            server.max_connections()
+                        );
+                        continue;
+                    };
                     let server = server.clone();
                     let spawned = thread::Builder::new()
                         .name("9p-conn".into())
                         .spawn(move || {
+                            let _slot = slot;
                             info!("9P connection from {peer}");
-                            match serve_connection(&server, stream) {
+                            let session = Session::with_users(users);
+                            match serve_session(&server, &session, stream) {
                                 Ok(()) => info!("9P connection from {peer} closed"),
                                 Err(e) => info!("9P connection from {peer} ended: {e}"),
                             }
                         });
                     if let Err(e) = spawned {
-                        warn!("cannot start a connection thread: {e}");
+                        crate::warn_limited!("cannot start a connection thread: {e}");
                     }
                 }
                 Err(e) => {
-                    warn!("accept failed: {e}");
+                    crate::warn_limited!("accept failed: {e}");
                     thread::sleep(std::time::Duration::from_millis(100));
                 }
             }
@@ -115,14 +236,47 @@ impl SocketListener {
     }
 }
 
+/// One of the connections a server's listeners serve at once, given back
+/// when dropped (with the connection's thread, or with the thread that
+/// could not be started).
+struct ConnectionSlot(Arc<AtomicUsize>);
+
+impl ConnectionSlot {
+    fn take(server: &Server) -> Option<ConnectionSlot> {
+        let max = server.max_connections();
+        server
+            .connections
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()?;
+        Some(ConnectionSlot(Arc::clone(&server.connections)))
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// A byte stream a 9P client talks over.
 pub trait Connection: Read + Write + Send {}
 impl<T: Read + Write + Send> Connection for T {}
 
-/// Serves one connection until the peer closes it. Returns Err on a
-/// transport error or a frame that cannot be a 9P message.
-pub fn serve_connection(server: &Server, mut stream: Box<dyn Connection>) -> io::Result<()> {
-    let session = Session::new();
+/// Serves one connection until the peer closes it, as a VMM guest's
+/// session (the users it names, the daemon's credentials).
+pub fn serve_connection(server: &Server, stream: Box<dyn Connection>) -> io::Result<()> {
+    serve_session(server, &Session::new(), stream)
+}
+
+/// Serves `session` over one connection until the peer closes it. Returns
+/// Err on a transport error or a frame that cannot be a 9P message.
+pub fn serve_session(
+    server: &Server,
+    session: &Session,
+    mut stream: Box<dyn Connection>,
+) -> io::Result<()> {
     let mut frame = Vec::new();
     let mut reply = Vec::new();
     let mut data = Vec::new();
@@ -142,9 +296,14 @@ pub fn serve_connection(server: &Server, mut stream: Box<dyn Connection>) -> io:
         }
         frame.clear();
         frame.extend_from_slice(&size.to_le_bytes());
-        frame.resize(size as usize, 0);
-        stream.read_exact(&mut frame[4..])?;
-        serve_frame(server, &session, &frame, &mut reply, &mut data);
+        // The body as it arrives: `frame` grows with what came (read_to_end
+        // at most doubles it), not to the size announced, so a peer that
+        // announces a large message and sends nothing holds next to nothing.
+        let body = size as u64 - 4;
+        if (&mut stream).take(body).read_to_end(&mut frame)? as u64 != body {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        serve_frame(server, session, &frame, &mut reply, &mut data);
         reply.extend_from_slice(&data);
         stream.write_all(&reply)?;
     }

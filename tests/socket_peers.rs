@@ -44,6 +44,8 @@ fn diod_clients_list_and_read_the_share() {
             .arg("--shared-dir")
             .arg(share.path())
             .args(["--listen", &sock_arg, "--log-level", "warn"])
+            // diod's clients attach as the user running them: root here.
+            .arg("--no-root-squash")
             .stdin(Stdio::null())
             .spawn()
             .unwrap(),

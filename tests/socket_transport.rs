@@ -25,7 +25,9 @@ impl Daemon {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_vhost-user-9p"));
         cmd.arg("--shared-dir")
             .arg(share)
-            .args(["--log-level", "warn"]);
+            .args(["--log-level", "warn"])
+            // The client attaches as root, also over TCP.
+            .args(["--no-auth", "--no-root-squash"]);
         for l in listen {
             cmd.arg("--listen").arg(l);
         }
@@ -264,7 +266,7 @@ fn start_with_nofile(share: &Path, sock: &Path, nofile: &str, args: &[&str]) -> 
         .arg(share)
         .arg("--listen")
         .arg(format!("unix:{}", sock.display()))
-        .args(["--log-level", "warn"])
+        .args(["--log-level", "warn", "--no-root-squash"])
         .args(args)
         .stdin(Stdio::null())
         .spawn()

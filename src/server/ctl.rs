@@ -214,7 +214,6 @@ impl Server {
         match fid.node {
             Node::Dangling => return Err(errno(libc::EACCES)),
             Node::CtlDir if writes => return Err(errno(libc::EISDIR)),
-            Node::CtlFile { .. } if writes => self.check_writable()?,
             Node::File if !fid.is_symlink() => return Err(errno(libc::EINVAL)),
             Node::File if writes => return Err(errno(libc::EACCES)),
             _ => {}
@@ -230,7 +229,9 @@ impl Server {
     pub(super) fn content(&self, fid: &FidRef) -> OpResult<Vec<u8>> {
         match fid.node {
             Node::CtlFile { .. } => {
-                let stx = host::statx(fid.fd())?;
+                // The file as the guest sees it: ids through the id maps,
+                // mapped-xattr's attributes laid over the host's.
+                let stx = self.stat(fid.fd())?;
                 let path = fid.path();
                 let name = match path.file_name() {
                     Some(name) => name.as_bytes().to_vec(),
@@ -238,7 +239,7 @@ impl Server {
                 };
                 let mut target = [0u8; libc::PATH_MAX as usize];
                 let target = if stx.stx_mode as u32 & libc::S_IFMT == libc::S_IFLNK {
-                    let n = host::readlink(fid.fd(), &mut target)?;
+                    let n = self.link_target(fid.fd(), &mut target)?;
                     Some(&target[..n])
                 } else {
                     None
@@ -290,7 +291,6 @@ impl Server {
             Some(flags) if flags & P9_ACCMODE != P9_RDONLY => {}
             _ => return Err(bad(libc::EBADF)),
         }
-        self.check_writable().map_err(|e| bad(e.0))?;
         let count = t.count as usize;
         if count > source.len() || count > MAX_COMMANDS {
             return Err(bad(libc::EINVAL));
@@ -310,36 +310,17 @@ impl Server {
         Ok(t.count)
     }
 
-    /// Applies a command to the host file itself (no id maps, no
-    /// mapped-xattr attributes: the control namespace shows the host).
+    /// Applies a command to a file through the code Tsetattr uses: guest
+    /// ids through the id maps, modes and owners where the security model
+    /// keeps them, truncation only of a regular file.
     fn apply_file_command(&self, fid: &FidRef, command: FileCommand) -> Result<(), CtlFailure> {
-        let is_link = host::statx(fid.fd())
-            .map_err(|e| CtlFailure::host("stat", e.into()))?
-            .stx_mode as u32
-            & libc::S_IFMT
-            == libc::S_IFLNK;
         let result: OpResult<()> = match command {
-            FileCommand::Chmod(_) if is_link => Err(errno(libc::EOPNOTSUPP)),
-            FileCommand::Chmod(mode) => host::chmod(fid.fd(), mode).map_err(Into::into),
-            FileCommand::Chown { uid, gid } => {
-                host::chown(fid.fd(), uid.unwrap_or(u32::MAX), gid.unwrap_or(u32::MAX))
-                    .map_err(Into::into)
-            }
+            FileCommand::Chmod(mode) => self.set_mode(fid, mode),
+            FileCommand::Chown { uid, gid } => self.chown(fid, uid, gid),
             FileCommand::Utimes { atime, mtime } => {
-                let times = [timespec(atime), timespec(mtime)];
-                if is_link {
-                    self.parent_of(fid).and_then(|(parent, name, _)| {
-                        Ok(host::utimens_at(parent.as_fd(), &name, &times)?)
-                    })
-                } else {
-                    host::utimens(fid.fd(), &times).map_err(Into::into)
-                }
+                self.set_times(fid, &[timespec(atime), timespec(mtime)])
             }
-            FileCommand::Truncate(size) => super::ops::truncatable(fid.file_type).and_then(|()| {
-                let flags = libc::O_WRONLY | libc::O_NONBLOCK | libc::O_CLOEXEC;
-                let fd = host::reopen(fid.fd(), flags)?;
-                Ok(host::ftruncate(fd.as_fd(), size)?)
-            }),
+            FileCommand::Truncate(size) => self.truncate(fid, size),
         };
         result.map_err(|e| CtlFailure::host(command_name(&command), e))
     }
@@ -361,7 +342,10 @@ impl Server {
             DirCommand::File(_) => Ok(()),
             DirCommand::Symlink { target, name } => {
                 let (parent, last, _) = self.resolve_name(dir, &name)?;
-                Ok(host::symlinkat(&cstring(&target)?, parent.as_fd(), &last)?)
+                let gid = self.stat(parent.as_fd())?.stx_gid;
+                let target = cstring(&target)?;
+                self.make_symlink(parent.as_fd(), &last, &target, dir.user.uid, gid)
+                    .map(drop)
             }
             DirCommand::Link { old, new } => {
                 let (old_parent, old_last, _) = self.resolve_name(dir, &old)?;
@@ -384,27 +368,18 @@ impl Server {
                 minor,
             } => {
                 let (parent, last, _) = self.resolve_name(dir, &name)?;
+                let gid = self.stat(parent.as_fd())?.stx_gid;
                 let file_type = match kind {
-                    NodeKind::Regular => {
-                        let flags = libc::O_WRONLY
-                            | libc::O_CREAT
-                            | libc::O_EXCL
-                            | libc::O_NOFOLLOW
-                            | libc::O_CLOEXEC;
-                        host::openat(parent.as_fd(), &last, flags, mode)?;
-                        return Ok(());
-                    }
-                    // mapped-xattr keeps devices off the host: not here either.
-                    NodeKind::Block | NodeKind::Char if self.mapped() => {
-                        return Err(errno(libc::EPERM))
-                    }
+                    NodeKind::Regular => libc::S_IFREG,
                     NodeKind::Block => libc::S_IFBLK,
                     NodeKind::Char => libc::S_IFCHR,
                     NodeKind::Fifo => libc::S_IFIFO,
                     NodeKind::Socket => libc::S_IFSOCK,
                 };
                 let dev = libc::makedev(major, minor);
-                Ok(host::mknodat(parent.as_fd(), &last, file_type | mode, dev)?)
+                let mode = file_type | (mode & 0o7777);
+                self.make_node(parent.as_fd(), &last, mode, dev, dir.user.uid, gid)
+                    .map(drop)
             }
         })();
         result.map_err(|e| CtlFailure::host(name, e))

@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use super::ops::StatxDev;
+use super::Errno;
 use crate::protocol::Qid;
 
 /// A directory opened for Treaddir: its descriptor position and entries
@@ -34,21 +35,51 @@ pub struct DirCursor {
 }
 
 impl DirCursor {
-    pub const BUF_SIZE: usize = 64 * 1024;
+    /// The buffer a directory starts with at its first read: a small
+    /// directory in one getdents64, at little cost per open directory.
+    pub const MIN_BUF: usize = 4 * 1024;
+    /// What it grows to, doubling, while reads ask for more than it holds.
+    pub const MAX_BUF: usize = 64 * 1024;
+    /// The largest linux_dirent64: 19 bytes of fields, a 255-byte name and
+    /// its NUL, rounded up to 8.
+    const MAX_RECORD: usize = 280;
 
     /// Makes sure unread entries are in `buf`, reading more from the
-    /// directory if needed; false at the end of the directory.
-    pub fn fill(&mut self, dir: BorrowedFd<'_>) -> std::io::Result<bool> {
+    /// directory if needed; false at the end of the directory. `want`: the
+    /// bytes of entries the read in progress could still take. When the
+    /// last getdents64 ran out of room (the directory has more) and `want`
+    /// is more than the buffer holds, the buffer doubles first, up to
+    /// `MAX_BUF`.
+    pub fn fill(&mut self, dir: BorrowedFd<'_>, want: usize) -> std::io::Result<bool> {
         if self.start < self.end {
             return Ok(true);
         }
+        let cut_short = self.end + Self::MAX_RECORD > self.buf.len();
         if self.buf.is_empty() {
-            self.buf = vec![0; Self::BUF_SIZE];
+            self.buf = vec![0; Self::MIN_BUF];
+        } else if cut_short && want > self.buf.len() {
+            self.grow();
         }
-        let n = super::host::getdents64(dir, &mut self.buf)?;
+        let n = loop {
+            match super::host::getdents64(dir, &mut self.buf) {
+                // An entry larger than the buffer (none is, on Linux).
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) && self.grow() => continue,
+                other => break other?,
+            }
+        };
         self.start = 0;
         self.end = n;
         Ok(n > 0)
+    }
+
+    /// Doubles the (consumed) buffer up to `MAX_BUF`; false if it is there.
+    fn grow(&mut self) -> bool {
+        let len = (self.buf.len() * 2).clamp(Self::MIN_BUF, Self::MAX_BUF);
+        if len <= self.buf.len() {
+            return false;
+        }
+        self.buf = vec![0; len];
+        true
     }
 
     /// Forgets the position after the directory descriptor was seeked to 0.
@@ -77,6 +108,30 @@ static HELD: AtomicUsize = AtomicUsize::new(0);
 /// How many descriptors fids hold, in the whole process.
 pub fn held_descriptors() -> usize {
     HELD.load(Ordering::Relaxed)
+}
+
+/// A descriptor counted in [`held_descriptors`] while it lives, beside the
+/// fids' own: a lock owner's open file description (lock.rs), which no
+/// sweep can close, so that sweeps close that many more idle ones.
+pub struct HeldFd(OwnedFd);
+
+impl HeldFd {
+    pub fn new(fd: OwnedFd) -> Self {
+        HELD.fetch_add(1, Ordering::Relaxed);
+        HeldFd(fd)
+    }
+}
+
+impl AsFd for HeldFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+impl Drop for HeldFd {
+    fn drop(&mut self) {
+        HELD.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// The open state of a fid after Tlopen / Tlcreate.
@@ -245,7 +300,7 @@ impl FidRef {
     /// A new O_PATH descriptor of the same file, for a new fid.
     pub fn clone_path(&self) -> io::Result<OwnedFd> {
         if self.open_in_place {
-            super::host::reopen(self.fd(), libc::O_PATH)
+            super::host::reopen_path(self.fd())
         } else {
             self.fd.try_clone()
         }
@@ -302,8 +357,9 @@ pub struct Fid {
     pub path: Mutex<PathBuf>,
     /// File type bits (S_IFMT) of the file.
     pub file_type: u32,
-    /// The user the client attached as.
-    pub uid: u32,
+    /// The user the client attached as (and the credentials its requests
+    /// run with).
+    pub user: Arc<super::user::User>,
     pub open: OnceLock<OpenFile>,
     pub node: Node,
     /// Walked through `,nofollow`: walks from here do not follow symlinks.
@@ -325,24 +381,53 @@ pub struct Fid {
 /// The state of an xattr fid.
 pub enum XattrState {
     /// The value (or name list) read by Txattrwalk, served by Tread.
-    Read(Vec<u8>),
+    Read(XattrValue),
     /// A value announced by Txattrcreate, filled by Twrite, set at clunk.
     Write {
         name: std::ffi::CString,
         flags: i32,
-        value: Vec<u8>,
+        value: XattrValue,
         written: usize,
     },
 }
 
+/// The bytes of an xattr fid's value, counted against its session's budget
+/// (`FidTable::xattr_value`) until they are dropped (with the fid, at
+/// Tclunk, Tversion or the end of the session).
+pub struct XattrValue {
+    bytes: Vec<u8>,
+    /// The session's count of such bytes.
+    held: Arc<AtomicUsize>,
+}
+
+impl Deref for XattrValue {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl std::ops::DerefMut for XattrValue {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.bytes
+    }
+}
+
+impl Drop for XattrValue {
+    fn drop(&mut self) {
+        self.held
+            .fetch_sub(self.bytes.capacity(), Ordering::Relaxed);
+    }
+}
+
 impl Fid {
-    pub fn new(file: OwnedFd, path: PathBuf, file_type: u32, uid: u32) -> Self {
+    pub fn new(file: OwnedFd, path: PathBuf, file_type: u32, user: Arc<super::user::User>) -> Self {
         Fid {
             file: PathHandle::new(file),
             refind: Refind::Never,
             path: Mutex::new(path),
             file_type,
-            uid,
+            user,
             open: OnceLock::new(),
             node: Node::File,
             nofollow: false,
@@ -423,6 +508,8 @@ pub struct FidTable {
     fids: Mutex<HashMap<u32, Arc<Fid>>>,
     /// The POSIX locks the connection's clients hold (lock.rs).
     pub(crate) locks: Arc<super::lock::LockTable>,
+    /// Bytes of xattr values the fids hold (`XattrValue`).
+    xattr_bytes: Arc<AtomicUsize>,
 }
 
 impl FidTable {
@@ -430,19 +517,55 @@ impl FidTable {
         self.lock().get(&fid).cloned()
     }
 
-    /// Inserts a fid; false if the number is taken.
-    pub fn insert_new(&self, fid: u32, value: Arc<Fid>) -> bool {
+    /// Inserts a fid: EEXIST if the number is taken, EMFILE if the table
+    /// holds `max` fids already.
+    pub fn insert_new(&self, fid: u32, value: Arc<Fid>, max: usize) -> Result<(), Errno> {
         let mut fids = self.lock();
         if fids.contains_key(&fid) {
-            return false;
+            return Err(Errno(libc::EEXIST));
+        }
+        if fids.len() >= max {
+            return Err(Errno(libc::EMFILE));
         }
         fids.insert(fid, value);
-        true
+        Ok(())
     }
 
-    /// Inserts or replaces a fid.
-    pub fn replace(&self, fid: u32, value: Arc<Fid>) {
-        self.lock().insert(fid, value);
+    /// Inserts or replaces a fid: EMFILE if the number is new and the table
+    /// holds `max` fids already (replacing one never fails).
+    pub fn replace(&self, fid: u32, value: Arc<Fid>, max: usize) -> Result<(), Errno> {
+        let mut fids = self.lock();
+        if fids.len() >= max && !fids.contains_key(&fid) {
+            return Err(Errno(libc::EMFILE));
+        }
+        let old = fids.insert(fid, value);
+        drop(fids);
+        drop(old);
+        Ok(())
+    }
+
+    /// Counts `bytes` (all its capacity) against the session's budget of
+    /// `max` bytes of xattr values: ENOMEM beyond it, which is what the host
+    /// kernel answers getxattr or setxattr when it cannot allocate the
+    /// value's buffer (fs/xattr.c); the bound is on memory held for values
+    /// in flight, not on room to store them (ENOSPC would tell the guest
+    /// the filesystem is full).
+    pub fn xattr_value(&self, bytes: Vec<u8>, max: usize) -> Result<XattrValue, Errno> {
+        let size = bytes.capacity();
+        self.xattr_bytes
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
+                held.checked_add(size).filter(|&total| total <= max)
+            })
+            .map_err(|_| Errno(libc::ENOMEM))?;
+        Ok(XattrValue {
+            bytes,
+            held: Arc::clone(&self.xattr_bytes),
+        })
+    }
+
+    /// Bytes of xattr values the session's fids hold.
+    pub fn xattr_bytes(&self) -> usize {
+        self.xattr_bytes.load(Ordering::Relaxed)
     }
 
     pub fn remove(&self, fid: u32) -> Option<Arc<Fid>> {

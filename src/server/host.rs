@@ -1,12 +1,19 @@
 //! Thin safe wrappers over the *at system calls the server uses. Every path
-//! argument here is a single component validated by the caller, or a
-//! `/proc/self/fd/N` reopen path built here.
+//! argument here is a single component validated by the caller, or a name
+//! relative to one `/proc/self/fd` directory descriptor opened once
+//! ([`proc_self_fd`]): nothing here names a host path from `/`, so the
+//! daemon keeps working once its root is the share (sandbox).
+//!
+//! [`open_file`] is the only way a file is opened for I/O from its O_PATH
+//! descriptor: it refuses anything but a regular file or a directory.
 
 use std::ffi::{CStr, CString};
 use std::io;
+use std::marker::PhantomData;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 
 /// Converts a libc return value into an io::Result.
 pub fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
@@ -35,10 +42,254 @@ pub fn component(name: &[u8]) -> io::Result<CString> {
     CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
 }
 
-/// `/proc/self/fd/N`: reopens the exact file an O_PATH descriptor holds
-/// (also when it was unlinked or renamed meanwhile).
-pub fn proc_fd_path(fd: BorrowedFd<'_>) -> CString {
-    CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).expect("no NUL in a number")
+/// `/proc/self/fd` as a directory descriptor, and the process's working
+/// directory (where `in_proc_dir` returns a thread to), opened at the
+/// first use (`Server::new` makes it, before any confinement) and kept for
+/// the life of the process.
+struct ProcFs {
+    fd_dir: OwnedFd,
+    cwd: OwnedFd,
+}
+
+static PROC_FS: OnceLock<ProcFs> = OnceLock::new();
+
+fn proc_fs() -> io::Result<&'static ProcFs> {
+    if let Some(fs) = PROC_FS.get() {
+        return Ok(fs);
+    }
+    let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC;
+    let fs = ProcFs {
+        fd_dir: openat(at_cwd(), c"/proc/self/fd", flags, 0)?,
+        cwd: openat(at_cwd(), c".", flags, 0).or_else(|_| openat(at_cwd(), c"/", flags, 0))?,
+    };
+    Ok(PROC_FS.get_or_init(|| fs))
+}
+
+/// The `/proc/self/fd` directory descriptor (opened on first use).
+pub fn proc_self_fd() -> io::Result<BorrowedFd<'static>> {
+    Ok(proc_fs()?.fd_dir.as_fd())
+}
+
+fn at_cwd() -> BorrowedFd<'static> {
+    // SAFETY: AT_FDCWD is a valid "descriptor" for the *at calls for the
+    // life of the process; it is never closed.
+    unsafe { BorrowedFd::borrow_raw(libc::AT_FDCWD) }
+}
+
+/// A descriptor's number as a name in `/proc/self/fd`, without allocating.
+pub struct FdName {
+    buf: [u8; 12],
+}
+
+impl FdName {
+    pub fn of(fd: BorrowedFd<'_>) -> FdName {
+        let mut digits = [0u8; 10];
+        let mut n = fd.as_raw_fd() as u32;
+        let mut len = 0;
+        loop {
+            digits[len] = b'0' + (n % 10) as u8;
+            len += 1;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        let mut buf = [0u8; 12];
+        for i in 0..len {
+            buf[i] = digits[len - 1 - i];
+        }
+        FdName { buf }
+    }
+
+    pub fn as_cstr(&self) -> &CStr {
+        CStr::from_bytes_until_nul(&self.buf).expect("a NUL follows the digits")
+    }
+}
+
+/// A file named relative to `/proc/self/fd`: `N` (the file descriptor N
+/// holds) or `N/NAME` (the entry NAME of the directory descriptor N holds).
+pub struct ProcPath(CString);
+
+impl ProcPath {
+    pub fn of(fd: BorrowedFd<'_>) -> ProcPath {
+        ProcPath(FdName::of(fd).as_cstr().to_owned())
+    }
+
+    pub fn entry(dir: BorrowedFd<'_>, name: &CStr) -> ProcPath {
+        let mut path = FdName::of(dir).as_cstr().to_bytes().to_vec();
+        path.push(b'/');
+        path.extend_from_slice(name.to_bytes());
+        ProcPath(CString::new(path).expect("no NUL in a CStr's bytes"))
+    }
+}
+
+/// Opens the file an O_PATH descriptor holds again with `flags` (through
+/// `/proc/self/fd`, so also when it was unlinked or renamed meanwhile).
+fn reopen(fd: BorrowedFd<'_>, flags: i32) -> io::Result<OwnedFd> {
+    let name = FdName::of(fd);
+    openat(proc_self_fd()?, name.as_cstr(), flags | libc::O_CLOEXEC, 0)
+}
+
+/// A second O_PATH descriptor of the file `fd` holds.
+pub fn reopen_path(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    reopen(fd, libc::O_PATH)
+}
+
+/// Opens the file an O_PATH (or open) descriptor holds for I/O with
+/// `flags` (O_ACCMODE and status flags; never O_CREAT or O_PATH). The only
+/// way the server opens an existing host file: only a regular file or a
+/// directory, judged from the file's own statx (which the descriptor pins),
+/// is opened; a symlink is ELOOP, any other file (fifo, socket, device
+/// node) `special_errno`, and nothing is opened on the host for either.
+/// O_NOCTTY always: no tty becomes the daemon's controlling terminal.
+pub fn open_file(fd: BorrowedFd<'_>, flags: i32, special_errno: i32) -> io::Result<OwnedFd> {
+    match statx(fd)?.stx_mode as u32 & libc::S_IFMT {
+        libc::S_IFREG | libc::S_IFDIR => {}
+        libc::S_IFLNK => return Err(io::Error::from_raw_os_error(libc::ELOOP)),
+        _ => return Err(io::Error::from_raw_os_error(special_errno)),
+    }
+    let flags = flags & !(libc::O_CREAT | libc::O_PATH | libc::O_TMPFILE);
+    reopen(fd, flags | libc::O_NOCTTY)
+}
+
+/// Inside [`in_proc_dir`]: the calling thread's working directory is
+/// `/proc/self/fd`, so a [`ProcPath`] names the file it stands for in the
+/// path-based calls that have no *at form (the xattr calls).
+pub struct ProcDir {
+    /// Tied to the thread whose working directory was changed.
+    _thread: PhantomData<*const ()>,
+}
+
+/// Per thread: whether it has a working directory of its own yet, and
+/// how deep it is in `in_proc_dir`.
+#[derive(Clone, Copy)]
+struct ProcCwd {
+    own: bool,
+    depth: usize,
+}
+
+thread_local! {
+    static PROC_CWD: std::cell::Cell<ProcCwd> =
+        const { std::cell::Cell::new(ProcCwd { own: false, depth: 0 }) };
+}
+
+fn fchdir(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: plain syscall on a valid descriptor.
+    check(unsafe { libc::fchdir(fd.as_raw_fd()) }).map(drop)
+}
+
+/// Runs `f` with the calling thread's working directory at `/proc/self/fd`
+/// (virtiofsd's way to reach a descriptor's file with path-only calls).
+/// The first call on a thread gives the thread a working directory of its
+/// own (unshare CLONE_FS), so other threads' relative paths are never
+/// affected; the directory is restored on the way out. Nests.
+pub fn in_proc_dir<R>(f: impl FnOnce(&ProcDir) -> io::Result<R>) -> io::Result<R> {
+    let fs = proc_fs()?;
+    let mut state = PROC_CWD.with(|c| c.get());
+    let outermost = state.depth == 0;
+    if outermost {
+        if !state.own {
+            // SAFETY: unshare(CLONE_FS) only detaches this thread's
+            // cwd/root/umask from the other threads'.
+            check(unsafe { libc::unshare(libc::CLONE_FS) })?;
+            state.own = true;
+            PROC_CWD.with(|c| c.set(state));
+        }
+        fchdir(fs.fd_dir.as_fd())?;
+    }
+    state.depth += 1;
+    PROC_CWD.with(|c| c.set(state));
+    let result = f(&ProcDir {
+        _thread: PhantomData,
+    });
+    state.depth -= 1;
+    PROC_CWD.with(|c| c.set(state));
+    if outermost {
+        // Back to the process's working directory (this thread's own
+        // since the unshare); should it no longer be searchable under the
+        // request's credentials, the thread stays in /proc/self/fd, which
+        // is harmless: the server names nothing relative to the cwd.
+        let _ = fchdir(fs.cwd.as_fd());
+    }
+    result
+}
+
+/// The daemon's own credentials, as the process started with.
+struct OwnCredentials {
+    uid: u32,
+    gid: u32,
+    groups: Vec<u32>,
+}
+
+static OWN_CREDENTIALS: OnceLock<OwnCredentials> = OnceLock::new();
+
+fn own_credentials() -> &'static OwnCredentials {
+    OWN_CREDENTIALS.get_or_init(|| {
+        // SAFETY: getgroups(0, NULL) only counts; the second call fills a
+        // buffer of that many entries.
+        let groups = unsafe {
+            let n = libc::getgroups(0, std::ptr::null_mut()).max(0) as usize;
+            let mut groups = vec![0 as libc::gid_t; n];
+            let n = libc::getgroups(n as libc::c_int, groups.as_mut_ptr()).max(0) as usize;
+            groups.truncate(n);
+            groups
+        };
+        // SAFETY: geteuid/getegid have no preconditions.
+        let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        OwnCredentials { uid, gid, groups }
+    })
+}
+
+thread_local! {
+    /// The credentials this thread's file system calls run with, if not
+    /// the daemon's own.
+    static THREAD_CREDENTIALS: std::cell::RefCell<Option<(u32, u32, Vec<u32>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Makes the calling thread's file system calls run as `uid`, `gid` and
+/// `groups` (None: the daemon's own credentials again), with the raw
+/// per-thread system calls (setgroups, setfsgid, setfsuid: glibc's
+/// wrappers would change every thread). Once the filesystem uid is not 0
+/// the kernel also drops the thread's file capabilities (CAP_CHOWN,
+/// CAP_DAC_OVERRIDE, CAP_FOWNER, ...), so it checks permissions as for
+/// that user. Needs root; fails (EPERM) if the kernel did not switch.
+pub fn set_thread_credentials(wanted: Option<(u32, u32, &[u32])>) -> io::Result<()> {
+    THREAD_CREDENTIALS.with(|current| {
+        let mut current = current.borrow_mut();
+        let same = match (&*current, wanted) {
+            (None, None) => true,
+            (Some((u, g, gs)), Some((uid, gid, groups))) => {
+                *u == uid && *g == gid && gs.as_slice() == groups
+            }
+            _ => false,
+        };
+        if same {
+            return Ok(());
+        }
+        let own = own_credentials();
+        let (uid, gid, groups) = wanted.unwrap_or((own.uid, own.gid, &own.groups));
+        // Mark the state unknown until the switch completes.
+        *current = Some((u32::MAX, u32::MAX, Vec::new()));
+        // SAFETY: raw system calls on this thread's credentials; `groups`
+        // is valid for its length.
+        unsafe {
+            check(
+                libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) as libc::c_int,
+            )?;
+            libc::syscall(libc::SYS_setfsgid, gid);
+            libc::syscall(libc::SYS_setfsuid, uid);
+            // setfsuid/setfsgid answer with the previous value; asking for
+            // an invalid id (-1) changes nothing and tells the current one.
+            let now_uid = libc::syscall(libc::SYS_setfsuid, u32::MAX) as u32;
+            let now_gid = libc::syscall(libc::SYS_setfsgid, u32::MAX) as u32;
+            if now_uid != uid || now_gid != gid {
+                return Err(io::Error::from_raw_os_error(libc::EPERM));
+            }
+        }
+        *current = wanted.map(|(u, g, gs)| (u, g, gs.to_vec()));
+        Ok(())
+    })
 }
 
 static OPENAT2_MISSING: AtomicBool = AtomicBool::new(false);
@@ -153,15 +404,6 @@ pub fn openat(dir: BorrowedFd<'_>, name: &CStr, flags: i32, mode: u32) -> io::Re
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Opens the file held by an O_PATH descriptor with real access `flags`.
-pub fn reopen(fd: BorrowedFd<'_>, flags: i32) -> io::Result<OwnedFd> {
-    let path = proc_fd_path(fd);
-    // SAFETY: path is a valid C string; the result is checked.
-    let fd = check(unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC, 0) })?;
-    // SAFETY: the kernel returned a new descriptor that we now own.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
 /// statx of the file a descriptor holds (not following a symlink).
 pub fn statx(fd: BorrowedFd<'_>) -> io::Result<libc::statx> {
     statx_at(fd, c"", libc::AT_EMPTY_PATH)
@@ -181,6 +423,24 @@ pub fn statx_at(dir: BorrowedFd<'_>, name: &CStr, flags: i32) -> io::Result<libc
     })?;
     // SAFETY: statx succeeded and filled the structure (it was zeroed before).
     Ok(unsafe { stx.assume_init() })
+}
+
+/// Whether the calling thread's credentials (its fsuid, fsgid and
+/// groups) grant `mode` (R_OK, W_OK, X_OK) on the directory `dir`.
+pub fn access(dir: BorrowedFd<'_>, mode: i32) -> io::Result<()> {
+    // faccessat2 itself (Linux 5.8): glibc's fallback for AT_EACCESS would
+    // judge by the effective ids, not the thread's filesystem ids.
+    // SAFETY: "." is a valid C string.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_faccessat2,
+            dir.as_raw_fd(),
+            c".".as_ptr(),
+            mode,
+            libc::AT_EACCESS,
+        )
+    };
+    check(ret as libc::c_int).map(drop)
 }
 
 pub fn fstatfs(fd: BorrowedFd<'_>) -> io::Result<libc::statfs64> {
@@ -221,12 +481,13 @@ pub fn readlink(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
 
 /// Makes a new name `name` in `dir` for the file `fd` holds.
 pub fn link(fd: BorrowedFd<'_>, dir: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
-    let path = proc_fd_path(fd);
-    // SAFETY: both paths are valid C strings.
+    let proc = proc_self_fd()?;
+    let file = FdName::of(fd);
+    // SAFETY: both names are valid C strings.
     check(unsafe {
         libc::linkat(
-            libc::AT_FDCWD,
-            path.as_ptr(),
+            proc.as_raw_fd(),
+            file.as_cstr().as_ptr(),
             dir.as_raw_fd(),
             name.as_ptr(),
             libc::AT_SYMLINK_FOLLOW,
@@ -260,9 +521,10 @@ pub fn unlinkat(dir: BorrowedFd<'_>, name: &CStr, flags: i32) -> io::Result<()> 
 
 /// chmod of the file an O_PATH descriptor holds (not a symlink).
 pub fn chmod(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
-    let path = proc_fd_path(fd);
-    // SAFETY: path is a valid C string.
-    check(unsafe { libc::fchmodat(libc::AT_FDCWD, path.as_ptr(), mode, 0) }).map(drop)
+    let proc = proc_self_fd()?;
+    let file = FdName::of(fd);
+    // SAFETY: the name is a valid C string.
+    check(unsafe { libc::fchmodat(proc.as_raw_fd(), file.as_cstr().as_ptr(), mode, 0) }).map(drop)
 }
 
 /// lchown of the file a descriptor holds; u32::MAX leaves an id unchanged.
@@ -283,9 +545,11 @@ pub fn chown(fd: BorrowedFd<'_>, uid: u32, gid: u32) -> io::Result<()> {
 /// utimensat of the entry `name` in `dir` (nofollow), or with an empty name
 /// of the file an O_PATH descriptor holds (through /proc, not a symlink).
 pub fn utimens(fd: BorrowedFd<'_>, times: &[libc::timespec; 2]) -> io::Result<()> {
-    let path = proc_fd_path(fd);
-    // SAFETY: path is a valid C string and times points to two timespecs.
-    check(unsafe { libc::utimensat(libc::AT_FDCWD, path.as_ptr(), times.as_ptr(), 0) }).map(drop)
+    let proc = proc_self_fd()?;
+    let file = FdName::of(fd);
+    // SAFETY: the name is a valid C string and times points to two timespecs.
+    check(unsafe { libc::utimensat(proc.as_raw_fd(), file.as_cstr().as_ptr(), times.as_ptr(), 0) })
+        .map(drop)
 }
 
 pub fn utimens_at(dir: BorrowedFd<'_>, name: &CStr, times: &[libc::timespec; 2]) -> io::Result<()> {
@@ -387,75 +651,84 @@ pub fn pwrite(fd: BorrowedFd<'_>, buf: &[u8], offset: u64) -> io::Result<usize> 
 /// getxattr of the file an O_PATH descriptor holds (not a symlink: the
 /// /proc magic link is followed to the file).
 pub fn getxattr(fd: BorrowedFd<'_>, name: &CStr, buf: &mut [u8]) -> io::Result<usize> {
-    xattr_get(&proc_fd_path(fd), false, name, buf)
+    in_proc_dir(|dir| dir.xattr_get(&ProcPath::of(fd), false, name, buf))
 }
 
 pub fn setxattr(fd: BorrowedFd<'_>, name: &CStr, value: &[u8], flags: i32) -> io::Result<()> {
-    xattr_set(&proc_fd_path(fd), false, name, value, flags)
+    in_proc_dir(|dir| dir.xattr_set(&ProcPath::of(fd), false, name, value, flags))
 }
 
-/// The xattr calls on a path; `nofollow` uses the l* forms (the attributes
-/// of a symlink itself).
-pub fn xattr_get(path: &CStr, nofollow: bool, name: &CStr, buf: &mut [u8]) -> io::Result<usize> {
-    let f = if nofollow {
-        libc::lgetxattr
-    } else {
-        libc::getxattr
-    };
-    // SAFETY: path and name are C strings; buf is writable for its length.
-    check_size(unsafe {
-        f(
-            path.as_ptr(),
-            name.as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    })
-}
+/// The xattr calls on a [`ProcPath`]; `nofollow` uses the l* forms (the
+/// attributes of a symlink itself).
+impl ProcDir {
+    pub fn xattr_get(
+        &self,
+        path: &ProcPath,
+        nofollow: bool,
+        name: &CStr,
+        buf: &mut [u8],
+    ) -> io::Result<usize> {
+        let f = if nofollow {
+            libc::lgetxattr
+        } else {
+            libc::getxattr
+        };
+        // SAFETY: path and name are C strings; buf is writable for its length.
+        check_size(unsafe {
+            f(
+                path.0.as_ptr(),
+                name.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        })
+    }
 
-pub fn xattr_set(
-    path: &CStr,
-    nofollow: bool,
-    name: &CStr,
-    value: &[u8],
-    flags: i32,
-) -> io::Result<()> {
-    let f = if nofollow {
-        libc::lsetxattr
-    } else {
-        libc::setxattr
-    };
-    // SAFETY: path and name are C strings; value is readable for its length.
-    check(unsafe {
-        f(
-            path.as_ptr(),
-            name.as_ptr(),
-            value.as_ptr().cast(),
-            value.len(),
-            flags,
-        )
-    })
-    .map(drop)
-}
+    pub fn xattr_set(
+        &self,
+        path: &ProcPath,
+        nofollow: bool,
+        name: &CStr,
+        value: &[u8],
+        flags: i32,
+    ) -> io::Result<()> {
+        let f = if nofollow {
+            libc::lsetxattr
+        } else {
+            libc::setxattr
+        };
+        // SAFETY: path and name are C strings; value is readable for its length.
+        check(unsafe {
+            f(
+                path.0.as_ptr(),
+                name.as_ptr(),
+                value.as_ptr().cast(),
+                value.len(),
+                flags,
+            )
+        })
+        .map(drop)
+    }
 
-pub fn xattr_list(path: &CStr, nofollow: bool, buf: &mut [u8]) -> io::Result<usize> {
-    let f = if nofollow {
-        libc::llistxattr
-    } else {
-        libc::listxattr
-    };
-    // SAFETY: path is a C string; buf is writable for its length.
-    check_size(unsafe { f(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) })
-}
+    pub fn xattr_list(&self, path: &ProcPath, nofollow: bool, buf: &mut [u8]) -> io::Result<usize> {
+        let f = if nofollow {
+            libc::llistxattr
+        } else {
+            libc::listxattr
+        };
+        // SAFETY: path is a C string; buf is writable for its length.
+        check_size(unsafe { f(path.0.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) })
+    }
 
-pub fn xattr_remove(path: &CStr, nofollow: bool, name: &CStr) -> io::Result<()> {
-    let f = if nofollow {
-        libc::lremovexattr
-    } else {
-        libc::removexattr
-    };
-    // SAFETY: path and name are C strings.
-    check(unsafe { f(path.as_ptr(), name.as_ptr()) }).map(drop)
+    pub fn xattr_remove(&self, path: &ProcPath, nofollow: bool, name: &CStr) -> io::Result<()> {
+        let f = if nofollow {
+            libc::lremovexattr
+        } else {
+            libc::removexattr
+        };
+        // SAFETY: path and name are C strings.
+        check(unsafe { f(path.0.as_ptr(), name.as_ptr()) }).map(drop)
+    }
 }
 
 // ---- open file description locks (lock.rs) ----

@@ -31,9 +31,10 @@
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::fid::{Fid, OpenFile};
+use super::fid::{Fid, HeldFd, OpenFile};
 use super::{host, Errno, OpResult, Server, Session};
 use crate::protocol::{self, Rgetlock};
 
@@ -102,11 +103,29 @@ struct OwnerKey {
     proc_id: u32,
 }
 
+/// The longest client id taken: the Linux client sends its nodename (at
+/// most 64 bytes); each owner keeps a copy, so a longer one (up to the
+/// msize) is refused with EINVAL.
+const MAX_CLIENT_ID: usize = 255;
+
+impl OwnerKey {
+    fn new(client_id: &[u8], proc_id: u32) -> OpResult<Self> {
+        if client_id.len() > MAX_CLIENT_ID {
+            return Err(Errno(libc::EINVAL));
+        }
+        Ok(OwnerKey {
+            client_id: client_id.into(),
+            proc_id,
+        })
+    }
+}
+
 /// One owner's locks on one file.
 struct Owner {
     /// The open file description the owner's locks are held on; present
-    /// exactly while `ranges` is not empty.
-    fd: Option<OwnedFd>,
+    /// exactly while `ranges` is not empty. Counted among the descriptors
+    /// the fids hold, so that idle fids make room for it.
+    fd: Option<HeldFd>,
     readable: bool,
     writable: bool,
     /// What the owner holds, as it asked: sorted, disjoint, adjacent ranges
@@ -208,6 +227,8 @@ impl FileLocks {
 #[derive(Default)]
 pub struct LockTable {
     files: Mutex<HashMap<FileKey, FileLocks>>,
+    /// Owners in `files`, all files together (changed with `files` locked).
+    owners: AtomicUsize,
 }
 
 /// The owners that locked through one fid. Dropping it (with the fid)
@@ -272,6 +293,7 @@ impl LockTable {
         end: u64,
         kind: Option<Kind>,
         may_write: bool,
+        max_owners: usize,
     ) -> OpResult<Outcome> {
         let mut files = self.files();
         let Some(kind) = kind else {
@@ -283,20 +305,30 @@ impl LockTable {
                 }
                 apply(&mut owner.ranges, start, end, None);
             }
-            tidy(&mut files, file, &who);
+            tidy(&mut files, file, &who, &self.owners);
             return Ok(Outcome::Done);
         };
         let locks = files.entry(file).or_default();
         if locks.conflict(&who, start, end, kind).is_some() {
-            tidy(&mut files, file, &who);
+            tidy(&mut files, file, &who, &self.owners);
             return Ok(Outcome::Blocked);
         }
+        if !locks.owners.contains_key(&who) {
+            // A new owner: within the session's bound, as a host kernel
+            // bounds its lock table (ENOLCK).
+            if self.owners.load(Ordering::Relaxed) >= max_owners {
+                tidy(&mut files, file, &who, &self.owners);
+                return Err(Errno(libc::ENOLCK));
+            }
+            self.owners.fetch_add(1, Ordering::Relaxed);
+        }
+        let locks = files.entry(file).or_default();
         let owner = locks.owners.entry(who.clone()).or_insert_with(Owner::new);
         let result = take(owner, open, start, end, kind, may_write);
         if matches!(result, Ok(Outcome::Done)) && fid.locks.remember(self, file, &who) {
             owner.fids += 1;
         }
-        tidy(&mut files, file, &who);
+        tidy(&mut files, file, &who, &self.owners);
         result
     }
 
@@ -311,7 +343,7 @@ impl LockTable {
                 // Closing the descriptor releases its locks.
                 owner.fd = None;
             }
-            tidy(&mut files, *file, who);
+            tidy(&mut files, *file, who, &self.owners);
         }
     }
 }
@@ -329,7 +361,7 @@ fn take(
     if owner.fd.is_none() {
         match open_for_locks(open, kind, may_write) {
             Ok((fd, readable, writable)) => {
-                owner.fd = Some(fd);
+                owner.fd = Some(HeldFd::new(fd));
                 owner.readable = readable;
                 owner.writable = writable;
             }
@@ -377,7 +409,7 @@ fn open_for_locks(open: &OpenFile, kind: Kind, may_write: bool) -> OpResult<(Own
             (false, true) => libc::O_WRONLY,
             _ => libc::O_RDONLY,
         };
-        match host::reopen(open.fd.as_fd(), access | libc::O_NONBLOCK | libc::O_NOCTTY) {
+        match host::open_file(open.fd.as_fd(), access | libc::O_NONBLOCK, libc::EBADF) {
             Ok(fd) => return Ok((fd, r, w)),
             Err(e) => match e.raw_os_error() {
                 Some(libc::EACCES | libc::EPERM | libc::EROFS | libc::EISDIR | libc::ETXTBSY) => {
@@ -391,16 +423,22 @@ fn open_for_locks(open: &OpenFile, kind: Kind, may_write: bool) -> OpResult<(Own
 }
 
 /// Forgets what no longer holds anything: an owner's descriptor once it
-/// holds no lock, an owner no fid remembers, a file without owners.
-fn tidy(files: &mut HashMap<FileKey, FileLocks>, file: FileKey, who: &OwnerKey) {
+/// holds no lock, an owner no fid remembers (taken off the count of
+/// `owners`), a file without owners.
+fn tidy(
+    files: &mut HashMap<FileKey, FileLocks>,
+    file: FileKey,
+    who: &OwnerKey,
+    owners: &AtomicUsize,
+) {
     let Some(locks) = files.get_mut(&file) else {
         return;
     };
     if let Some(owner) = locks.owners.get_mut(who) {
         if owner.ranges.is_empty() {
             owner.fd = None;
-            if owner.fids == 0 {
-                locks.owners.remove(who);
+            if owner.fids == 0 && locks.owners.remove(who).is_some() {
+                owners.fetch_sub(1, Ordering::Relaxed);
             }
         }
     }
@@ -471,10 +509,7 @@ impl Server {
         let (start, end) = range(t.start, t.length)?;
         let (fid, file) = open_file(s, t.fid)?;
         let open = fid.open.get().ok_or(Errno(libc::EBADF))?;
-        let who = OwnerKey {
-            client_id: t.client_id.as_bytes().into(),
-            proc_id: t.proc_id,
-        };
+        let who = OwnerKey::new(t.client_id.as_bytes(), t.proc_id)?;
         // A blocking request gets a short grace period before BLOCKED: the
         // Linux client drops its local lock before sending the unlock, so a
         // waiter's request often arrives just before the holder's unlock,
@@ -493,6 +528,7 @@ impl Server {
                 end,
                 kind,
                 !self.readonly,
+                self.max_lock_owners,
             )?;
             let waiting = matches!(outcome, Outcome::Blocked)
                 && t.flags & LOCK_FLAGS_BLOCK != 0
@@ -525,10 +561,7 @@ impl Server {
         let (start, end) = range(t.start, t.length)?;
         let (fid, file) = open_file(s, t.fid)?;
         let open = fid.open.get().ok_or(Errno(libc::EBADF))?;
-        let who = OwnerKey {
-            client_id: t.client_id.as_bytes().into(),
-            proc_id: t.proc_id,
-        };
+        let who = OwnerKey::new(t.client_id.as_bytes(), t.proc_id)?;
         let files = s.fids.locks.files();
         let locks = files.get(&file);
         // Another guest owner's lock, from the table (it knows the owner).
@@ -547,7 +580,7 @@ impl Server {
         let own = locks
             .and_then(|l| l.owners.get(&who))
             .and_then(|o| o.fd.as_ref());
-        let probe = own.unwrap_or(&open.fd);
+        let probe = own.map_or(open.fd.as_fd(), |fd| fd.as_fd());
         let host_type = match kind {
             Kind::Read => libc::F_RDLCK,
             Kind::Write => libc::F_WRLCK,

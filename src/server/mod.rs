@@ -10,11 +10,13 @@ mod ctl;
 pub mod ctl_syntax;
 mod data;
 mod fid;
+mod gate;
 pub mod host;
 mod lock;
 mod ops;
 mod plan9;
 pub mod security;
+pub mod user;
 mod writeback;
 mod xattr;
 
@@ -58,7 +60,34 @@ pub struct Config {
     /// fid.rs) [None: from the open file limit, less a reserve for
     /// everything else].
     pub fid_descriptors: Option<usize>,
+    /// Fids one session may hold: a new fid beyond them is refused with
+    /// EMFILE [DEFAULT_MAX_FIDS].
+    pub max_fids: usize,
+    /// Bytes of extended attribute values one session's xattr fids may
+    /// hold (Txattrwalk's value, Txattrcreate's announced size, until the
+    /// fid is clunked): beyond them, ENOMEM [DEFAULT_MAX_XATTR_BYTES].
+    pub max_xattr_bytes: usize,
+    /// Lock owners (client id, process, file) one session may have locks
+    /// under: a new one beyond them is refused with ENOLCK
+    /// [DEFAULT_MAX_LOCK_OWNERS].
+    pub max_lock_owners: usize,
+    /// Socket transport: connections served at once; one beyond is accepted
+    /// and closed at once [DEFAULT_MAX_CONNECTIONS].
+    pub max_connections: usize,
 }
+
+/// Fids per session by default: 4 Mi, four times what a Linux cache=loose
+/// guest holding a million dentries needs (a fid per dentry, a few more
+/// for open files and walks in flight), at ~450 bytes each when idle
+/// (their descriptors closed): under 2 GiB for a session at the bound.
+pub const DEFAULT_MAX_FIDS: usize = 4 << 20;
+/// Xattr value bytes per session by default: 16 MiB, 256 values of the
+/// largest size Linux stores (64 KiB) in flight at once.
+pub const DEFAULT_MAX_XATTR_BYTES: usize = 16 << 20;
+/// Lock owners per session by default: each may hold an open descriptor.
+pub const DEFAULT_MAX_LOCK_OWNERS: usize = 65536;
+/// Socket connections served at once by default.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
 
 /// The default write-behind window.
 pub const DEFAULT_WRITE_BEHIND: u64 = 8 << 20;
@@ -77,6 +106,10 @@ impl Config {
             trace: false,
             write_behind: DEFAULT_WRITE_BEHIND,
             fid_descriptors: None,
+            max_fids: DEFAULT_MAX_FIDS,
+            max_xattr_bytes: DEFAULT_MAX_XATTR_BYTES,
+            max_lock_owners: DEFAULT_MAX_LOCK_OWNERS,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
@@ -93,13 +126,20 @@ pub struct Server {
     trace: bool,
     write_behind: writeback::WriteBehind,
     /// Host user and group names (9P2000 stat records).
-    names: plan9::NameCache,
+    names: user::UserDb,
     /// Above this many descriptors held by fids, idle fids' O_PATH
     /// descriptors are closed, down to seven eighths of it.
     fid_descriptors: usize,
     /// No sweep below this many: one that could not get under the budget
     /// (the descriptors in use or open) waits for an eighth more.
     next_sweep: AtomicUsize,
+    /// Per-session bounds (see `Config`).
+    max_fids: usize,
+    max_xattr_bytes: usize,
+    max_lock_owners: usize,
+    max_connections: usize,
+    /// Socket connections being served, on all listeners (socket.rs).
+    pub(crate) connections: std::sync::Arc<AtomicUsize>,
 }
 
 /// Descriptors the fids may hold: the open file limit less an eighth (at
@@ -134,6 +174,8 @@ pub struct Session {
     msize: AtomicU32,
     dialect: AtomicU8,
     pub fids: FidTable,
+    /// Who its attaches act as.
+    pub users: user::Users,
 }
 
 impl Default for Session {
@@ -144,13 +186,24 @@ impl Default for Session {
             msize: AtomicU32::new(MAX_MSIZE),
             dialect: AtomicU8::new(Dialect::Linux as u8),
             fids: FidTable::default(),
+            users: user::Users::Guest,
         }
     }
 }
 
 impl Session {
+    /// A VMM's guest's session: it names its users, its kernel checks
+    /// their permissions.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A session whose attaches act as `users` chooses.
+    pub fn with_users(users: user::Users) -> Self {
+        Session {
+            users,
+            ..Self::default()
+        }
     }
 
     pub fn msize(&self) -> u32 {
@@ -282,12 +335,22 @@ impl Server {
             trace: config.trace,
             write_behind: writeback::WriteBehind::new(config.write_behind)
                 .map_err(|e| format!("cannot start the write-behind thread: {e}"))?,
-            names: plan9::NameCache::default(),
+            names: user::UserDb::load(),
             fid_descriptors: config
                 .fid_descriptors
                 .unwrap_or_else(default_fid_descriptors),
             next_sweep: AtomicUsize::new(0),
+            max_fids: config.max_fids,
+            max_xattr_bytes: config.max_xattr_bytes,
+            max_lock_owners: config.max_lock_owners,
+            max_connections: config.max_connections,
+            connections: Default::default(),
         })
+    }
+
+    /// Connections a socket listener serves at once (`Config::max_connections`).
+    pub fn max_connections(&self) -> usize {
+        self.max_connections
     }
 
     /// Waits until the write-behind thread has handed to the disk every
@@ -313,15 +376,16 @@ impl Server {
         if self.trace {
             self.trace_request(session, tag, &request, source);
         }
-        let result = match request {
-            Tmessage::Read(t) => match self.read(session, &t, sink) {
+        let result = match self.admit(session, &request).map(|()| request) {
+            Err(refused) => Err(refused),
+            Ok(Tmessage::Read(t)) => match self.read(session, &t, sink) {
                 Ok(count) => {
                     protocol::data_reply_header(protocol::Rread::TYPE, tag, count, reply);
                     Ok(())
                 }
                 Err(e) => Err(e),
             },
-            Tmessage::Write(t) if self.is_control_file(session, t.fid) => {
+            Ok(Tmessage::Write(t)) if self.is_control_file(session, t.fid) => {
                 match self.ctl_write(session, &t, source) {
                     Ok(count) => {
                         Rmessage::Write(protocol::Rwrite { count }).encode(tag, reply);
@@ -334,7 +398,7 @@ impl Server {
                     }
                 }
             }
-            other => self.dispatch(session, other, source, sink.capacity(), tag, reply),
+            Ok(other) => self.dispatch(session, other, source, sink.capacity(), tag, reply),
         };
         if let Err(Errno(errno)) = result {
             session.error_reply(tag, errno, None, reply);
@@ -524,14 +588,6 @@ impl Server {
             msg: &msg,
             data,
         });
-    }
-
-    fn check_writable(&self) -> OpResult<()> {
-        if self.readonly {
-            Err(Errno(libc::EROFS))
-        } else {
-            Ok(())
-        }
     }
 }
 

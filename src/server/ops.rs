@@ -75,18 +75,8 @@ fn open_flags(flags: u32) -> i32 {
     out | libc::O_CLOEXEC
 }
 
-/// Whether a file of this type may be truncated by its path, as
-/// truncate(2) answers: only a regular file is opened on the host for it
-/// (never a fifo, socket or device node).
-pub(super) fn truncatable(file_type: u32) -> OpResult<()> {
-    match file_type {
-        libc::S_IFREG => Ok(()),
-        libc::S_IFDIR => Err(errno(libc::EISDIR)),
-        _ => Err(errno(libc::EINVAL)),
-    }
-}
-
-fn writes(flags: u32) -> bool {
+/// Whether 9P2000.L open flags write or truncate.
+pub(super) fn writes(flags: u32) -> bool {
     flags & P9_ACCMODE != P9_RDONLY || flags & P9_TRUNC != 0
 }
 
@@ -286,10 +276,9 @@ impl Server {
                 .uid_of(t.uname.as_bytes())
                 .map_or_else(|| self.stat(fd.as_fd()).map(|stx| stx.stx_uid), Ok)?,
         };
-        let fid = Fid::new(fd, Default::default(), libc::S_IFDIR, uid);
-        if !s.fids.insert_new(t.fid, Arc::new(fid)) {
-            return Err(errno(libc::EEXIST));
-        }
+        let user = s.users.attach(uid, &self.names);
+        let fid = Fid::new(fd, Default::default(), libc::S_IFDIR, user);
+        s.fids.insert_new(t.fid, Arc::new(fid), self.max_fids)?;
         Ok(qid)
     }
 
@@ -330,7 +319,7 @@ impl Server {
         }
         let new = match at {
             Some(step) => {
-                let mut new = Fid::new(step.fd, step.path, step.file_type, fid.uid);
+                let mut new = Fid::new(step.fd, step.path, step.file_type, fid.user.clone());
                 new.node = step.node;
                 new.nofollow = step.nofollow;
                 new.refind = match (step.node, s.dialect()) {
@@ -344,14 +333,19 @@ impl Server {
                 new
             }
             None => {
-                let mut new = Fid::new(fid.clone_path()?, fid.path(), fid.file_type, fid.uid);
+                let mut new = Fid::new(
+                    fid.clone_path()?,
+                    fid.path(),
+                    fid.file_type,
+                    fid.user.clone(),
+                );
                 new.node = fid.node;
                 new.nofollow = fid.nofollow;
                 new.refind = fid.refind;
                 new
             }
         };
-        s.fids.replace(t.newfid, Arc::new(new));
+        s.fids.replace(t.newfid, Arc::new(new), self.max_fids)?;
         Ok(qids)
     }
 
@@ -472,7 +466,6 @@ impl Server {
     }
 
     pub(super) fn setattr(&self, s: &Session, t: &protocol::Tsetattr) -> OpResult<()> {
-        self.check_writable()?;
         let fid = self.any_fid(s, t.fid)?;
         let size_and_times = ATTR_SIZE | ATTR_ATIME | ATTR_MTIME | ATTR_CTIME;
         let size_and_times = size_and_times | ATTR_ATIME_SET | ATTR_MTIME_SET;
@@ -481,19 +474,7 @@ impl Server {
         }
         let fid = self.fid(s, t.fid)?;
         if t.valid & ATTR_MODE != 0 {
-            if self.mapped() && !fid.is_symlink() {
-                let file_type = self.stat(fid.fd())?.stx_mode as u32 & libc::S_IFMT;
-                let mode = Some(file_type | (t.mode & 0o7777));
-                MappedAttrs {
-                    mode,
-                    ..Default::default()
-                }
-                .write(fid.fd())?;
-            } else if fid.is_symlink() {
-                return Err(errno(libc::EOPNOTSUPP));
-            } else {
-                host::chmod(fid.fd(), t.mode & 0o7777)?;
-            }
+            self.set_mode(&fid, t.mode)?;
         }
         if t.valid & (ATTR_UID | ATTR_GID) != 0 {
             let uid = (t.valid & ATTR_UID != 0).then_some(t.uid);
@@ -501,16 +482,7 @@ impl Server {
             self.chown(&fid, uid, gid)?;
         }
         if t.valid & ATTR_SIZE != 0 {
-            match fid.open.get() {
-                Some(open) if open.flags & P9_ACCMODE != P9_RDONLY => {
-                    host::ftruncate(open.fd.as_fd(), t.size)?
-                }
-                _ => {
-                    truncatable(fid.file_type)?;
-                    let fd = host::reopen(fid.fd(), libc::O_WRONLY | libc::O_NONBLOCK)?;
-                    host::ftruncate(fd.as_fd(), t.size)?;
-                }
-            }
+            self.truncate(&fid, t.size)?;
         }
         if t.valid & (ATTR_ATIME | ATTR_MTIME) != 0 {
             let times = [
@@ -527,20 +499,61 @@ impl Server {
                     t.valid & ATTR_MTIME != 0,
                 ),
             ];
-            if fid.is_symlink() {
-                let (parent, name, _) = self.parent_of(&fid)?;
-                host::utimens_at(parent.as_fd(), &name, &times)?;
-            } else {
-                host::utimens(fid.fd(), &times)?;
-            }
+            self.set_times(&fid, &times)?;
         }
         Ok(())
+    }
+
+    /// Sets the permission bits (and setuid, setgid, sticky) of a fid's
+    /// file as the security model keeps them (Tsetattr, Twstat, ctl chmod).
+    pub(super) fn set_mode(&self, fid: &FidRef, mode: u32) -> OpResult<()> {
+        let file_type = self.stat(fid.fd())?.stx_mode as u32 & libc::S_IFMT;
+        if file_type == libc::S_IFLNK {
+            Err(errno(libc::EOPNOTSUPP)) // a symlink has no mode of its own
+        } else if self.mapped() {
+            let mode = Some(file_type | (mode & 0o7777));
+            Ok(MappedAttrs {
+                mode,
+                ..Default::default()
+            }
+            .write(fid.fd())?)
+        } else {
+            Ok(host::chmod(fid.fd(), mode & 0o7777)?)
+        }
+    }
+
+    /// Truncates a fid's file: through its open descriptor if the fid is
+    /// open for writing, else by opening it (only a regular file:
+    /// truncate(2)'s EISDIR for a directory, EINVAL for anything else).
+    pub(super) fn truncate(&self, fid: &FidRef, size: u64) -> OpResult<()> {
+        match fid.open.get() {
+            Some(open) if open.flags & P9_ACCMODE != P9_RDONLY => {
+                Ok(host::ftruncate(open.fd.as_fd(), size)?)
+            }
+            _ => {
+                let flags = libc::O_WRONLY | libc::O_NONBLOCK;
+                let fd = host::open_file(fid.fd(), flags, libc::EINVAL)?;
+                Ok(host::ftruncate(fd.as_fd(), size)?)
+            }
+        }
+    }
+
+    /// Sets a fid's access and modification times (a symlink's own, not
+    /// its target's).
+    pub(super) fn set_times(&self, fid: &FidRef, times: &[libc::timespec; 2]) -> OpResult<()> {
+        if self.is_host_symlink(fid)? {
+            let (parent, name, _) = self.parent_of(fid)?;
+            Ok(host::utimens_at(parent.as_fd(), &name, times)?)
+        } else {
+            Ok(host::utimens(fid.fd(), times)?)
+        }
     }
 
     /// Whether the fid's file is a symlink on the host (in mapped-xattr,
     /// the guest's symlinks are regular files there).
     pub(super) fn is_host_symlink(&self, fid: &FidRef) -> OpResult<bool> {
-        if !fid.is_symlink() {
+        // A control file's fid is a regular file whatever it controls.
+        if fid.is_host_file() && !fid.is_symlink() {
             return Ok(false);
         }
         self.is_host_symlink_fd(fid.fd())
@@ -571,7 +584,7 @@ impl Server {
         }
     }
 
-    fn chown(&self, fid: &FidRef, uid: Option<u32>, gid: Option<u32>) -> OpResult<()> {
+    pub(super) fn chown(&self, fid: &FidRef, uid: Option<u32>, gid: Option<u32>) -> OpResult<()> {
         if self.mapped() && !self.is_host_symlink(fid)? {
             return Ok(MappedAttrs {
                 uid,
@@ -603,7 +616,7 @@ impl Server {
             // the guest kernel handles them itself.
             _ => return Err(errno(libc::EPERM)),
         }
-        let (open, stx) = self.open_host_file(fid.fd(), fid.is_dir(), fid.uid, t.flags)?;
+        let (open, stx) = self.open_host_file(fid.fd(), fid.is_dir(), fid.user.uid, t.flags)?;
         fid.open.set(open).map_err(|_| errno(libc::EBADF))?;
         Ok((self.qids.qid(&stx), 0))
     }
@@ -617,11 +630,8 @@ impl Server {
         uid: u32,
         p9_flags: u32,
     ) -> OpResult<(OpenFile, libc::statx)> {
-        if writes(p9_flags) {
-            self.check_writable()?;
-        }
         let flags = open_flags(p9_flags) & !(libc::O_CREAT | libc::O_EXCL);
-        let fd = host::reopen(file, flags)?;
+        let fd = host::open_file(file, flags, libc::EPERM)?;
         let stx = self.stat(file)?;
         let open = OpenFile::new(fd, p9_flags, is_dir, stx.stx_dev());
         if uid != 0 && privileged_bits(stx.stx_mode as u32) != 0 {
@@ -632,7 +642,6 @@ impl Server {
     }
 
     pub(super) fn lcreate(&self, s: &Session, t: &protocol::Tlcreate<'_>) -> OpResult<(Qid, u32)> {
-        self.check_writable()?;
         let dir = self.fid(s, t.fid)?;
         let name = host::component(t.name.as_bytes())?;
         let host_mode = if self.mapped() {
@@ -651,9 +660,9 @@ impl Server {
             }
             Err(e) => return Err(e.into()),
         };
-        let file = host::reopen(fd.as_fd(), libc::O_PATH)?;
+        let file = host::reopen_path(fd.as_fd())?;
         let mode = libc::S_IFREG | (t.mode & 0o7777);
-        if let Err(e) = self.set_new_attrs(file.as_fd(), dir.uid, t.gid, mode, 0) {
+        if let Err(e) = self.set_new_attrs(file.as_fd(), dir.user.uid, t.gid, mode, 0) {
             let _ = host::unlinkat(dir.fd(), &name, 0);
             return Err(e);
         }
@@ -662,12 +671,12 @@ impl Server {
             file,
             child_path(&dir.path(), t.name.as_bytes()),
             libc::S_IFREG,
-            dir.uid,
+            dir.user.clone(),
         );
         let _ = new
             .open
             .set(OpenFile::new(fd, t.flags, false, stx.stx_dev()));
-        s.fids.replace(t.fid, Arc::new(new));
+        s.fids.replace(t.fid, Arc::new(new), self.max_fids)?;
         Ok((self.qids.qid(&stx), 0))
     }
 
@@ -689,11 +698,11 @@ impl Server {
             libc::S_IFLNK => return Err(errno(libc::ELOOP)),
             _ => return Err(errno(libc::EPERM)),
         }
-        let (open, stx) = self.open_host_file(file.as_fd(), false, dir.uid, t.flags)?;
+        let (open, stx) = self.open_host_file(file.as_fd(), false, dir.user.uid, t.flags)?;
         let path = child_path(&dir.path(), t.name.as_bytes());
-        let new = Fid::new(file, path, libc::S_IFREG, dir.uid);
+        let new = Fid::new(file, path, libc::S_IFREG, dir.user.clone());
         let _ = new.open.set(open);
-        s.fids.replace(t.fid, Arc::new(new));
+        s.fids.replace(t.fid, Arc::new(new), self.max_fids)?;
         Ok((self.qids.qid(&stx), 0))
     }
 
@@ -795,7 +804,7 @@ impl Server {
         protocol::data_reply_header(protocol::Rreaddir::TYPE, tag, 0, out);
         let mut used = 0usize;
         loop {
-            if !cursor.fill(open.fd.as_fd())? {
+            if !cursor.fill(open.fd.as_fd(), limit - used)? {
                 break;
             }
             let c = &mut *cursor;
@@ -838,7 +847,6 @@ impl Server {
     }
 
     pub(super) fn mkdir(&self, s: &Session, t: &protocol::Tmkdir<'_>) -> OpResult<Qid> {
-        self.check_writable()?;
         let dir = self.fid(s, t.dfid)?;
         let name = host::component(t.name.as_bytes())?;
         let host_mode = if self.mapped() {
@@ -847,71 +855,97 @@ impl Server {
             t.mode & 0o7777
         };
         host::mkdirat(dir.fd(), &name, host_mode)?;
-        self.finish_create(&dir, &name, t.gid, libc::S_IFDIR | (t.mode & 0o7777), 0)
+        let mode = libc::S_IFDIR | (t.mode & 0o7777);
+        self.finish_create(dir.fd(), &name, dir.user.uid, t.gid, mode, 0)
     }
 
     pub(super) fn symlink(&self, s: &Session, t: &protocol::Tsymlink<'_>) -> OpResult<Qid> {
-        self.check_writable()?;
         let dir = self.fid(s, t.fid)?;
         let name = host::component(t.name.as_bytes())?;
         let target = cstring(t.symtgt.as_bytes())?;
+        self.make_symlink(dir.fd(), &name, &target, dir.user.uid, t.gid)
+    }
+
+    /// Makes the symlink `name` in `dir` owned by guest `uid`/`gid` as the
+    /// security model keeps it (Tsymlink, 9P2000.u Tcreate, ctl symlink).
+    pub(super) fn make_symlink(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &CString,
+        target: &CString,
+        uid: u32,
+        gid: u32,
+    ) -> OpResult<Qid> {
         if self.mapped() {
             // A regular file holding the target: user.* xattrs cannot be
             // set on a host symlink.
             let flags =
                 libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-            let fd = host::openat(dir.fd(), &name, flags, MAPPED_FILE_MODE)?;
+            let fd = host::openat(dir, name, flags, MAPPED_FILE_MODE)?;
             let written = host::pwrite(fd.as_fd(), target.as_bytes(), 0);
             if written.map_or(true, |n| n != target.as_bytes().len()) {
-                let _ = host::unlinkat(dir.fd(), &name, 0);
+                let _ = host::unlinkat(dir, name, 0);
                 return Err(errno(libc::EIO));
             }
         } else {
-            host::symlinkat(&target, dir.fd(), &name)?;
+            host::symlinkat(target, dir, name)?;
         }
-        self.finish_create(&dir, &name, t.gid, libc::S_IFLNK | 0o777, 0)
+        self.finish_create(dir, name, uid, gid, libc::S_IFLNK | 0o777, 0)
     }
 
     pub(super) fn mknod(&self, s: &Session, t: &protocol::Tmknod<'_>) -> OpResult<Qid> {
-        self.check_writable()?;
         let dir = self.fid(s, t.dfid)?;
         let name = host::component(t.name.as_bytes())?;
         let dev = libc::makedev(t.major, t.minor);
         let mode = t.mode & (libc::S_IFMT | 0o7777);
+        self.make_node(dir.fd(), &name, mode, dev, dir.user.uid, t.gid)
+    }
+
+    /// Makes the file `name` of type and mode `mode` (and device number
+    /// `dev`) in `dir`, owned by guest `uid`/`gid`, as the security model
+    /// keeps it: in mapped-xattr never a real device, fifo or socket on the
+    /// host (Tmknod, 9P2000.u Tcreate, ctl mknod).
+    pub(super) fn make_node(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &CString,
+        mode: u32,
+        dev: u64,
+        uid: u32,
+        gid: u32,
+    ) -> OpResult<Qid> {
         if self.mapped() {
-            // Never a real device, fifo or socket on the host.
             let flags =
                 libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-            host::openat(dir.fd(), &name, flags, MAPPED_FILE_MODE)?;
+            host::openat(dir, name, flags, MAPPED_FILE_MODE)?;
         } else {
-            host::mknodat(dir.fd(), &name, mode, dev)?;
+            host::mknodat(dir, name, mode, dev)?;
         }
-        self.finish_create(&dir, &name, t.gid, mode, dev)
+        self.finish_create(dir, name, uid, gid, mode, dev)
     }
 
     /// Records the owner (and guest mode) of an entry just made in `dir`
     /// and returns its qid; removes the entry if that fails.
     fn finish_create(
         &self,
-        dir: &FidRef,
+        dir: BorrowedFd<'_>,
         name: &CString,
+        uid: u32,
         gid: u32,
         mode: u32,
         rdev: u64,
     ) -> OpResult<Qid> {
-        let result = host::lookup(dir.fd(), name)
-            .map_err(Errno::from)
-            .and_then(|fd| {
-                self.set_new_attrs(fd.as_fd(), dir.uid, gid, mode, rdev)?;
-                self.qid_of(fd.as_fd())
-            });
+        let result = host::lookup(dir, name).map_err(Errno::from).and_then(|fd| {
+            self.set_new_attrs(fd.as_fd(), uid, gid, mode, rdev)?;
+            self.qid_of(fd.as_fd())
+        });
         if result.is_err() {
             let flags = if mode & libc::S_IFMT == libc::S_IFDIR {
                 libc::AT_REMOVEDIR
             } else {
                 0
             };
-            let _ = host::unlinkat(dir.fd(), name, flags);
+            let _ = host::unlinkat(dir, name, flags);
         }
         result
     }
@@ -938,7 +972,7 @@ impl Server {
                 if self.mapped()
                     && matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOENT)) =>
             {
-                let fd = host::reopen(fd, libc::O_RDONLY)?;
+                let fd = host::open_file(fd, libc::O_RDONLY, libc::EINVAL)?;
                 Ok(host::pread(fd.as_fd(), buf, 0)?)
             }
             other => Ok(other?),
@@ -946,7 +980,6 @@ impl Server {
     }
 
     pub(super) fn link(&self, s: &Session, t: &protocol::Tlink<'_>) -> OpResult<()> {
-        self.check_writable()?;
         let dir = self.fid(s, t.dfid)?;
         let fid = self.fid(s, t.fid)?;
         let name = host::component(t.name.as_bytes())?;
@@ -954,7 +987,6 @@ impl Server {
     }
 
     pub(super) fn renameat(&self, s: &Session, t: &protocol::Trenameat<'_>) -> OpResult<()> {
-        self.check_writable()?;
         let olddir = self.fid(s, t.olddirfid)?;
         let newdir = self.fid(s, t.newdirfid)?;
         let oldname = host::component(t.oldname.as_bytes())?;
@@ -968,7 +1000,6 @@ impl Server {
     }
 
     pub(super) fn rename(&self, s: &Session, t: &protocol::Trename<'_>) -> OpResult<()> {
-        self.check_writable()?;
         let fid = self.fid(s, t.fid)?;
         let newdir = self.fid(s, t.dfid)?;
         let newname = host::component(t.name.as_bytes())?;
@@ -980,7 +1011,6 @@ impl Server {
     }
 
     pub(super) fn unlinkat(&self, s: &Session, t: &protocol::Tunlinkat<'_>) -> OpResult<()> {
-        self.check_writable()?;
         let dir = self.fid(s, t.dirfid)?;
         let name = host::component(t.name.as_bytes())?;
         let flags = if t.flags & AT_REMOVEDIR_9P != 0 {
@@ -1011,7 +1041,6 @@ impl Server {
     pub(super) fn remove(&self, s: &Session, t: &protocol::Tremove) -> OpResult<()> {
         // The fid is clunked whether or not the remove succeeds.
         let fid = s.fids.remove(t.fid).ok_or(errno(libc::EBADF))?;
-        self.check_writable()?;
         if !matches!(fid.node, Node::File | Node::Dangling) {
             return Err(errno(libc::EPERM));
         }
@@ -1057,11 +1086,11 @@ impl Server {
             Some(open) => host::fsync(open.fd.as_fd(), datasync)?,
             // Only a regular file or directory is opened on the host for it
             // (never a fifo or a device node: fsync(2) of those is EINVAL).
-            None if matches!(fid.file_type, libc::S_IFREG | libc::S_IFDIR) => {
-                let fd = host::reopen(fid.fd(), libc::O_RDONLY | libc::O_NONBLOCK)?;
+            None => {
+                let flags = libc::O_RDONLY | libc::O_NONBLOCK;
+                let fd = host::open_file(fid.fd(), flags, libc::EINVAL)?;
                 host::fsync(fd.as_fd(), datasync)?
             }
-            None => return Err(errno(libc::EINVAL)),
         }
         Ok(())
     }
@@ -1080,14 +1109,15 @@ fn privileged_bits(mode: u32) -> u32 {
 /// The guest's d_type of a regular host file in mapped-xattr (a fifo,
 /// socket, device or symlink is a regular file carrying its type).
 fn mapped_d_type(dir: BorrowedFd<'_>, name: &[u8]) -> u8 {
-    let mut path = host::proc_fd_path(dir).into_bytes();
-    path.push(b'/');
-    path.extend_from_slice(name);
-    let Ok(path) = CString::new(path) else {
+    let Ok(name) = CString::new(name) else {
         return libc::DT_REG;
     };
+    let path = host::ProcPath::entry(dir, &name);
     let mut mode = [0u8; 4];
-    match host::xattr_get(&path, true, super::security::XATTR_MODE, &mut mode) {
+    let got = host::in_proc_dir(|proc| {
+        proc.xattr_get(&path, true, super::security::XATTR_MODE, &mut mode)
+    });
+    match got {
         Ok(4) => match u32::from_le_bytes(mode) & libc::S_IFMT {
             libc::S_IFIFO => libc::DT_FIFO,
             libc::S_IFSOCK => libc::DT_SOCK,

@@ -5,11 +5,9 @@
 //! symlinks); 9P2000.u shows them with DMSYMLINK and their target in the
 //! stat's extension, as the Linux client expects.
 
-use std::collections::HashMap;
-use std::ffi::CString;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use super::fid::{Fid, FidRef, Node, OpenFile};
 use super::ops::*;
@@ -47,6 +45,37 @@ fn open_flags(mode: u8) -> u32 {
         flags |= P9_APPEND;
     }
     flags
+}
+
+/// Whether a Topen or Tcreate mode may change the share: writing,
+/// truncation, or removal at clunk (ORCLOSE).
+pub(super) fn open_mode_changes(mode: u8) -> bool {
+    writes(open_flags(mode)) || mode & ORCLOSE != 0
+}
+
+/// Whether a Twstat changes anything: every field but `muid` (which the
+/// Linux client fills with its user name) "don't touch" is a request to
+/// make the file's content stable (stat(5)), anything else a change.
+pub(super) fn wstat_changes(st: &Stat<'_>) -> bool {
+    let untouched_qid = Qid {
+        ty: u8::MAX,
+        version: KEEP32,
+        path: KEEP64,
+    };
+    let ids_kept = st
+        .ext
+        .map_or(true, |e| e.n_uid == KEEP32 && e.n_gid == KEEP32);
+    !(st.ty == KEEP16
+        && st.dev == KEEP32
+        && st.qid == untouched_qid
+        && st.mode == KEEP32
+        && st.atime == KEEP32
+        && st.mtime == KEEP32
+        && st.length == KEEP64
+        && st.name.0.is_empty()
+        && st.uid.0.is_empty()
+        && st.gid.0.is_empty()
+        && ids_kept)
 }
 
 /// The qid type that goes with a stat mode.
@@ -153,102 +182,8 @@ fn seconds(t: &libc::statx_timestamp) -> u32 {
     t.tv_sec.clamp(0, u32::MAX as i64) as u32
 }
 
-/// Host user and group names, looked up once each.
-#[derive(Default)]
-pub struct NameCache {
-    users: Mutex<HashMap<u32, String>>,
-    groups: Mutex<HashMap<u32, String>>,
-}
-
-impl NameCache {
-    /// The name of a uid, or the number as a string when unknown.
-    pub fn user(&self, uid: u32) -> String {
-        cached(&self.users, uid, || user_name(uid))
-    }
-
-    pub fn group(&self, gid: u32) -> String {
-        cached(&self.groups, gid, || group_name(gid))
-    }
-
-    /// The uid a name (or a number) stands for.
-    pub fn uid_of(&self, name: &[u8]) -> Option<u32> {
-        number(name).or_else(|| {
-            let name = CString::new(name).ok()?;
-            // SAFETY: getpwnam_r fills `pw` and `buf`; `result` says whether it found one.
-            lookup_entry(|pw, buf, len, result| unsafe {
-                libc::getpwnam_r(name.as_ptr(), pw, buf, len, result)
-            })
-            .map(|pw: libc::passwd| pw.pw_uid)
-        })
-    }
-
-    pub fn gid_of(&self, name: &[u8]) -> Option<u32> {
-        number(name).or_else(|| {
-            let name = CString::new(name).ok()?;
-            // SAFETY: getgrnam_r fills `gr` and `buf`; `result` says whether it found one.
-            lookup_entry(|gr, buf, len, result| unsafe {
-                libc::getgrnam_r(name.as_ptr(), gr, buf, len, result)
-            })
-            .map(|gr: libc::group| gr.gr_gid)
-        })
-    }
-}
-
 fn number(name: &[u8]) -> Option<u32> {
     std::str::from_utf8(name).ok()?.parse().ok()
-}
-
-fn cached(map: &Mutex<HashMap<u32, String>>, id: u32, find: impl Fn() -> Option<String>) -> String {
-    let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
-    map.entry(id)
-        .or_insert_with(|| find().unwrap_or_else(|| id.to_string()))
-        .clone()
-}
-
-fn user_name(uid: u32) -> Option<String> {
-    // SAFETY: getpwuid_r fills `pw` and `buf`; `result` says whether it found one.
-    let pw: libc::passwd = lookup_entry(|pw, buf, len, result| unsafe {
-        libc::getpwuid_r(uid, pw, buf, len, result)
-    })?;
-    // SAFETY: pw_name points to a C string in lookup_entry's thread-local
-    // buffer, which no other lookup has reused yet.
-    Some(
-        unsafe { std::ffi::CStr::from_ptr(pw.pw_name) }
-            .to_string_lossy()
-            .into_owned(),
-    )
-}
-
-fn group_name(gid: u32) -> Option<String> {
-    // SAFETY: getgrgid_r fills `gr` and `buf`; `result` says whether it found one.
-    let gr: libc::group = lookup_entry(|gr, buf, len, result| unsafe {
-        libc::getgrgid_r(gid, gr, buf, len, result)
-    })?;
-    // SAFETY: gr_name points into lookup_entry's thread-local buffer, not
-    // reused yet.
-    Some(
-        unsafe { std::ffi::CStr::from_ptr(gr.gr_name) }
-            .to_string_lossy()
-            .into_owned(),
-    )
-}
-
-/// Runs a reentrant user-database lookup with a buffer that lives for the
-/// rest of the thread (the entry's strings point into it).
-fn lookup_entry<T>(
-    call: impl Fn(*mut T, *mut libc::c_char, libc::size_t, *mut *mut T) -> libc::c_int,
-) -> Option<T> {
-    thread_local! {
-        static BUF: std::cell::RefCell<Vec<libc::c_char>> = std::cell::RefCell::new(vec![0; 16384]);
-    }
-    BUF.with(|buf| {
-        let mut buf = buf.borrow_mut();
-        // SAFETY: T is passwd or group: plain C structs for which all-zero is valid.
-        let mut entry: T = unsafe { std::mem::zeroed() };
-        let mut result: *mut T = std::ptr::null_mut();
-        let ret = call(&mut entry, buf.as_mut_ptr(), buf.len(), &mut result);
-        (ret == 0 && !result.is_null()).then_some(entry)
-    })
 }
 
 impl Server {
@@ -262,11 +197,23 @@ impl Server {
             self.open_content(&fid, flags)?;
             return Ok((self.fid_qid(s.dialect(), &fid)?, 0));
         }
+        if t.mode & ORCLOSE != 0 {
+            self.check_removable(&fid)?;
+        }
         let opened = self.lopen(s, &protocol::Tlopen { fid: t.fid, flags })?;
         if t.mode & ORCLOSE != 0 {
             set_remove_on_clunk(fid.open.get());
         }
         Ok(opened)
+    }
+
+    /// ORCLOSE is honoured only where the fid's file could be removed
+    /// (open(5)): not the share's root, and only with write and search
+    /// permission in its directory (checked with the credentials the
+    /// request runs with).
+    fn check_removable(&self, fid: &FidRef) -> OpResult<()> {
+        let (parent, _, _) = self.parent_of(fid)?;
+        Ok(host::access(parent.as_fd(), libc::W_OK | libc::X_OK)?)
     }
 
     pub(super) fn create(&self, s: &Session, t: &protocol::Tcreate<'_>) -> OpResult<(Qid, u32)> {
@@ -382,9 +329,9 @@ impl Server {
         let c = host::component(name)?;
         let fd = host::lookup(dir.fd(), &c)?;
         let step = self.step_to(fd, child_path(&dir.path(), name), dir.nofollow, false)?;
-        let mut fid = Fid::new(step.fd, step.path, step.file_type, dir.uid);
+        let mut fid = Fid::new(step.fd, step.path, step.file_type, dir.user.clone());
         fid.nofollow = dir.nofollow;
-        s.fids.replace(number, Arc::new(fid));
+        s.fids.replace(number, Arc::new(fid), self.max_fids)?;
         Ok(step.qid)
     }
 
@@ -514,7 +461,7 @@ impl Server {
         }
         let dir_path = fid.path();
         let mut out = Vec::new();
-        while cursor.fill(open.fd.as_fd())? {
+        while cursor.fill(open.fd.as_fd(), count.saturating_sub(out.len()))? {
             let c = &mut *cursor;
             let Some(entry) = DirEntry::parse(&c.buf[c.start..c.end]) else {
                 return Err(errno(libc::EIO));

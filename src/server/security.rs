@@ -69,9 +69,13 @@ pub struct MappedAttrs {
 }
 
 /// Reads a fixed-size little-endian value; None if absent or of another size.
-fn get_le<const N: usize>(path: &CStr, name: &CStr) -> io::Result<Option<[u8; N]>> {
+fn get_le<const N: usize>(
+    dir: &host::ProcDir,
+    path: &host::ProcPath,
+    name: &CStr,
+) -> io::Result<Option<[u8; N]>> {
     let mut buf = [0u8; N];
-    match host::xattr_get(path, false, name, &mut buf) {
+    match dir.xattr_get(path, false, name, &mut buf) {
         Ok(n) if n == N => Ok(Some(buf)),
         Ok(_) => Ok(None),
         Err(e) if is_missing(&e) => Ok(None),
@@ -89,30 +93,36 @@ fn is_missing(e: &io::Error) -> bool {
 impl MappedAttrs {
     /// Reads the xattrs of a regular file or directory.
     pub fn read(fd: BorrowedFd<'_>) -> io::Result<MappedAttrs> {
-        let path = host::proc_fd_path(fd);
-        Ok(MappedAttrs {
-            uid: get_le(&path, XATTR_UID)?.map(u32::from_le_bytes),
-            gid: get_le(&path, XATTR_GID)?.map(u32::from_le_bytes),
-            mode: get_le(&path, XATTR_MODE)?.map(u32::from_le_bytes),
-            rdev: get_le(&path, XATTR_RDEV)?.map(u64::from_le_bytes),
+        let path = host::ProcPath::of(fd);
+        host::in_proc_dir(|dir| {
+            Ok(MappedAttrs {
+                uid: get_le(dir, &path, XATTR_UID)?.map(u32::from_le_bytes),
+                gid: get_le(dir, &path, XATTR_GID)?.map(u32::from_le_bytes),
+                mode: get_le(dir, &path, XATTR_MODE)?.map(u32::from_le_bytes),
+                rdev: get_le(dir, &path, XATTR_RDEV)?.map(u64::from_le_bytes),
+            })
         })
     }
 
     /// Stores the fields that are set.
     pub fn write(&self, fd: BorrowedFd<'_>) -> io::Result<()> {
-        if let Some(uid) = self.uid {
-            host::setxattr(fd, XATTR_UID, &uid.to_le_bytes(), 0)?;
-        }
-        if let Some(gid) = self.gid {
-            host::setxattr(fd, XATTR_GID, &gid.to_le_bytes(), 0)?;
-        }
-        if let Some(mode) = self.mode {
-            host::setxattr(fd, XATTR_MODE, &mode.to_le_bytes(), 0)?;
-        }
-        if let Some(rdev) = self.rdev {
-            host::setxattr(fd, XATTR_RDEV, &rdev.to_le_bytes(), 0)?;
-        }
-        Ok(())
+        let path = host::ProcPath::of(fd);
+        host::in_proc_dir(|dir| {
+            let set = |name, value: &[u8]| dir.xattr_set(&path, false, name, value, 0);
+            if let Some(uid) = self.uid {
+                set(XATTR_UID, &uid.to_le_bytes())?;
+            }
+            if let Some(gid) = self.gid {
+                set(XATTR_GID, &gid.to_le_bytes())?;
+            }
+            if let Some(mode) = self.mode {
+                set(XATTR_MODE, &mode.to_le_bytes())?;
+            }
+            if let Some(rdev) = self.rdev {
+                set(XATTR_RDEV, &rdev.to_le_bytes())?;
+            }
+            Ok(())
+        })
     }
 
     /// Overlays the stored fields on a host statx record.

@@ -25,9 +25,9 @@ const ACL_PREFIX: &[u8] = b"system.posix_acl_";
 const TRUSTED_PREFIX: &[u8] = b"trusted.";
 const SECURITY_PREFIX: &[u8] = b"security.";
 
-/// The host path whose attributes a fid's xattr calls act on.
+/// The file whose attributes a fid's xattr calls act on.
 struct Target {
-    path: CString,
+    path: host::ProcPath,
     /// l*xattr: the fid is a symlink, named through its parent directory.
     nofollow: bool,
     /// Keeps the parent directory (named in `path`) open.
@@ -38,18 +38,14 @@ impl Server {
     fn xattr_target(&self, fid: &FidRef) -> OpResult<Target> {
         if !self.is_host_symlink(fid)? {
             return Ok(Target {
-                path: host::proc_fd_path(fid.fd()),
+                path: host::ProcPath::of(fid.fd()),
                 nofollow: false,
                 _dir: None,
             });
         }
         let (dir, name, _) = self.parent_of(fid)?;
-        let dir_path = host::proc_fd_path(std::os::fd::AsFd::as_fd(&dir));
-        let mut path = dir_path.into_bytes();
-        path.push(b'/');
-        path.extend_from_slice(name.as_bytes());
         Ok(Target {
-            path: CString::new(path).map_err(|_| Errno(libc::EINVAL))?,
+            path: host::ProcPath::entry(std::os::fd::AsFd::as_fd(&dir), &name),
             nofollow: true,
             _dir: Some(dir),
         })
@@ -67,7 +63,7 @@ impl Server {
     /// guest cannot reach (the daemon's own; trusted.* for non-root).
     fn host_xattr_name(&self, fid: &FidRef, name: &[u8]) -> OpResult<Option<CString>> {
         if name.starts_with(XATTR_PRIVATE_PREFIX)
-            || (fid.uid != 0 && name.starts_with(TRUSTED_PREFIX))
+            || (fid.user.uid != 0 && name.starts_with(TRUSTED_PREFIX))
         {
             return Ok(None);
         }
@@ -88,7 +84,7 @@ impl Server {
             Some(rest) if self.kept_private(rest) => rest,
             Some(_) => return None,
         };
-        if fid.uid != 0 && name.starts_with(TRUSTED_PREFIX) {
+        if fid.user.uid != 0 && name.starts_with(TRUSTED_PREFIX) {
             return None;
         }
         Some(name)
@@ -109,23 +105,33 @@ impl Server {
             let name = self
                 .host_xattr_name(&fid, t.name.as_bytes())?
                 .ok_or(Errno(libc::ENODATA))?;
-            read_sized(
-                |buf| host::xattr_get(&target.path, target.nofollow, &name, buf),
-                XATTR_SIZE_MAX as usize,
-            )?
+            host::in_proc_dir(|dir| {
+                read_sized(
+                    |buf| dir.xattr_get(&target.path, target.nofollow, &name, buf),
+                    XATTR_SIZE_MAX as usize,
+                )
+            })?
         };
         let size = value.len() as u64;
-        let new = Fid::new(fid.clone_path()?, fid.path(), fid.file_type, fid.uid);
+        let value = s.fids.xattr_value(value, self.max_xattr_bytes)?;
+        let new = Fid::new(
+            fid.clone_path()?,
+            fid.path(),
+            fid.file_type,
+            fid.user.clone(),
+        );
         *new.xattr_state() = Some(XattrState::Read(value));
-        s.fids.replace(t.newfid, Arc::new(new));
+        s.fids.replace(t.newfid, Arc::new(new), self.max_fids)?;
         Ok(size)
     }
 
     fn list_xattrs(&self, fid: &FidRef, target: &Target) -> OpResult<Vec<u8>> {
-        let raw = read_sized(
-            |buf| host::xattr_list(&target.path, target.nofollow, buf),
-            XATTR_LIST_MAX,
-        )?;
+        let raw = host::in_proc_dir(|dir| {
+            read_sized(
+                |buf| dir.xattr_list(&target.path, target.nofollow, buf),
+                XATTR_LIST_MAX,
+            )
+        })?;
         let mut out = Vec::with_capacity(raw.len());
         for name in raw.split(|&b| b == 0).filter(|n| !n.is_empty()) {
             if let Some(guest) = self.guest_xattr_name(fid, name) {
@@ -137,7 +143,6 @@ impl Server {
     }
 
     pub(super) fn xattrcreate(&self, s: &Session, t: &protocol::Txattrcreate<'_>) -> OpResult<()> {
-        self.check_writable()?;
         let fid = self.fid(s, t.fid)?;
         if t.attr_size > XATTR_SIZE_MAX {
             return Err(Errno(libc::E2BIG));
@@ -149,10 +154,13 @@ impl Server {
         if state.is_some() || fid.open.get().is_some() {
             return Err(Errno(libc::EBADF));
         }
+        let value = s
+            .fids
+            .xattr_value(vec![0; t.attr_size as usize], self.max_xattr_bytes)?;
         *state = Some(XattrState::Write {
             name,
             flags: (t.flags & (libc::XATTR_CREATE | libc::XATTR_REPLACE) as u32) as i32,
-            value: vec![0; t.attr_size as usize],
+            value,
             written: 0,
         });
         Ok(())
@@ -171,7 +179,9 @@ impl Server {
         };
         let target = self.xattr_target(fid)?;
         if value.is_empty() && flags & libc::XATTR_REPLACE != 0 {
-            return match host::xattr_remove(&target.path, target.nofollow, &name) {
+            let removed =
+                host::in_proc_dir(|dir| dir.xattr_remove(&target.path, target.nofollow, &name));
+            return match removed {
                 // Removing an ACL the file does not have is success, as
                 // the host filesystems answer (the client sends this when
                 // an ACL says no more than the mode).
@@ -184,13 +194,9 @@ impl Server {
         if written != value.len() {
             return Err(Errno(libc::EINVAL)); // fewer bytes written than announced
         }
-        Ok(host::xattr_set(
-            &target.path,
-            target.nofollow,
-            &name,
-            &value,
-            flags,
-        )?)
+        Ok(host::in_proc_dir(|dir| {
+            dir.xattr_set(&target.path, target.nofollow, &name, &value, flags)
+        })?)
     }
 }
 
@@ -206,7 +212,7 @@ fn is_acl(host_name: &[u8]) -> bool {
 fn read_sized(
     mut read: impl FnMut(&mut [u8]) -> io::Result<usize>,
     max: usize,
-) -> OpResult<Vec<u8>> {
+) -> io::Result<Vec<u8>> {
     for _ in 0..4 {
         let size = read(&mut [])?;
         let mut buf = vec![0u8; size.min(max)];
@@ -216,8 +222,8 @@ fn read_sized(
                 return Ok(buf);
             }
             Err(e) if e.raw_os_error() == Some(libc::ERANGE) => continue,
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         }
     }
-    Err(Errno(libc::ERANGE))
+    Err(io::Error::from_raw_os_error(libc::ERANGE))
 }

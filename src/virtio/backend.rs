@@ -16,7 +16,7 @@
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use log::{debug, warn};
+use log::debug;
 use vhost::vhost_user::message::{VhostUserProtocolFeatures, VhostUserVirtioFeatures};
 use vhost_user_backend::{VhostUserBackend, VringRwLock, VringT};
 use virtio_bindings::virtio_config::VIRTIO_F_VERSION_1;
@@ -311,7 +311,7 @@ impl Core {
         let used = match worker.chain.load(chain) {
             Ok(()) => self.serve(worker),
             Err(e) => {
-                warn!("dropping a bad descriptor chain: {e:?}");
+                crate::warn_limited!("dropping a bad descriptor chain: {e:?}");
                 0
             }
         };
@@ -321,18 +321,18 @@ impl Core {
             let mut state = vring.get_mut();
             if let Err(e) = state.add_used(head, used) {
                 // A head the guest made up: nothing to return it to.
-                warn!("cannot return descriptor chain {head}: {e}");
+                crate::warn_limited!("cannot return descriptor chain {head}: {e}");
                 return;
             }
             state.needs_notification()
         };
         let notify = notify.unwrap_or_else(|e| {
-            warn!("cannot read the used event index: {e}");
+            crate::warn_limited!("cannot read the used event index: {e}");
             true
         });
         if notify {
             if let Err(e) = vring.signal_used_queue() {
-                warn!("cannot signal the used queue: {e}");
+                crate::warn_limited!("cannot signal the used queue: {e}");
             }
         }
     }
@@ -347,7 +347,7 @@ impl Core {
         } = worker;
         let mut header = [0u8; protocol::HEADER_SIZE];
         if chain.gather(0, &mut header) < header.len() {
-            warn!("dropping a request shorter than a 9P header");
+            crate::warn_limited!("dropping a request shorter than a 9P header");
             return 0;
         }
         let Ok(h) = Header::parse(&header) else {
@@ -397,7 +397,7 @@ impl Core {
             // Too big for the client's buffer: say so if even that fits.
             self.session.error_reply(h.tag, libc::EMSGSIZE, None, reply);
             if reply.len() > chain.writable_len() {
-                warn!("reply buffer of {} bytes too small", chain.writable_len());
+                crate::warn_limited!("reply buffer of {} bytes too small", chain.writable_len());
                 return 0;
             }
             chain.scatter(0, reply);
