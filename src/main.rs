@@ -223,6 +223,7 @@ fn run(cli: Cli) -> Result<(), String> {
     stop_signals
         .thread_block()
         .map_err(|e| format!("cannot block signals: {e}"))?;
+    let access = socket_access(&cli)?;
     set_open_file_limit(cli.rlimit_nofile)?;
     let tag = cli.tag.clone().unwrap_or_default();
     if cli.socket_path.is_some() && (tag.is_empty() || tag.len() > MAX_TAG_LEN) {
@@ -231,7 +232,6 @@ fn run(cli: Cli) -> Result<(), String> {
             tag.len()
         ));
     }
-    let access = socket_access(&cli)?;
     let config = Config {
         shared_dir: cli.shared_dir.clone(),
         readonly: cli.readonly,

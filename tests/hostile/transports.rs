@@ -1,0 +1,238 @@
+//! The sockets: who may connect, and as whom their sessions act. The
+//! daemon runs as its own process; diod's clients (Debian's diod, which
+//! ci/test.sh installs) connect as root or as nobody.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use vhost_user_9p::protocol::*;
+use vhost_user_9p::server::user::{Users, NOBODY};
+use vhost_user_9p::server::Config;
+
+use crate::common::inproc::{InProc, ROOT};
+use crate::common::{wait_for_socket, Daemon};
+
+const BIN: &str = env!("CARGO_BIN_EXE_vhost-user-9p");
+
+/// A share with a world-readable file and one only its owner (uid 1000)
+/// may read, in directories anyone may search.
+fn share() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::write(dir.path().join("public"), "for everyone\n").unwrap();
+    std::fs::set_permissions(dir.path().join("public"), PermissionsExt::from_mode(0o644)).unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "for uid 1000 only\n").unwrap();
+    std::fs::set_permissions(&secret, PermissionsExt::from_mode(0o600)).unwrap();
+    std::os::unix::fs::chown(&secret, Some(1000), Some(1000)).unwrap();
+    dir
+}
+
+/// The daemon serving `share` with `--listen unix:` in a directory anyone
+/// may search, started under umask 022.
+fn listen(share: &Path, extra: &[&str]) -> (Daemon, PathBuf) {
+    let sock = share.parent().unwrap().join(format!(
+        "{}.sock",
+        share.file_name().unwrap().to_string_lossy()
+    ));
+    let listen = format!("unix:{}", sock.display());
+    let mut args = vec!["--listen", &listen];
+    args.extend_from_slice(extra);
+    let daemon = Daemon::start(BIN, share, &args);
+    wait_for_socket(&sock);
+    (daemon, sock)
+}
+
+/// diodcat of `file` over `sock`, run as `uid`/`gid` (naming uid 0 in its
+/// attach): the file's content, or Err.
+fn diodcat_as(uid: u32, gid: u32, sock: &Path, file: &str) -> Result<String, String> {
+    let out: Output = Command::new("/usr/sbin/diodcat")
+        .args([
+            "-s",
+            sock.to_str().unwrap(),
+            "-a",
+            "/",
+            "-u",
+            "0",
+            "-t",
+            "10",
+            file,
+        ])
+        .uid(uid)
+        .gid(gid)
+        .stdin(Stdio::null())
+        .output()
+        .expect("diodcat (apt-get install diod; ci/test.sh does)");
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+fn mode_and_group(path: &Path) -> (u32, u32, u32) {
+    let md = std::fs::symlink_metadata(path).unwrap();
+    (md.mode() & 0o7777, md.uid(), md.gid())
+}
+
+#[test]
+fn sockets_are_the_daemon_users_alone_whatever_the_umask() {
+    let share = share();
+    for (extra, want) in [
+        (&[][..], (0o600, 0, 0)),
+        (&["--socket-group", "65534"][..], (0o660, 0, 65534)),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let vhost = dir.path().join("vhost.sock");
+        let unix = dir.path().join("9p.sock");
+        let mut command = Command::new(BIN);
+        command
+            .arg("--socket-path")
+            .arg(&vhost)
+            .args(["--tag", "t", "--log-level", "warn", "--shared-dir"])
+            .arg(share.path())
+            .arg("--listen")
+            .arg(format!("unix:{}", unix.display()))
+            .args(extra)
+            .stdin(Stdio::null());
+        // SAFETY: umask is async-signal-safe; nothing else runs in the child.
+        unsafe {
+            command.pre_exec(|| {
+                libc::umask(0o022);
+                Ok(())
+            });
+        }
+        let mut child = command.spawn().unwrap();
+        wait_for_socket(&vhost);
+        wait_for_socket(&unix);
+        assert_eq!(mode_and_group(&vhost), want, "vhost-user socket {extra:?}");
+        assert_eq!(mode_and_group(&unix), want, "--listen socket {extra:?}");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+#[test]
+fn another_user_cannot_connect_unless_given_the_group_and_then_acts_as_itself() {
+    let share = share();
+    let (daemon, sock) = listen(share.path(), &[]);
+    let refused = diodcat_as(NOBODY, NOBODY, &sock, "public");
+    assert!(refused.is_err(), "nobody connected to a private socket");
+    drop(daemon);
+    let (_daemon, sock) = listen(share.path(), &["--socket-group", "65534"]);
+    // Connected, naming uid 0, it reads what nobody may read...
+    assert_eq!(
+        diodcat_as(NOBODY, NOBODY, &sock, "public").unwrap(),
+        "for everyone\n"
+    );
+    // ...and not what only uid 1000 may: it acts as itself, not as root.
+    let secret = diodcat_as(NOBODY, NOBODY, &sock, "secret");
+    assert!(secret.is_err(), "nobody read uid 1000's file: {secret:?}");
+}
+
+#[test]
+fn root_attaching_over_a_socket_is_squashed_unless_told_not_to() {
+    let share = share();
+    let (daemon, sock) = listen(share.path(), &[]);
+    assert_eq!(diodcat_as(0, 0, &sock, "public").unwrap(), "for everyone\n");
+    let secret = diodcat_as(0, 0, &sock, "secret");
+    assert!(
+        secret.is_err(),
+        "a squashed root read a 0600 file: {secret:?}"
+    );
+    drop(daemon);
+    let (_daemon, sock) = listen(share.path(), &["--no-root-squash"]);
+    assert_eq!(
+        diodcat_as(0, 0, &sock, "secret").unwrap(),
+        "for uid 1000 only\n"
+    );
+}
+
+#[test]
+fn tcp_is_refused_without_no_auth_and_warned_about_beyond_loopback() {
+    let share = share();
+    let out = Command::new(BIN)
+        .args([
+            "--listen",
+            "tcp:127.0.0.1:0",
+            "--log-level",
+            "warn",
+            "--shared-dir",
+        ])
+        .arg(share.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("no authentication") && err.contains("--no-auth"),
+        "{err}"
+    );
+    // With --no-auth it serves; beyond loopback it says so at start.
+    let mut child = Command::new(BIN)
+        .args([
+            "--listen",
+            "tcp:0.0.0.0:0",
+            "--no-auth",
+            "--log-level",
+            "warn",
+            "--shared-dir",
+        ])
+        .arg(share.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stderr.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(line.contains("without authentication"), "{line}");
+}
+
+/// A squashed root's and a peer's files are theirs on the host, and what
+/// they may not reach stays out of reach (the host kernel checks, with the
+/// request's credentials).
+#[test]
+fn socket_sessions_create_and_open_as_their_user() {
+    let share = share();
+    let drop_box = share.path().join("drop");
+    std::fs::create_dir(&drop_box).unwrap();
+    std::fs::set_permissions(&drop_box, PermissionsExt::from_mode(0o777)).unwrap();
+    let config = Config::new(share.path());
+    let users = [
+        (Users::Named { root_squash: true }, 0, NOBODY),
+        (Users::Named { root_squash: false }, 0, 0),
+        (Users::Named { root_squash: true }, 1000, 1000),
+    ];
+    for (users, named, owner) in users {
+        let label = format!("{users:?} named {named}");
+        let mut c = InProc::attach(&config, users, "9P2000.L", named);
+        c.walk(ROOT, 2, &["drop"]).ok();
+        let name = format!("made-by-{owner}-{named}");
+        let gid = owner; // each acting user's own group
+        let create = Tlcreate {
+            fid: 2,
+            name: name.as_str().into(),
+            flags: 2,
+            mode: 0o644,
+            gid,
+        };
+        c.call(Tmessage::Lcreate(create)).ok();
+        assert_eq!(
+            std::fs::metadata(drop_box.join(&name)).unwrap().uid(),
+            owner,
+            "{label}"
+        );
+        c.walk(ROOT, 3, &["secret"]).ok();
+        let open = c.call(Tmessage::Lopen(Tlopen { fid: 3, flags: 0 }));
+        let may_read = owner == 0 || owner == 1000;
+        assert_eq!(open.errno(), (!may_read).then_some(libc::EACCES), "{label}");
+    }
+}
