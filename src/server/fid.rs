@@ -139,7 +139,9 @@ pub struct OpenFile {
     pub fd: Arc<OwnedFd>,
     /// The 9P2000.L open flags the client asked for.
     pub flags: u32,
-    pub dir: Option<Mutex<DirCursor>>,
+    /// A directory's read position; boxed, since every fid has room for
+    /// an OpenFile and few are open directories (64 bytes less per fid).
+    pub dir: Option<Box<Mutex<DirCursor>>>,
     /// Device of the file, for the qids of directory entries.
     pub dev: u64,
     /// The next write must clear setuid/setgid (opened by a guest user other
@@ -194,7 +196,7 @@ impl OpenFile {
         OpenFile {
             fd: Arc::new(fd),
             flags,
-            dir: is_dir.then(|| Mutex::new(DirCursor::new())),
+            dir: is_dir.then(|| Box::new(Mutex::new(DirCursor::new()))),
             dev,
             kill_priv: std::sync::atomic::AtomicBool::new(false),
             remove_on_clunk: std::sync::atomic::AtomicBool::new(false),

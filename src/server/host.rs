@@ -65,6 +65,14 @@ fn proc_fs() -> io::Result<&'static ProcFs> {
     Ok(PROC_FS.get_or_init(|| fs))
 }
 
+/// Opens what the server needs from outside the share before it serves:
+/// `/proc/self/fd` and the working directory; notes the daemon's own
+/// credentials.
+pub fn init() -> io::Result<()> {
+    own_credentials();
+    proc_fs().map(drop)
+}
+
 /// The `/proc/self/fd` directory descriptor (opened on first use).
 pub fn proc_self_fd() -> io::Result<BorrowedFd<'static>> {
     Ok(proc_fs()?.fd_dir.as_fd())

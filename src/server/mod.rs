@@ -78,8 +78,8 @@ pub struct Config {
 
 /// Fids per session by default: 4 Mi, four times what a Linux cache=loose
 /// guest holding a million dentries needs (a fid per dentry, a few more
-/// for open files and walks in flight), at ~450 bytes each when idle
-/// (their descriptors closed): under 2 GiB for a session at the bound.
+/// for open files and walks in flight), at ~400 bytes each when idle
+/// (their descriptors closed): ~1.6 GiB for a session at the bound.
 pub const DEFAULT_MAX_FIDS: usize = 4 << 20;
 /// Xattr value bytes per session by default: 16 MiB, 256 values of the
 /// largest size Linux stores (64 KiB) in flight at once.
@@ -320,6 +320,9 @@ impl Server {
         })?;
         let stx = host::statx(root.as_fd())
             .map_err(|e| format!("--shared-dir {}: {}", dir.display(), e))?;
+        // Everything needed from outside the share, opened now: nothing
+        // after this names a host path (see host.rs).
+        host::init().map_err(|e| format!("cannot open /proc/self/fd: {e}; is /proc mounted?"))?;
         // Modes the guest asks for are applied as given (the guest applied
         // its own umask already).
         // SAFETY: umask has no preconditions.

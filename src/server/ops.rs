@@ -277,7 +277,11 @@ impl Server {
                 .map_or_else(|| self.stat(fd.as_fd()).map(|stx| stx.stx_uid), Ok)?,
         };
         let user = s.users.attach(uid, &self.names);
-        let fid = Fid::new(fd, Default::default(), libc::S_IFDIR, user);
+        let mut fid = Fid::new(fd, Default::default(), libc::S_IFDIR, user);
+        // The root, found again from the empty path: an idle root fid (or
+        // clone of one) gives up its descriptor like any other, so that
+        // clones by the thousand cannot pin every descriptor the process has.
+        fid.refind = Refind::NoSymlinks;
         s.fids.insert_new(t.fid, Arc::new(fid), self.max_fids)?;
         Ok(qid)
     }

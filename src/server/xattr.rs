@@ -114,12 +114,15 @@ impl Server {
         };
         let size = value.len() as u64;
         let value = s.fids.xattr_value(value, self.max_xattr_bytes)?;
-        let new = Fid::new(
+        let mut new = Fid::new(
             fid.clone_path()?,
             fid.path(),
             fid.file_type,
             fid.user.clone(),
         );
+        // Found again as the fid it came from, so that idle xattr fids do
+        // not pin descriptors.
+        new.refind = fid.refind;
         *new.xattr_state() = Some(XattrState::Read(value));
         s.fids.replace(t.newfid, Arc::new(new), self.max_fids)?;
         Ok(size)

@@ -236,3 +236,56 @@ fn socket_sessions_create_and_open_as_their_user() {
         assert_eq!(open.errno(), (!may_read).then_some(libc::EACCES), "{label}");
     }
 }
+
+/// Nothing the daemon does after start names a path from the host's root:
+/// with /proc and /etc covered by empty file systems once it listens (as
+/// they are once it is confined to the share), it still opens files
+/// (reopened through its /proc/self/fd descriptor) and reads mapped-xattr
+/// attributes (xattr calls through it).
+#[test]
+fn files_open_after_proc_and_etc_are_gone() {
+    let share = share();
+    let top = tempfile::tempdir().unwrap();
+    let sock = top.path().join("9p.sock");
+    let ready = top.path().join("ready");
+    let pid_file = top.path().join("pid");
+    let script = format!(
+        "{bin} --listen unix:{sock} --shared-dir {share} --no-root-squash \
+         --security-model mapped-xattr --log-level warn </dev/null >/dev/null 2>&1 &
+         echo $! > {pid}
+         while [ ! -S {sock} ]; do sleep 0.02; done
+         mount -t tmpfs none /proc && mount -t tmpfs none /etc && touch {ready}
+         wait",
+        bin = BIN,
+        sock = sock.display(),
+        share = share.path().display(),
+        ready = ready.display(),
+        pid = pid_file.display(),
+    );
+    let mut child = Command::new("unshare")
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "--kill-child",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_socket(&ready);
+    let read = diodcat_as(0, 0, &sock, "public");
+    // The daemon, by the pid its shell wrote; the shell then returns.
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // SAFETY: kill(2) of the daemon this test started.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    assert_eq!(read.unwrap(), "for everyone\n");
+}
