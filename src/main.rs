@@ -253,6 +253,7 @@ fn run(cli: Cli) -> Result<(), String> {
         ..config
     };
     let server = Arc::new(Server::new(&config)?);
+    warn_about_mount_flags(&cli.shared_dir, config.security_model);
     info!(
         "sharing {} ({}{})",
         cli.shared_dir.display(),
@@ -356,6 +357,42 @@ fn socket_access(cli: &Cli) -> Result<SocketAccess, String> {
         group,
         root_squash: !cli.no_root_squash,
     })
+}
+
+/// Warns when the guest may make device nodes or setuid files that the
+/// host would honour: passthrough (or none) as root, on a filesystem
+/// mounted without nodev or nosuid.
+fn warn_about_mount_flags(dir: &Path, model: SecurityModel) {
+    // SAFETY: geteuid has no preconditions.
+    if model == SecurityModel::MappedXattr || unsafe { libc::geteuid() } != 0 {
+        return;
+    }
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else {
+        return;
+    };
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
+    // SAFETY: c is a C string; st is writable for a statvfs.
+    if unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) } != 0 {
+        return;
+    }
+    // SAFETY: statvfs succeeded and filled it.
+    let flags = unsafe { st.assume_init() }.f_flag;
+    let missing: Vec<&str> = [(libc::ST_NODEV, "nodev"), (libc::ST_NOSUID, "nosuid")]
+        .iter()
+        .filter(|(bit, _)| flags & bit == 0)
+        .map(|&(_, name)| name)
+        .collect();
+    if !missing.is_empty() {
+        warn!(
+            "--shared-dir {}: its filesystem is mounted without {}: device nodes and setuid \
+             files the guest makes there ({} as root) work on the host; mount it {} or use \
+             --security-model mapped-xattr (SECURITY.md)",
+            dir.display(),
+            missing.join(","),
+            model.name(),
+            missing.join(",")
+        );
+    }
 }
 
 /// Whether a `HOST:PORT` listens on loopback only.

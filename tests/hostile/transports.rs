@@ -289,3 +289,35 @@ fn files_open_after_proc_and_etc_are_gone() {
     assert!(status.success(), "{status}");
     assert_eq!(read.unwrap(), "for everyone\n");
 }
+
+/// As root with passthrough, the daemon warns at start when the share's
+/// filesystem would honour the device nodes and setuid files a guest makes
+/// (mounted without nodev or nosuid); mapped-xattr makes neither.
+#[test]
+fn a_share_without_nodev_nosuid_is_warned_about_under_passthrough() {
+    let share = share();
+    let c = std::ffi::CString::new(share.path().as_os_str().as_encoded_bytes()).unwrap();
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
+    // SAFETY: c is a C string; st is writable for a statvfs.
+    assert_eq!(unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) }, 0);
+    // SAFETY: statvfs succeeded and filled it.
+    let flags = unsafe { st.assume_init() }.f_flag;
+    let exposed = flags & libc::ST_NODEV == 0 || flags & libc::ST_NOSUID == 0;
+    for (model, warned) in [("passthrough", exposed), ("mapped-xattr", false)] {
+        let out = Command::new(BIN)
+            .args([
+                "--listen",
+                "unix:/nonexistent/x.sock",
+                "--log-level",
+                "warn",
+            ])
+            .args(["--security-model", model])
+            .arg("--shared-dir")
+            .arg(share.path())
+            .output()
+            .unwrap();
+        // It stops at once (no such socket directory), after the warning.
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.contains("mounted without"), warned, "{model}: {err}");
+    }
+}
