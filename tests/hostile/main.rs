@@ -6,6 +6,7 @@
 mod common;
 
 mod ctl_model;
+mod names;
 mod readonly;
 mod special_files;
 mod transports;
