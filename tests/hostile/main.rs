@@ -7,6 +7,7 @@ mod common;
 
 mod ctl_model;
 mod names;
+mod protocol;
 mod readonly;
 mod special_files;
 mod transports;

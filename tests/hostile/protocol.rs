@@ -1,0 +1,194 @@
+//! Malformed and odd messages through the socket transport's per-frame
+//! step (`serve_frame`): every request truncated at every byte and with
+//! bytes after it, reply types sent as requests, NOFID, newfid == fid, tag
+//! reuse, Tversion over open fids. Each frame gets exactly one well-formed
+//! reply with its tag (or, shorter than a header, none), and the session
+//! goes on serving.
+
+use vhost_user_9p::protocol::*;
+use vhost_user_9p::server::{Config, Server, Session};
+use vhost_user_9p::socket::serve_frame;
+
+struct Frames {
+    server: Server,
+    session: Session,
+}
+
+impl Frames {
+    fn new(dir: &std::path::Path) -> Frames {
+        let mut config = Config::new(dir);
+        config.ctl = true;
+        let mut f = Frames {
+            server: Server::new(&config).unwrap(),
+            session: Session::new(),
+        };
+        f.start();
+        f
+    }
+
+    fn start(&mut self) {
+        let version = Tmessage::Version(Tversion { msize: 65536, version: "9P2000.L".into() });
+        assert!(self.ok(&encode(&version, NOTAG)));
+        let attach = Tmessage::Attach(Tattach {
+            fid: 1,
+            afid: NOFID,
+            uname: "".into(),
+            aname: "".into(),
+            n_uname: Some(0),
+        });
+        assert!(self.ok(&encode(&attach, 1)));
+    }
+
+    /// Serves `frame` and checks the reply; whether it was not an error.
+    #[track_caller]
+    fn serve(&mut self, frame: &[u8]) -> bool {
+        let (mut reply, mut data) = (Vec::new(), Vec::new());
+        serve_frame(&self.server, &self.session, frame, &mut reply, &mut data);
+        if frame.len() < HEADER_SIZE {
+            assert!(reply.is_empty(), "a reply to {frame:?}");
+            return false;
+        }
+        let sent = Header::parse(frame).unwrap();
+        let header = Header::parse(&reply).expect("a reply with a header");
+        assert_eq!(header.size as usize, reply.len() + data.len(), "size field");
+        assert_eq!(header.tag, sent.tag, "tag");
+        assert!(header.size <= self.session.msize(), "larger than msize");
+        assert_eq!(header.msg_type % 2, 1, "an R-message");
+        // Rread's data and Rreaddir's entries follow in `data` or in
+        // the reply; every other reply decodes whole.
+        let data_reply = header.msg_type == Rread::TYPE || header.msg_type == Rreaddir::TYPE;
+        if let Err(e) = decode_rmessage(&reply) {
+            assert!(data_reply, "undecodable reply {e:?}: {reply:?}");
+        }
+        header.msg_type != Rlerror::TYPE && header.msg_type != Rerror::TYPE
+    }
+
+    #[track_caller]
+    fn ok(&mut self, frame: &[u8]) -> bool {
+        self.serve(frame)
+    }
+
+    /// The session still serves: a clone of the root and a Tgetattr of it.
+    #[track_caller]
+    fn alive(&mut self) {
+        let walk = Tmessage::Walk(Twalk { fid: 1, newfid: 900, names: WalkList::new() });
+        assert!(self.ok(&encode(&walk, 5)));
+        assert!(self.ok(&encode(&Tmessage::Getattr(Tgetattr { fid: 900, request_mask: 0x7ff }), 6)));
+        assert!(self.ok(&encode(&Tmessage::Clunk(Tclunk { fid: 900 }), 7)));
+    }
+}
+
+fn encode(msg: &Tmessage<'_>, tag: u16) -> Vec<u8> {
+    let mut out = Vec::new();
+    msg.encode(tag, &mut out);
+    out
+}
+
+/// One request of each type, on the fids `Frames` holds (1: the root).
+fn requests() -> Vec<Vec<u8>> {
+    let n = || Str::from("x");
+    let names = [Str::from("d"), Str::from("f")];
+    let msgs: Vec<Tmessage<'_>> = vec![
+        Tmessage::Statfs(Tstatfs { fid: 1 }),
+        Tmessage::Lopen(Tlopen { fid: 2, flags: 0 }),
+        Tmessage::Lcreate(Tlcreate { fid: 2, name: n(), flags: 2, mode: 0o644, gid: 0 }),
+        Tmessage::Symlink(Tsymlink { fid: 1, name: n(), symtgt: "f".into(), gid: 0 }),
+        Tmessage::Mknod(Tmknod { dfid: 1, name: n(), mode: libc::S_IFIFO | 0o600, major: 0, minor: 0, gid: 0 }),
+        Tmessage::Rename(Trename { fid: 2, dfid: 1, name: n() }),
+        Tmessage::Readlink(Treadlink { fid: 2 }),
+        Tmessage::Getattr(Tgetattr { fid: 1, request_mask: 0x3fff }),
+        Tmessage::Setattr(Tsetattr { fid: 2, valid: 1, mode: 0o600, ..Default::default() }),
+        Tmessage::Xattrwalk(Txattrwalk { fid: 1, newfid: 3, name: "".into() }),
+        Tmessage::Xattrcreate(Txattrcreate { fid: 2, name: "user.x".into(), attr_size: 3, flags: 0 }),
+        Tmessage::Readdir(Treaddir { fid: 2, offset: 0, count: 4096 }),
+        Tmessage::Fsync(Tfsync { fid: 1, datasync: 0 }),
+        Tmessage::Lock(Tlock { fid: 2, lock_type: 1, flags: 0, start: 0, length: 0, proc_id: 1, client_id: "c".into() }),
+        Tmessage::Getlock(Tgetlock { fid: 2, lock_type: 1, start: 0, length: 0, proc_id: 1, client_id: "c".into() }),
+        Tmessage::Link(Tlink { dfid: 1, fid: 2, name: n() }),
+        Tmessage::Mkdir(Tmkdir { dfid: 1, name: n(), mode: 0o755, gid: 0 }),
+        Tmessage::Renameat(Trenameat { olddirfid: 1, oldname: "f".into(), newdirfid: 1, newname: n() }),
+        Tmessage::Unlinkat(Tunlinkat { dirfid: 1, name: n(), flags: 0 }),
+        Tmessage::Auth(Tauth { afid: 4, uname: "".into(), aname: "".into(), n_uname: Some(0) }),
+        Tmessage::Attach(Tattach { fid: 5, afid: NOFID, uname: "".into(), aname: "".into(), n_uname: Some(0) }),
+        Tmessage::Flush(Tflush { oldtag: 3 }),
+        Tmessage::Walk(Twalk { fid: 1, newfid: 2, names: WalkList::from_slice(&names).unwrap() }),
+        Tmessage::Open(Topen { fid: 2, mode: 0 }),
+        Tmessage::Create(Tcreate { fid: 2, name: n(), perm: 0o644, mode: 2, extension: Some("".into()) }),
+        Tmessage::Read(Tread { fid: 2, offset: 0, count: 100 }),
+        Tmessage::Write(Twrite { fid: 2, offset: 0, count: 0 }),
+        Tmessage::Clunk(Tclunk { fid: 2 }),
+        Tmessage::Remove(Tremove { fid: 2 }),
+        Tmessage::Stat(Tstat { fid: 1 }),
+    ];
+    msgs.iter().map(|m| encode(m, 9)).collect()
+}
+
+fn share() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("d")).unwrap();
+    std::fs::write(dir.path().join("d/f"), "data").unwrap();
+    dir
+}
+
+#[test]
+fn every_request_truncated_or_padded_gets_one_reply() {
+    let dir = share();
+    let mut f = Frames::new(dir.path());
+    for frame in requests() {
+        for len in 0..frame.len() {
+            let mut cut = frame[..len].to_vec();
+            if len >= 4 {
+                cut[..4].copy_from_slice(&(len as u32).to_le_bytes());
+            }
+            f.serve(&cut);
+        }
+        let mut padded = frame.clone();
+        padded.extend_from_slice(&[0xa5; 9]);
+        let size = padded.len() as u32;
+        padded[..4].copy_from_slice(&size.to_le_bytes());
+        f.serve(&padded);
+        f.serve(&frame);
+        f.alive();
+    }
+}
+
+#[test]
+fn reply_types_unknown_types_nofid_and_odd_fids_get_errors() {
+    let dir = share();
+    let mut f = Frames::new(dir.path());
+    for ty in 0..=255u8 {
+        if Tmessage::decode(ty, &[]).is_ok() || (ty % 2 == 0 && ty >= 6 && ty <= 126) {
+            continue; // a request type (served above, body or not)
+        }
+        let frame = [7, 0, 0, 0, ty, 1, 0];
+        assert!(!f.serve(&frame), "type {ty} answered without an error");
+    }
+    let getattr = Tmessage::Getattr(Tgetattr { fid: NOFID, request_mask: 0x7ff });
+    assert!(!f.ok(&encode(&getattr, 2)));
+    // newfid == fid: the walk moves the fid; the root is walked again.
+    let walk = |fid, newfid| {
+        let names = [Str::from("d")];
+        encode(&Tmessage::Walk(Twalk { fid, newfid, names: WalkList::from_slice(&names).unwrap() }), 3)
+    };
+    f.walk_clone();
+    assert!(f.ok(&walk(10, 10)));
+    assert!(!f.ok(&walk(10, 10)), "d/d exists?");
+    // A walk to an existing newfid (not the fid itself) is refused.
+    assert!(!f.ok(&walk(1, 10)));
+    // A tag used twice is answered twice.
+    let stat = encode(&Tmessage::Getattr(Tgetattr { fid: 1, request_mask: 0x7ff }), 4);
+    assert!(f.ok(&stat) && f.ok(&stat));
+    // Tversion drops every fid.
+    let version = Tmessage::Version(Tversion { msize: 8192, version: "9P2000.L".into() });
+    assert!(f.ok(&encode(&version, NOTAG)));
+    assert!(!f.ok(&stat), "fid 1 outlived Tversion");
+    f.start();
+    f.alive();
+}
+
+impl Frames {
+    fn walk_clone(&mut self) {
+        let walk = Tmessage::Walk(Twalk { fid: 1, newfid: 10, names: WalkList::new() });
+        assert!(self.ok(&encode(&walk, 3)));
+    }
+}
