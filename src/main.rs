@@ -491,6 +491,9 @@ fn serve_vhost_user(
     daemon
         .start(&mut listener)
         .map_err(|e| format!("vhost-user connection failed: {e}"))?;
+    // One VMM: closing the listener (which removes its file) makes a
+    // second one fail at once rather than wait in the listen backlog.
+    drop(listener);
     info!("VMM connected");
     let result = daemon.wait();
     info!("VMM disconnected");

@@ -30,16 +30,66 @@ fn bad_names() -> Vec<Vec<u8>> {
 fn linux_requests<'a>(name: &'a [u8]) -> Vec<Tmessage<'a>> {
     let n = Str(name);
     vec![
-        Tmessage::Lcreate(Tlcreate { fid: 10, name: n, flags: 2, mode: 0o644, gid: 0 }),
-        Tmessage::Mkdir(Tmkdir { dfid: 10, name: n, mode: 0o755, gid: 0 }),
-        Tmessage::Symlink(Tsymlink { fid: 10, name: n, symtgt: "f".into(), gid: 0 }),
-        Tmessage::Mknod(Tmknod { dfid: 10, name: n, mode: libc::S_IFIFO | 0o644, major: 0, minor: 0, gid: 0 }),
-        Tmessage::Renameat(Trenameat { olddirfid: 10, oldname: "f".into(), newdirfid: 10, newname: n }),
-        Tmessage::Renameat(Trenameat { olddirfid: 10, oldname: n, newdirfid: 10, newname: "g".into() }),
-        Tmessage::Link(Tlink { dfid: 10, fid: 11, name: n }),
-        Tmessage::Rename(Trename { fid: 11, dfid: 10, name: n }),
-        Tmessage::Unlinkat(Tunlinkat { dirfid: 10, name: n, flags: 0 }),
-        Tmessage::Xattrcreate(Txattrcreate { fid: 11, name: n, attr_size: 0, flags: 0 }),
+        Tmessage::Lcreate(Tlcreate {
+            fid: 10,
+            name: n,
+            flags: 2,
+            mode: 0o644,
+            gid: 0,
+        }),
+        Tmessage::Mkdir(Tmkdir {
+            dfid: 10,
+            name: n,
+            mode: 0o755,
+            gid: 0,
+        }),
+        Tmessage::Symlink(Tsymlink {
+            fid: 10,
+            name: n,
+            symtgt: "f".into(),
+            gid: 0,
+        }),
+        Tmessage::Mknod(Tmknod {
+            dfid: 10,
+            name: n,
+            mode: libc::S_IFIFO | 0o644,
+            major: 0,
+            minor: 0,
+            gid: 0,
+        }),
+        Tmessage::Renameat(Trenameat {
+            olddirfid: 10,
+            oldname: "f".into(),
+            newdirfid: 10,
+            newname: n,
+        }),
+        Tmessage::Renameat(Trenameat {
+            olddirfid: 10,
+            oldname: n,
+            newdirfid: 10,
+            newname: "g".into(),
+        }),
+        Tmessage::Link(Tlink {
+            dfid: 10,
+            fid: 11,
+            name: n,
+        }),
+        Tmessage::Rename(Trename {
+            fid: 11,
+            dfid: 10,
+            name: n,
+        }),
+        Tmessage::Unlinkat(Tunlinkat {
+            dirfid: 10,
+            name: n,
+            flags: 0,
+        }),
+        Tmessage::Xattrcreate(Txattrcreate {
+            fid: 11,
+            name: n,
+            attr_size: 0,
+            flags: 0,
+        }),
     ]
 }
 
@@ -64,7 +114,11 @@ fn impossible_names_are_refused_everywhere_and_change_nothing() {
             // until the fid is clunked, and the clunk must fail or store
             // nothing outside: checked by the fingerprint.
             if i != 9 {
-                assert!(reply.errno().is_some(), "request {i} with {shown:?}: {:?}", reply.msg());
+                assert!(
+                    reply.errno().is_some(),
+                    "request {i} with {shown:?}: {:?}",
+                    reply.msg()
+                );
             }
             c.clunk(10);
             c.clunk(11);
@@ -72,7 +126,11 @@ fn impossible_names_are_refused_everywhere_and_change_nothing() {
         // A walk to it, and to its control file.
         let names = [Str(&name)];
         for path in [&names[..], &[Str(b",ctl"), Str(&name)][..]] {
-            let walk = Twalk { fid: ROOT, newfid: 12, names: WalkList::from_slice(path).unwrap() };
+            let walk = Twalk {
+                fid: ROOT,
+                newfid: 12,
+                names: WalkList::from_slice(path).unwrap(),
+            };
             let reply = c.call(Tmessage::Walk(walk));
             if reply.errno().is_none() {
                 // `.` and `..` walk within the share (or a partial walk
@@ -82,14 +140,23 @@ fn impossible_names_are_refused_everywhere_and_change_nothing() {
                     newfid: 13,
                     names: WalkList::from_slice(&[Str(b"etc")]).unwrap(),
                 }));
-                assert!(walked.errno().is_some(), "{shown:?} then etc reached outside");
+                assert!(
+                    walked.errno().is_some(),
+                    "{shown:?} then etc reached outside"
+                );
                 c.clunk(12);
             }
         }
         // 9P2000 creates, and a Twstat rename, in 9P2000.u.
         let mut p = InProc::attach(&config, Users::Guest, "9P2000.u", 0);
         p.walk(ROOT, 10, &[]).ok();
-        let create = p.call(Tmessage::Create(Tcreate { fid: 10, name: Str(&name), perm: 0o644, mode: 2, extension: Some("".into()) }));
+        let create = p.call(Tmessage::Create(Tcreate {
+            fid: 10,
+            name: Str(&name),
+            perm: 0o644,
+            mode: 2,
+            extension: Some("".into()),
+        }));
         assert!(create.errno().is_some(), "Tcreate {shown:?}");
         // ctl commands naming it.
         p.walk(ROOT, 14, &[",ctl", ","]).ok();
@@ -119,7 +186,13 @@ fn a_name_that_is_not_utf8_names_exactly_that_entry() {
     let mut c = InProc::attach(&Config::new(dir.path()), Users::Guest, "9P2000.L", 0);
     let name = b"caf\xe9\xff";
     c.walk(ROOT, 10, &[]).ok();
-    c.call(Tmessage::Mkdir(Tmkdir { dfid: 10, name: Str(name), mode: 0o755, gid: 0 })).ok();
+    c.call(Tmessage::Mkdir(Tmkdir {
+        dfid: 10,
+        name: Str(name),
+        mode: 0o755,
+        gid: 0,
+    }))
+    .ok();
     let entries: Vec<Vec<u8>> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().as_bytes().to_vec())

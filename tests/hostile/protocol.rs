@@ -27,7 +27,10 @@ impl Frames {
     }
 
     fn start(&mut self) {
-        let version = Tmessage::Version(Tversion { msize: 65536, version: "9P2000.L".into() });
+        let version = Tmessage::Version(Tversion {
+            msize: 65536,
+            version: "9P2000.L".into(),
+        });
         assert!(self.ok(&encode(&version, NOTAG)));
         let attach = Tmessage::Attach(Tattach {
             fid: 1,
@@ -71,9 +74,19 @@ impl Frames {
     /// The session still serves: a clone of the root and a Tgetattr of it.
     #[track_caller]
     fn alive(&mut self) {
-        let walk = Tmessage::Walk(Twalk { fid: 1, newfid: 900, names: WalkList::new() });
+        let walk = Tmessage::Walk(Twalk {
+            fid: 1,
+            newfid: 900,
+            names: WalkList::new(),
+        });
         assert!(self.ok(&encode(&walk, 5)));
-        assert!(self.ok(&encode(&Tmessage::Getattr(Tgetattr { fid: 900, request_mask: 0x7ff }), 6)));
+        assert!(self.ok(&encode(
+            &Tmessage::Getattr(Tgetattr {
+                fid: 900,
+                request_mask: 0x7ff
+            }),
+            6
+        )));
         assert!(self.ok(&encode(&Tmessage::Clunk(Tclunk { fid: 900 }), 7)));
     }
 }
@@ -91,31 +104,139 @@ fn requests() -> Vec<Vec<u8>> {
     let msgs: Vec<Tmessage<'_>> = vec![
         Tmessage::Statfs(Tstatfs { fid: 1 }),
         Tmessage::Lopen(Tlopen { fid: 2, flags: 0 }),
-        Tmessage::Lcreate(Tlcreate { fid: 2, name: n(), flags: 2, mode: 0o644, gid: 0 }),
-        Tmessage::Symlink(Tsymlink { fid: 1, name: n(), symtgt: "f".into(), gid: 0 }),
-        Tmessage::Mknod(Tmknod { dfid: 1, name: n(), mode: libc::S_IFIFO | 0o600, major: 0, minor: 0, gid: 0 }),
-        Tmessage::Rename(Trename { fid: 2, dfid: 1, name: n() }),
+        Tmessage::Lcreate(Tlcreate {
+            fid: 2,
+            name: n(),
+            flags: 2,
+            mode: 0o644,
+            gid: 0,
+        }),
+        Tmessage::Symlink(Tsymlink {
+            fid: 1,
+            name: n(),
+            symtgt: "f".into(),
+            gid: 0,
+        }),
+        Tmessage::Mknod(Tmknod {
+            dfid: 1,
+            name: n(),
+            mode: libc::S_IFIFO | 0o600,
+            major: 0,
+            minor: 0,
+            gid: 0,
+        }),
+        Tmessage::Rename(Trename {
+            fid: 2,
+            dfid: 1,
+            name: n(),
+        }),
         Tmessage::Readlink(Treadlink { fid: 2 }),
-        Tmessage::Getattr(Tgetattr { fid: 1, request_mask: 0x3fff }),
-        Tmessage::Setattr(Tsetattr { fid: 2, valid: 1, mode: 0o600, ..Default::default() }),
-        Tmessage::Xattrwalk(Txattrwalk { fid: 1, newfid: 3, name: "".into() }),
-        Tmessage::Xattrcreate(Txattrcreate { fid: 2, name: "user.x".into(), attr_size: 3, flags: 0 }),
-        Tmessage::Readdir(Treaddir { fid: 2, offset: 0, count: 4096 }),
-        Tmessage::Fsync(Tfsync { fid: 1, datasync: 0 }),
-        Tmessage::Lock(Tlock { fid: 2, lock_type: 1, flags: 0, start: 0, length: 0, proc_id: 1, client_id: "c".into() }),
-        Tmessage::Getlock(Tgetlock { fid: 2, lock_type: 1, start: 0, length: 0, proc_id: 1, client_id: "c".into() }),
-        Tmessage::Link(Tlink { dfid: 1, fid: 2, name: n() }),
-        Tmessage::Mkdir(Tmkdir { dfid: 1, name: n(), mode: 0o755, gid: 0 }),
-        Tmessage::Renameat(Trenameat { olddirfid: 1, oldname: "f".into(), newdirfid: 1, newname: n() }),
-        Tmessage::Unlinkat(Tunlinkat { dirfid: 1, name: n(), flags: 0 }),
-        Tmessage::Auth(Tauth { afid: 4, uname: "".into(), aname: "".into(), n_uname: Some(0) }),
-        Tmessage::Attach(Tattach { fid: 5, afid: NOFID, uname: "".into(), aname: "".into(), n_uname: Some(0) }),
+        Tmessage::Getattr(Tgetattr {
+            fid: 1,
+            request_mask: 0x3fff,
+        }),
+        Tmessage::Setattr(Tsetattr {
+            fid: 2,
+            valid: 1,
+            mode: 0o600,
+            ..Default::default()
+        }),
+        Tmessage::Xattrwalk(Txattrwalk {
+            fid: 1,
+            newfid: 3,
+            name: "".into(),
+        }),
+        Tmessage::Xattrcreate(Txattrcreate {
+            fid: 2,
+            name: "user.x".into(),
+            attr_size: 3,
+            flags: 0,
+        }),
+        Tmessage::Readdir(Treaddir {
+            fid: 2,
+            offset: 0,
+            count: 4096,
+        }),
+        Tmessage::Fsync(Tfsync {
+            fid: 1,
+            datasync: 0,
+        }),
+        Tmessage::Lock(Tlock {
+            fid: 2,
+            lock_type: 1,
+            flags: 0,
+            start: 0,
+            length: 0,
+            proc_id: 1,
+            client_id: "c".into(),
+        }),
+        Tmessage::Getlock(Tgetlock {
+            fid: 2,
+            lock_type: 1,
+            start: 0,
+            length: 0,
+            proc_id: 1,
+            client_id: "c".into(),
+        }),
+        Tmessage::Link(Tlink {
+            dfid: 1,
+            fid: 2,
+            name: n(),
+        }),
+        Tmessage::Mkdir(Tmkdir {
+            dfid: 1,
+            name: n(),
+            mode: 0o755,
+            gid: 0,
+        }),
+        Tmessage::Renameat(Trenameat {
+            olddirfid: 1,
+            oldname: "f".into(),
+            newdirfid: 1,
+            newname: n(),
+        }),
+        Tmessage::Unlinkat(Tunlinkat {
+            dirfid: 1,
+            name: n(),
+            flags: 0,
+        }),
+        Tmessage::Auth(Tauth {
+            afid: 4,
+            uname: "".into(),
+            aname: "".into(),
+            n_uname: Some(0),
+        }),
+        Tmessage::Attach(Tattach {
+            fid: 5,
+            afid: NOFID,
+            uname: "".into(),
+            aname: "".into(),
+            n_uname: Some(0),
+        }),
         Tmessage::Flush(Tflush { oldtag: 3 }),
-        Tmessage::Walk(Twalk { fid: 1, newfid: 2, names: WalkList::from_slice(&names).unwrap() }),
+        Tmessage::Walk(Twalk {
+            fid: 1,
+            newfid: 2,
+            names: WalkList::from_slice(&names).unwrap(),
+        }),
         Tmessage::Open(Topen { fid: 2, mode: 0 }),
-        Tmessage::Create(Tcreate { fid: 2, name: n(), perm: 0o644, mode: 2, extension: Some("".into()) }),
-        Tmessage::Read(Tread { fid: 2, offset: 0, count: 100 }),
-        Tmessage::Write(Twrite { fid: 2, offset: 0, count: 0 }),
+        Tmessage::Create(Tcreate {
+            fid: 2,
+            name: n(),
+            perm: 0o644,
+            mode: 2,
+            extension: Some("".into()),
+        }),
+        Tmessage::Read(Tread {
+            fid: 2,
+            offset: 0,
+            count: 100,
+        }),
+        Tmessage::Write(Twrite {
+            fid: 2,
+            offset: 0,
+            count: 0,
+        }),
         Tmessage::Clunk(Tclunk { fid: 2 }),
         Tmessage::Remove(Tremove { fid: 2 }),
         Tmessage::Stat(Tstat { fid: 1 }),
@@ -163,12 +284,22 @@ fn reply_types_unknown_types_nofid_and_odd_fids_get_errors() {
         let frame = [7, 0, 0, 0, ty, 1, 0];
         assert!(!f.serve(&frame), "type {ty} answered without an error");
     }
-    let getattr = Tmessage::Getattr(Tgetattr { fid: NOFID, request_mask: 0x7ff });
+    let getattr = Tmessage::Getattr(Tgetattr {
+        fid: NOFID,
+        request_mask: 0x7ff,
+    });
     assert!(!f.ok(&encode(&getattr, 2)));
     // newfid == fid: the walk moves the fid; the root is walked again.
     let walk = |fid, newfid| {
         let names = [Str::from("d")];
-        encode(&Tmessage::Walk(Twalk { fid, newfid, names: WalkList::from_slice(&names).unwrap() }), 3)
+        encode(
+            &Tmessage::Walk(Twalk {
+                fid,
+                newfid,
+                names: WalkList::from_slice(&names).unwrap(),
+            }),
+            3,
+        )
     };
     f.walk_clone();
     assert!(f.ok(&walk(10, 10)));
@@ -176,10 +307,19 @@ fn reply_types_unknown_types_nofid_and_odd_fids_get_errors() {
     // A walk to an existing newfid (not the fid itself) is refused.
     assert!(!f.ok(&walk(1, 10)));
     // A tag used twice is answered twice.
-    let stat = encode(&Tmessage::Getattr(Tgetattr { fid: 1, request_mask: 0x7ff }), 4);
+    let stat = encode(
+        &Tmessage::Getattr(Tgetattr {
+            fid: 1,
+            request_mask: 0x7ff,
+        }),
+        4,
+    );
     assert!(f.ok(&stat) && f.ok(&stat));
     // Tversion drops every fid.
-    let version = Tmessage::Version(Tversion { msize: 8192, version: "9P2000.L".into() });
+    let version = Tmessage::Version(Tversion {
+        msize: 8192,
+        version: "9P2000.L".into(),
+    });
     assert!(f.ok(&encode(&version, NOTAG)));
     assert!(!f.ok(&stat), "fid 1 outlived Tversion");
     f.start();
@@ -188,7 +328,11 @@ fn reply_types_unknown_types_nofid_and_odd_fids_get_errors() {
 
 impl Frames {
     fn walk_clone(&mut self) {
-        let walk = Tmessage::Walk(Twalk { fid: 1, newfid: 10, names: WalkList::new() });
+        let walk = Tmessage::Walk(Twalk {
+            fid: 1,
+            newfid: 10,
+            names: WalkList::new(),
+        });
         assert!(self.ok(&encode(&walk, 3)));
     }
 }

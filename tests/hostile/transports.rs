@@ -321,3 +321,23 @@ fn a_share_without_nodev_nosuid_is_warned_about_under_passthrough() {
         assert_eq!(err.contains("mounted without"), warned, "{model}: {err}");
     }
 }
+
+/// The vhost-user socket serves one VMM: once one is connected, another is
+/// refused at once rather than left waiting in the listen backlog.
+#[test]
+fn a_second_vmm_is_refused() {
+    let share = share();
+    let daemon = Daemon::start(BIN, share.path(), &[]);
+    let vmm = crate::common::Vmm::connect(&daemon.socket, 1 << 20, true);
+    // The listening socket is closed (and its file gone) once the VMM is in.
+    let second = std::os::unix::net::UnixStream::connect(&daemon.socket);
+    let refused = [
+        std::io::ErrorKind::ConnectionRefused,
+        std::io::ErrorKind::NotFound,
+    ];
+    assert!(
+        second.as_ref().is_err_and(|e| refused.contains(&e.kind())),
+        "{second:?}"
+    );
+    drop(vmm);
+}
