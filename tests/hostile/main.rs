@@ -10,5 +10,6 @@ mod names;
 mod protocol;
 mod readonly;
 mod special_files;
+mod symlinks;
 mod transports;
 mod tree;

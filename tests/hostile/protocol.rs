@@ -336,3 +336,93 @@ impl Frames {
         assert!(self.ok(&encode(&walk, 3)));
     }
 }
+
+/// The limits a client may name: msize below the least and at the most a
+/// u32 holds, readdir counts 0 and huge, a walk of 17 names, a flush of
+/// its own tag.
+#[test]
+fn extreme_sizes_and_counts_are_clamped_or_refused() {
+    let dir = share();
+    let mut f = Frames::new(dir.path());
+    for (asked, least, most) in [
+        (4095u32, 4096, 4096),
+        (u32::MAX, 4096, 4 << 20),
+        (0, 4096, 4096),
+    ] {
+        let version = Tmessage::Version(Tversion {
+            msize: asked,
+            version: "9P2000.L".into(),
+        });
+        let (mut reply, mut data) = (Vec::new(), Vec::new());
+        serve_frame(
+            &f.server,
+            &f.session,
+            &encode(&version, NOTAG),
+            &mut reply,
+            &mut data,
+        );
+        let Ok((_, Rmessage::Version(v))) = decode_rmessage(&reply) else {
+            panic!("Tversion msize {asked}: {reply:?}");
+        };
+        assert!(
+            (least..=most).contains(&v.msize),
+            "msize {asked} gave {}",
+            v.msize
+        );
+        f.start();
+        f.alive();
+    }
+    let names = [Str::from("d")];
+    let open_d = Tmessage::Walk(Twalk {
+        fid: 1,
+        newfid: 20,
+        names: WalkList::from_slice(&names).unwrap(),
+    });
+    assert!(f.ok(&encode(&open_d, 1)));
+    assert!(f.ok(&encode(
+        &Tmessage::Lopen(Tlopen {
+            fid: 20,
+            flags: 0o200000
+        }),
+        1
+    )));
+    for count in [0, 1, 24, u32::MAX] {
+        f.serve(&encode(
+            &Tmessage::Readdir(Treaddir {
+                fid: 20,
+                offset: 0,
+                count,
+            }),
+            2,
+        ));
+    }
+    assert!(f.ok(&encode(
+        &Tmessage::Readdir(Treaddir {
+            fid: 20,
+            offset: 0,
+            count: u32::MAX
+        }),
+        2
+    )));
+    // Seventeen names: more than MAXWELEM, an error (built by hand: the
+    // encoder will not make it).
+    let mut walk = encode(
+        &Tmessage::Walk(Twalk {
+            fid: 1,
+            newfid: 21,
+            names: WalkList::new(),
+        }),
+        3,
+    );
+    walk.truncate(walk.len() - 2);
+    walk.extend_from_slice(&17u16.to_le_bytes());
+    for _ in 0..17 {
+        walk.extend_from_slice(&[1, 0, b'd']);
+    }
+    let size = walk.len() as u32;
+    walk[..4].copy_from_slice(&size.to_le_bytes());
+    assert!(!f.serve(&walk), "a 17-name walk");
+    // A flush of its own tag is answered.
+    assert!(f.ok(&encode(&Tmessage::Flush(Tflush { oldtag: 4 }), 4)));
+    f.alive();
+}
