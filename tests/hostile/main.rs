@@ -6,6 +6,7 @@
 mod common;
 
 mod ctl_model;
+mod ids;
 mod names;
 mod protocol;
 mod readonly;
