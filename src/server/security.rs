@@ -194,7 +194,11 @@ impl IdMap {
     pub fn new(ranges: Vec<IdRange>) -> Result<IdMap, String> {
         for (i, a) in ranges.iter().enumerate() {
             for b in &ranges[i + 1..] {
-                let overlap = |x: u32, y: u32| x < y + b.count && y < x + a.count;
+                // In u64: ranges may end at 2^32 (u32 sums would overflow).
+                let overlap = |x: u32, y: u32| {
+                    let (x, y) = (u64::from(x), u64::from(y));
+                    x < y + u64::from(b.count) && y < x + u64::from(a.count)
+                };
                 if overlap(a.guest, b.guest) || overlap(a.host, b.host) {
                     return Err(format!("ranges {a:?} and {b:?} overlap"));
                 }
@@ -229,6 +233,28 @@ impl IdMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Ranges that reach 2^32 (found by the cli_args fuzz target: the
+    /// overlap check overflowed).
+    #[test]
+    fn ranges_at_the_top_of_the_id_space() {
+        let range = |s| IdRange::parse(s).unwrap();
+        let top = range(":4294901760:4294901760:65536:");
+        assert!(IdMap::new(vec![top, top]).is_err());
+        let map = IdMap::new(vec![
+            range(":4294901760:0:65536:"),
+            range(":0:4294901760:65536:"),
+        ])
+        .unwrap();
+        assert_eq!(map.to_host(4294967294), Some(65534));
+        assert_eq!(map.to_guest(4294967294), 65534);
+        let a = range(":4294967294:5:2:");
+        let b = range(":4294967290:100:6:");
+        assert!(
+            IdMap::new(vec![a, b]).is_err(),
+            "guest ids 4294967294-5 are in both"
+        );
+    }
 
     #[test]
     fn id_range_parse() {
