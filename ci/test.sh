@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command: lint, build the VM rig (cached), run every test
-# (codec units, the vhost-user frontend harness, the VM end-to-end test).
+# (codec units, the vhost-user frontend harness, the hostile-client suite,
+# the VM tests), then the fuzz targets' smoke runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,3 +36,6 @@ bash vm-images/build.sh
 
 step "cargo test"
 cargo test --all-targets
+
+step "fuzz smoke (ci/fuzz.sh: replay the corpora, then 30 s per target)"
+bash ci/fuzz.sh
