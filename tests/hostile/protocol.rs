@@ -278,7 +278,7 @@ fn reply_types_unknown_types_nofid_and_odd_fids_get_errors() {
     let dir = share();
     let mut f = Frames::new(dir.path());
     for ty in 0..=255u8 {
-        if Tmessage::decode(ty, &[]).is_ok() || (ty % 2 == 0 && ty >= 6 && ty <= 126) {
+        if Tmessage::decode(ty, &[]).is_ok() || (ty % 2 == 0 && (6..=126).contains(&ty)) {
             continue; // a request type (served above, body or not)
         }
         let frame = [7, 0, 0, 0, ty, 1, 0];
