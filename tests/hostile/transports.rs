@@ -72,6 +72,17 @@ fn diodcat_as(uid: u32, gid: u32, sock: &Path, file: &str) -> Result<String, Str
     }
 }
 
+/// A child process killed when the test ends, also by a failed assertion
+/// (a daemon left running would hold the test's output open).
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn mode_and_group(path: &Path) -> (u32, u32, u32) {
     let md = std::fs::symlink_metadata(path).unwrap();
     (md.mode() & 0o7777, md.uid(), md.gid())
@@ -104,13 +115,11 @@ fn sockets_are_the_daemon_users_alone_whatever_the_umask() {
                 Ok(())
             });
         }
-        let mut child = command.spawn().unwrap();
+        let _child = Killed(command.spawn().unwrap());
         wait_for_socket(&vhost);
         wait_for_socket(&unix);
         assert_eq!(mode_and_group(&vhost), want, "vhost-user socket {extra:?}");
         assert_eq!(mode_and_group(&unix), want, "--listen socket {extra:?}");
-        let _ = child.kill();
-        let _ = child.wait();
     }
 }
 
@@ -172,27 +181,28 @@ fn tcp_is_refused_without_no_auth_and_warned_about_beyond_loopback() {
         "{err}"
     );
     // With --no-auth it serves; beyond loopback it says so at start.
-    let mut child = Command::new(BIN)
-        .args([
-            "--listen",
-            "tcp:0.0.0.0:0",
-            "--no-auth",
-            "--log-level",
-            "warn",
-            "--shared-dir",
-        ])
-        .arg(share.path())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Killed(
+        Command::new(BIN)
+            .args([
+                "--listen",
+                "tcp:0.0.0.0:0",
+                "--no-auth",
+                "--log-level",
+                "warn",
+                "--shared-dir",
+            ])
+            .arg(share.path())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let mut line = String::new();
     std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stderr.as_mut().unwrap()),
+        &mut std::io::BufReader::new(child.0.stderr.as_mut().unwrap()),
         &mut line,
     )
     .unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     assert!(line.contains("without authentication"), "{line}");
 }
 
