@@ -2038,3 +2038,46 @@ fn exits_zero_after_bare_disconnect() {
         .unwrap_or_else(|| panic!("daemon still running {TIMEOUT:?} after the disconnect"));
     assert!(status.success(), "daemon exit status: {status}");
 }
+
+/// An avail index more than the queue size ahead of the device (a broken
+/// or hostile driver; found by the `chain` fuzz target): no chain can be
+/// popped, yet the index says there is more. The daemon must not spin on
+/// it: the queue is left alone until the driver resets it, the daemon's
+/// CPU stays idle, and it exits 0 when the frontend leaves.
+#[test]
+fn avail_index_past_the_queue_size_does_not_spin() {
+    let (share, mut daemon) = start("hostshare", &[]);
+    fs::write(share.path().join("f"), b"abc").unwrap();
+    {
+        let vmm = Vmm::connect(&daemon.socket);
+        vmm.mount(1);
+        vmm.walk(1, 2, &["f"]).unwrap();
+        let jump = vmm.next_avail.get().wrapping_add(QSIZE + 7);
+        vmm.mem.store_u16(AVAIL_GPA + 2, jump);
+        vmm.kick.write(1).unwrap();
+        // A spinning queue thread would burn a whole core meanwhile.
+        let cpu = |pid: u32| {
+            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+            let fields: Vec<&str> = stat
+                .rsplit(')')
+                .next()
+                .unwrap()
+                .split_whitespace()
+                .collect();
+            fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+        };
+        let before = cpu(daemon.child.id());
+        // A measurement window, not a wait for an event.
+        std::thread::sleep(Duration::from_millis(1500));
+        let ticks = cpu(daemon.child.id()) - before;
+        assert!(
+            ticks < 50,
+            "the daemon used {ticks} ticks in 1.5 s: spinning"
+        );
+        assert!(daemon.try_wait().is_none(), "daemon died");
+    }
+    let status = daemon
+        .wait_exit(TIMEOUT)
+        .unwrap_or_else(|| panic!("daemon still running {TIMEOUT:?} after the disconnect"));
+    assert!(status.success(), "daemon exit status: {status}");
+}

@@ -16,7 +16,7 @@
 
 use std::sync::{Mutex, OnceLock};
 
-use fuzz_common::{forbid_device_nodes, prepare_frame, Frames, Scratch, Setup};
+use fuzz_common::{changes_share, forbid_device_nodes, prepare_frame, Frames, Scratch, Setup};
 use libfuzzer_sys::fuzz_target;
 use vhost_user_9p::protocol::{self, trace, Header, Rmessage, Tmessage, HEADER_SIZE};
 use vhost_user_9p::server::{Config, Dialect, Server, Session};
@@ -49,29 +49,6 @@ fn state() -> &'static Mutex<State> {
             trace: std::env::var_os("FUZZ_TRACE").is_some(),
         })
     })
-}
-
-/// Requests that change the share when they succeed (beside what the
-/// cheap state check sees).
-fn changes_share(msg_type: u8) -> bool {
-    use protocol::*;
-    [
-        Tlcreate::TYPE,
-        Tsymlink::TYPE,
-        Tmknod::TYPE,
-        Trename::TYPE,
-        Tsetattr::TYPE,
-        Txattrcreate::TYPE,
-        Tlink::TYPE,
-        Tmkdir::TYPE,
-        Trenameat::TYPE,
-        Tunlinkat::TYPE,
-        Tcreate::TYPE,
-        Twrite::TYPE,
-        Tremove::TYPE,
-        Twstat::TYPE,
-    ]
-    .contains(&msg_type)
 }
 
 /// Checks the reply to one frame; returns whether it is an error reply.

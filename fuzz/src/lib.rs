@@ -442,3 +442,253 @@ pub fn forbid_device_nodes(scratch_dir: &Path) {
         panic!("this process can still make device nodes: refusing to fuzz the server");
     }
 }
+
+/// Requests that change the share when they succeed (beside what the
+/// cheap state check sees): an input that sends one restocks the share.
+pub fn changes_share(msg_type: u8) -> bool {
+    use vhost_user_9p::protocol::*;
+    [
+        Tlcreate::TYPE,
+        Tsymlink::TYPE,
+        Tmknod::TYPE,
+        Trename::TYPE,
+        Tsetattr::TYPE,
+        Txattrcreate::TYPE,
+        Tlink::TYPE,
+        Tmkdir::TYPE,
+        Trenameat::TYPE,
+        Tunlinkat::TYPE,
+        Tcreate::TYPE,
+        Twrite::TYPE,
+        Tremove::TYPE,
+        Twstat::TYPE,
+    ]
+    .contains(&msg_type)
+}
+
+// ---------------------------------------------------------------------------
+// The `chain` target's input format
+// ---------------------------------------------------------------------------
+
+/// The input format of the `chain` target: a virtqueue (descriptor table,
+/// indirect tables, avail ring) and the guest memory its buffers point to.
+///
+/// Guest memory is two adjacent regions, `0..0x10000` and
+/// `0x10000..0x12000` (a buffer may span both, or run past the end):
+///
+/// | guest address | what |
+/// | --- | --- |
+/// | `0x0000` | descriptor table (16 bytes × queue size) |
+/// | `0x1000` | avail ring (flags, idx, ring, used_event) |
+/// | `0x1800` | used ring (flags, idx, ring, avail_event) |
+/// | `0x2400..0x3000` | indirect tables (192 descriptors) |
+/// | `0x3000..0x12000` | data: the rest of the input, copied from 0x3000 |
+///
+/// Input bytes (missing bytes read as 0):
+///
+/// - `config`: queue size `1 << ((config & 0x0f) % 9)`; `0x10` event idx; `0x20`
+///   serve a Tversion and a Tattach (fid 0) first, on chains of the
+///   harness's (so the queue's indexes start at 2); `0x40` publish the
+///   heads in two halves, with a `handle_event` after each.
+/// - `setup`: the handshake's dialect and msize ([`Setup::from_byte`]).
+/// - `n`, then `min(n, size)` descriptors of 6 bytes, from index 0;
+/// - `m`, then `min(m, 192)` descriptors of the indirect area;
+/// - `k`, then `k` heads of one byte each (written to the ring from the
+///   queue's next index on, wrapping), then `extra`: avail idx moves by
+///   `k + extra`, cut to the queue size unless the harness lets it jump;
+/// - `used_event` (2 bytes, LE);
+/// - the data area's bytes.
+///
+/// A descriptor is `off[2] len[2] flags[1] next[1]`: the virtio flags are
+/// `flags & 7` (NEXT, WRITE, INDIRECT); the address is `0x3000 + off`
+/// (`0x2400 + off % 0xc00` for an INDIRECT one); `flags & 0x08` makes it
+/// `0xffff_ffff_ffff_0000 | off` (outside memory, near overflow), else
+/// `flags & 0x20` makes it `off` itself (anywhere, the rings included);
+/// `flags & 0x10` makes the length `0xffff_0000 | len`.
+pub mod chain_input {
+    pub const MEM_REGIONS: [(u64, usize); 2] = [(0, 0x10000), (0x10000, 0x2000)];
+    pub const MEM_END: u64 = 0x12000;
+    pub const DESC_TABLE: u64 = 0x0000;
+    pub const AVAIL_RING: u64 = 0x1000;
+    pub const USED_RING: u64 = 0x1800;
+    pub const INDIRECT_BASE: u64 = 0x2400;
+    pub const INDIRECT_SPAN: u64 = 0xc00;
+    pub const INDIRECT_MAX: usize = (INDIRECT_SPAN / 16) as usize;
+    pub const DATA_BASE: u64 = 0x3000;
+    pub const DATA_LEN: usize = (MEM_END - DATA_BASE) as usize;
+    pub const MAX_QUEUE_SIZE: u16 = 256;
+
+    pub const CONFIG_EVENT_IDX: u8 = 0x10;
+    pub const CONFIG_HANDSHAKE: u8 = 0x20;
+    pub const CONFIG_TWO_ROUNDS: u8 = 0x40;
+
+    pub const NEXT: u8 = 1;
+    pub const WRITE: u8 = 2;
+    pub const INDIRECT: u8 = 4;
+    pub const FAR: u8 = 0x08;
+    pub const HUGE: u8 = 0x10;
+    pub const RAW: u8 = 0x20;
+
+    /// One descriptor as the input gives it.
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+    pub struct Desc {
+        pub off: u16,
+        pub len: u16,
+        pub flags: u8,
+        pub next: u8,
+    }
+
+    impl Desc {
+        /// A buffer at `off` in the data area.
+        pub fn data(off: u16, len: u16, write: bool, next: Option<u8>) -> Desc {
+            let mut flags = if write { WRITE } else { 0 };
+            if next.is_some() {
+                flags |= NEXT;
+            }
+            Desc {
+                off,
+                len,
+                flags,
+                next: next.unwrap_or(0),
+            }
+        }
+
+        /// An indirect table of `count` descriptors, `first` descriptors
+        /// into the indirect area.
+        pub fn indirect(first: u16, count: u16) -> Desc {
+            Desc {
+                off: first * 16,
+                len: count * 16,
+                flags: INDIRECT,
+                next: 0,
+            }
+        }
+
+        fn parse(b: &[u8]) -> Desc {
+            Desc {
+                off: u16::from_le_bytes([b[0], b[1]]),
+                len: u16::from_le_bytes([b[2], b[3]]),
+                flags: b[4],
+                next: b[5],
+            }
+        }
+
+        fn encode(&self, out: &mut Vec<u8>) {
+            out.extend_from_slice(&self.off.to_le_bytes());
+            out.extend_from_slice(&self.len.to_le_bytes());
+            out.push(self.flags);
+            out.push(self.next);
+        }
+
+        /// The virtio descriptor: `(addr, len, flags, next)`.
+        pub fn raw(&self) -> (u64, u32, u16, u16) {
+            let off = u64::from(self.off);
+            let addr = if self.flags & FAR != 0 {
+                0xffff_ffff_ffff_0000 | off
+            } else if self.flags & RAW != 0 {
+                off
+            } else if self.flags & INDIRECT != 0 {
+                INDIRECT_BASE + off % INDIRECT_SPAN
+            } else {
+                DATA_BASE + off
+            };
+            let len = if self.flags & HUGE != 0 {
+                0xffff_0000 | u32::from(self.len)
+            } else {
+                u32::from(self.len)
+            };
+            (addr, len, u16::from(self.flags & 7), u16::from(self.next))
+        }
+
+        /// The 16 bytes of the virtio descriptor.
+        pub fn bytes(&self) -> [u8; 16] {
+            let (addr, len, flags, next) = self.raw();
+            let mut b = [0u8; 16];
+            b[..8].copy_from_slice(&addr.to_le_bytes());
+            b[8..12].copy_from_slice(&len.to_le_bytes());
+            b[12..14].copy_from_slice(&flags.to_le_bytes());
+            b[14..].copy_from_slice(&next.to_le_bytes());
+            b
+        }
+    }
+
+    /// A parsed `chain` input.
+    #[derive(Debug, Clone, Default, PartialEq, Eq)]
+    pub struct ChainInput {
+        pub config: u8,
+        pub setup: u8,
+        pub descs: Vec<Desc>,
+        pub indirect: Vec<Desc>,
+        pub heads: Vec<u8>,
+        pub extra: u8,
+        pub used_event: u16,
+        pub data: Vec<u8>,
+    }
+
+    struct Reader<'a>(&'a [u8]);
+
+    impl<'a> Reader<'a> {
+        fn take(&mut self, n: usize) -> &'a [u8] {
+            let n = n.min(self.0.len());
+            let (a, b) = self.0.split_at(n);
+            self.0 = b;
+            a
+        }
+        fn byte(&mut self) -> u8 {
+            self.take(1).first().copied().unwrap_or(0)
+        }
+        fn desc(&mut self) -> Desc {
+            let mut b = [0u8; 6];
+            let got = self.take(6);
+            b[..got.len()].copy_from_slice(got);
+            Desc::parse(&b)
+        }
+    }
+
+    impl ChainInput {
+        pub fn queue_size(&self) -> u16 {
+            1 << ((self.config & 0x0f) % 9)
+        }
+
+        pub fn parse(input: &[u8]) -> ChainInput {
+            let mut r = Reader(input);
+            let config = r.byte();
+            let setup = r.byte();
+            let size = 1usize << ((config & 0x0f) % 9);
+            let n = usize::from(r.byte()).min(size);
+            let descs = (0..n).map(|_| r.desc()).collect();
+            let m = usize::from(r.byte()).min(INDIRECT_MAX);
+            let indirect = (0..m).map(|_| r.desc()).collect();
+            let k = usize::from(r.byte());
+            let heads = r.take(k).to_vec();
+            let extra = r.byte();
+            let used_event = u16::from_le_bytes([r.byte(), r.byte()]);
+            let data = r.take(DATA_LEN).to_vec();
+            ChainInput {
+                config,
+                setup,
+                descs,
+                indirect,
+                heads,
+                extra,
+                used_event,
+                data,
+            }
+        }
+
+        /// The input bytes (inverse of [`ChainInput::parse`] for inputs
+        /// within its limits).
+        pub fn encode(&self) -> Vec<u8> {
+            let mut out = vec![self.config, self.setup, self.descs.len() as u8];
+            self.descs.iter().for_each(|d| d.encode(&mut out));
+            out.push(self.indirect.len() as u8);
+            self.indirect.iter().for_each(|d| d.encode(&mut out));
+            out.push(self.heads.len() as u8);
+            out.extend_from_slice(&self.heads);
+            out.push(self.extra);
+            out.extend_from_slice(&self.used_event.to_le_bytes());
+            out.extend_from_slice(&self.data);
+            out
+        }
+    }
+}

@@ -298,8 +298,30 @@ impl P9Backend {
             if !vring.enable_notification().map_err(io::Error::other)? {
                 break;
             }
+            if avail_ring_is_broken(vring, &mem) {
+                // enable_notification sees "more" for ever, and popping
+                // finds nothing: the queue waits for the driver to reset it.
+                crate::warn_limited!(
+                    "the guest's avail index is more than the queue size ahead of the \
+                     device: ignoring the queue until the driver resets it"
+                );
+                break;
+            }
         }
         Ok(())
+    }
+}
+
+/// Whether the avail ring's index is further ahead of the device's next
+/// entry than the queue has entries (a broken or hostile driver): no chain
+/// can be popped (virtio-queue refuses it), yet the index says there is
+/// more, so serving would spin.
+fn avail_ring_is_broken(vring: &VringRwLock, mem: &Memory) -> bool {
+    let state = vring.get_ref();
+    let queue = state.get_queue();
+    match queue.avail_idx(&**mem, std::sync::atomic::Ordering::Acquire) {
+        Ok(avail) => (avail - std::num::Wrapping(queue.next_avail())).0 > queue.size(),
+        Err(_) => true,
     }
 }
 
