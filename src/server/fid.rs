@@ -151,6 +151,8 @@ pub struct OpenFile {
     pub remove_on_clunk: std::sync::atomic::AtomicBool,
     /// Where the fid's writes have got to, for write-behind.
     pub write_stream: WriteStream,
+    /// Counts against the session's open files.
+    _slot: OpenSlot,
 }
 
 /// The run of back-to-back writes a fid is making (each write starting
@@ -190,10 +192,21 @@ impl WriteStream {
     }
 }
 
+/// One of the files a session may hold open, given back when the open
+/// file goes (clunk, Tversion, the session's end).
+pub struct OpenSlot(Arc<AtomicUsize>);
+
+impl Drop for OpenSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 impl OpenFile {
-    pub fn new(fd: OwnedFd, flags: u32, is_dir: bool, dev: u64) -> Self {
+    pub fn new(fd: OwnedFd, flags: u32, is_dir: bool, dev: u64, slot: OpenSlot) -> Self {
         HELD.fetch_add(1, Ordering::Relaxed);
         OpenFile {
+            _slot: slot,
             fd: Arc::new(fd),
             flags,
             dir: is_dir.then(|| Box::new(Mutex::new(DirCursor::new()))),
@@ -512,6 +525,8 @@ pub struct FidTable {
     pub(crate) locks: Arc<super::lock::LockTable>,
     /// Bytes of xattr values the fids hold (`XattrValue`).
     xattr_bytes: Arc<AtomicUsize>,
+    /// Files the fids hold open (`OpenSlot`).
+    open_files: Arc<AtomicUsize>,
 }
 
 impl FidTable {
@@ -552,6 +567,16 @@ impl FidTable {
     /// value's buffer (fs/xattr.c); the bound is on memory held for values
     /// in flight, not on room to store them (ENOSPC would tell the guest
     /// the filesystem is full).
+    /// A slot for one more open file, or EMFILE if the session holds `max`.
+    pub fn open_slot(&self, max: usize) -> Result<OpenSlot, Errno> {
+        self.open_files
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .map_err(|_| Errno(libc::EMFILE))?;
+        Ok(OpenSlot(Arc::clone(&self.open_files)))
+    }
+
     pub fn xattr_value(&self, bytes: Vec<u8>, max: usize) -> Result<XattrValue, Errno> {
         let size = bytes.capacity();
         self.xattr_bytes

@@ -63,6 +63,11 @@ pub struct Config {
     /// Fids one session may hold: a new fid beyond them is refused with
     /// EMFILE [DEFAULT_MAX_FIDS].
     pub max_fids: usize,
+    /// Files one session may hold open (each an open descriptor no sweep
+    /// can close): an open beyond them is refused with EMFILE [None: half
+    /// of the fids' descriptor budget, so no one session can take the
+    /// descriptors every session needs].
+    pub max_open_files: Option<usize>,
     /// Bytes of extended attribute values one session's xattr fids may
     /// hold (Txattrwalk's value, Txattrcreate's announced size, until the
     /// fid is clunked): beyond them, ENOMEM [DEFAULT_MAX_XATTR_BYTES].
@@ -107,6 +112,7 @@ impl Config {
             write_behind: DEFAULT_WRITE_BEHIND,
             fid_descriptors: None,
             max_fids: DEFAULT_MAX_FIDS,
+            max_open_files: None,
             max_xattr_bytes: DEFAULT_MAX_XATTR_BYTES,
             max_lock_owners: DEFAULT_MAX_LOCK_OWNERS,
             max_connections: DEFAULT_MAX_CONNECTIONS,
@@ -136,6 +142,8 @@ pub struct Server {
     /// Per-session bounds (see `Config`).
     max_fids: usize,
     max_xattr_bytes: usize,
+    /// Files one session may hold open (Config::max_open_files).
+    max_open_files: usize,
     max_lock_owners: usize,
     max_connections: usize,
     /// Socket connections being served, on all listeners (socket.rs).
@@ -327,6 +335,9 @@ impl Server {
         // its own umask already).
         // SAFETY: umask has no preconditions.
         unsafe { libc::umask(0) };
+        let fid_descriptors = config
+            .fid_descriptors
+            .unwrap_or_else(default_fid_descriptors);
         Ok(Server {
             root,
             readonly: config.readonly,
@@ -339,9 +350,10 @@ impl Server {
             write_behind: writeback::WriteBehind::new(config.write_behind)
                 .map_err(|e| format!("cannot start the write-behind thread: {e}"))?,
             names: user::UserDb::load(),
-            fid_descriptors: config
-                .fid_descriptors
-                .unwrap_or_else(default_fid_descriptors),
+            fid_descriptors,
+            max_open_files: config
+                .max_open_files
+                .unwrap_or((fid_descriptors / 2).max(16)),
             next_sweep: AtomicUsize::new(0),
             max_fids: config.max_fids,
             max_xattr_bytes: config.max_xattr_bytes,

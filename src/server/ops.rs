@@ -7,7 +7,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Component, Path};
 use std::sync::Arc;
 
-use super::fid::{self, Fid, FidRef, Node, OpenFile, Refind, XattrState};
+use super::fid::{self, Fid, FidRef, Node, OpenFile, OpenSlot, Refind, XattrState};
 use super::security::{MappedAttrs, SecurityModel, MAPPED_DIR_MODE, MAPPED_FILE_MODE};
 use super::{child_path, host, Dialect, Errno, OpResult, ReadSink, Server, Session, WriteSource};
 use super::{MAX_MSIZE, MIN_MSIZE};
@@ -620,7 +620,9 @@ impl Server {
             // the guest kernel handles them itself.
             _ => return Err(errno(libc::EPERM)),
         }
-        let (open, stx) = self.open_host_file(fid.fd(), fid.is_dir(), fid.user.uid, t.flags)?;
+        let slot = s.fids.open_slot(self.max_open_files)?;
+        let (open, stx) =
+            self.open_host_file(fid.fd(), fid.is_dir(), fid.user.uid, t.flags, slot)?;
         fid.open.set(open).map_err(|_| errno(libc::EBADF))?;
         Ok((self.qids.qid(&stx), 0))
     }
@@ -633,11 +635,12 @@ impl Server {
         is_dir: bool,
         uid: u32,
         p9_flags: u32,
+        slot: OpenSlot,
     ) -> OpResult<(OpenFile, libc::statx)> {
         let flags = open_flags(p9_flags) & !(libc::O_CREAT | libc::O_EXCL);
         let fd = host::open_file(file, flags, libc::EPERM)?;
         let stx = self.stat(file)?;
-        let open = OpenFile::new(fd, p9_flags, is_dir, stx.stx_dev());
+        let open = OpenFile::new(fd, p9_flags, is_dir, stx.stx_dev(), slot);
         if uid != 0 && privileged_bits(stx.stx_mode as u32) != 0 {
             open.kill_priv
                 .store(true, std::sync::atomic::Ordering::Relaxed);
@@ -657,10 +660,11 @@ impl Server {
         // creator's attributes (or is removed if that fails), and an entry
         // that exists is opened only if it is a regular file.
         let flags = open_flags(t.flags) | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
+        let slot = s.fids.open_slot(self.max_open_files)?;
         let fd = match host::openat(dir.fd(), &name, flags, host_mode) {
             Ok(fd) => fd,
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) && t.flags & P9_EXCL == 0 => {
-                return self.create_over_existing(s, &dir, &name, t);
+                return self.create_over_existing(s, &dir, &name, t, slot);
             }
             Err(e) => return Err(e.into()),
         };
@@ -679,7 +683,7 @@ impl Server {
         );
         let _ = new
             .open
-            .set(OpenFile::new(fd, t.flags, false, stx.stx_dev()));
+            .set(OpenFile::new(fd, t.flags, false, stx.stx_dev(), slot));
         s.fids.replace(t.fid, Arc::new(new), self.max_fids)?;
         Ok((self.qids.qid(&stx), 0))
     }
@@ -694,6 +698,7 @@ impl Server {
         dir: &FidRef,
         name: &CString,
         t: &protocol::Tlcreate<'_>,
+        slot: OpenSlot,
     ) -> OpResult<(Qid, u32)> {
         let file = host::lookup(dir.fd(), name)?;
         match self.stat(file.as_fd())?.stx_mode as u32 & libc::S_IFMT {
@@ -702,7 +707,7 @@ impl Server {
             libc::S_IFLNK => return Err(errno(libc::ELOOP)),
             _ => return Err(errno(libc::EPERM)),
         }
-        let (open, stx) = self.open_host_file(file.as_fd(), false, dir.user.uid, t.flags)?;
+        let (open, stx) = self.open_host_file(file.as_fd(), false, dir.user.uid, t.flags, slot)?;
         let path = child_path(&dir.path(), t.name.as_bytes());
         let new = Fid::new(file, path, libc::S_IFREG, dir.user.clone());
         let _ = new.open.set(open);

@@ -8,6 +8,7 @@ mod common;
 mod ctl_model;
 mod ids;
 mod names;
+mod open_files;
 mod protocol;
 mod readonly;
 mod special_files;

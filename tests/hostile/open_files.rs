@@ -1,0 +1,81 @@
+//! Open files are bounded per session: each holds a descriptor no sweep
+//! can close, so one session could otherwise take the descriptors every
+//! session needs. Beyond the bound an open or create is EMFILE (and a
+//! create makes no file); a clunk gives the slot back; another session is
+//! unaffected.
+
+use vhost_user_9p::protocol::*;
+use vhost_user_9p::server::user::Users;
+use vhost_user_9p::server::Config;
+
+use crate::common::inproc::{InProc, ROOT};
+
+#[test]
+fn open_files_beyond_the_bound_are_emfile() {
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..8 {
+        std::fs::write(dir.path().join(format!("f{i}")), "x").unwrap();
+    }
+    let mut config = Config::new(dir.path());
+    config.max_open_files = Some(5);
+    let mut c = InProc::attach(&config, Users::Guest, "9P2000.L", 0);
+    let open = |c: &mut InProc, fid: u32, name: &str| {
+        c.walk(ROOT, fid, &[name]).ok();
+        c.call(Tmessage::Lopen(Tlopen { fid, flags: 0 }))
+    };
+    for i in 0..5 {
+        open(&mut c, 10 + i, &format!("f{i}")).ok();
+    }
+    assert_eq!(open(&mut c, 20, "f5").errno(), Some(libc::EMFILE));
+    c.walk(ROOT, 21, &[]).ok();
+    let create = Tlcreate {
+        fid: 21,
+        name: "new".into(),
+        flags: 2,
+        mode: 0o644,
+        gid: 0,
+    };
+    assert_eq!(
+        c.call(Tmessage::Lcreate(create)).errno(),
+        Some(libc::EMFILE)
+    );
+    assert!(
+        !dir.path().join("new").exists(),
+        "a refused create made a file"
+    );
+    // A 9P2000 session's Topen counts the same way, on its own bound.
+    let mut p = InProc::attach(&config, Users::Guest, "9P2000", 0);
+    for i in 0..5 {
+        p.walk(ROOT, 10 + i, &[&format!("f{i}")]).ok();
+        p.call(Tmessage::Open(Topen {
+            fid: 10 + i,
+            mode: 0,
+        }))
+        .ok();
+    }
+    p.walk(ROOT, 20, &["f5"]).ok();
+    assert_eq!(
+        p.call(Tmessage::Open(Topen { fid: 20, mode: 0 })).errno(),
+        Some(libc::EMFILE)
+    );
+    // A clunk gives a slot back.
+    c.clunk(10).ok();
+    open(&mut c, 22, "f6").ok();
+    // Tversion gives them all back.
+    c.call(Tmessage::Version(Tversion {
+        msize: 65536,
+        version: "9P2000.L".into(),
+    }))
+    .ok();
+    c.call(Tmessage::Attach(Tattach {
+        fid: ROOT,
+        afid: NOFID,
+        uname: "".into(),
+        aname: "".into(),
+        n_uname: Some(0),
+    }))
+    .ok();
+    for i in 0..5 {
+        open(&mut c, 30 + i, &format!("f{i}")).ok();
+    }
+}
