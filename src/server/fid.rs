@@ -388,6 +388,9 @@ pub struct Fid {
     pub content: Mutex<Option<Vec<u8>>>,
     /// An extended attribute read (Txattrwalk) or being written (Txattrcreate).
     xattr: Mutex<Option<XattrState>>,
+    /// A slot among the session's open files, for a fid whose descriptor
+    /// is never closed while it lives (`Refind::Never`, set by a walk).
+    pub pinned: Option<OpenSlot>,
     /// Lock owners that locked through this fid (lock.rs): released when
     /// the fid goes (Tclunk, Tremove, Tversion, end of the session).
     pub(crate) locks: super::lock::FidLocks,
@@ -449,6 +452,7 @@ impl Fid {
             content_open: OnceLock::new(),
             content: Mutex::new(None),
             xattr: Mutex::new(None),
+            pinned: None,
             locks: Default::default(),
         }
     }

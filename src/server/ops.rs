@@ -321,7 +321,7 @@ impl Server {
                 Err(_) => return Ok(qids), // partial walk: newfid not made
             }
         }
-        let new = match at {
+        let mut new = match at {
             Some(step) => {
                 let mut new = Fid::new(step.fd, step.path, step.file_type, fid.user.clone());
                 new.node = step.node;
@@ -349,6 +349,12 @@ impl Server {
                 new
             }
         };
+        if new.refind == Refind::Never {
+            // Its descriptor stays open while it lives (a control file or
+            // directory, a dangling link, a path through `,nofollow`):
+            // it counts as an open file of the session.
+            new.pinned = Some(s.fids.open_slot(self.max_open_files)?);
+        }
         s.fids.replace(t.newfid, Arc::new(new), self.max_fids)?;
         Ok(qids)
     }

@@ -79,3 +79,29 @@ fn open_files_beyond_the_bound_are_emfile() {
         open(&mut c, 30 + i, &format!("f{i}")).ok();
     }
 }
+
+/// Fids whose descriptors are never closed while they live (control
+/// files and directories, paths through `,nofollow`) count as open files:
+/// a session cannot pile them up past the bound.
+#[test]
+fn pinned_control_fids_count_as_open_files() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("f"), "x").unwrap();
+    let mut config = Config::new(dir.path());
+    config.ctl = true;
+    config.max_open_files = Some(5);
+    let mut c = InProc::attach(&config, Users::Guest, "9P2000", 0);
+    for fid in 10..15 {
+        c.walk(ROOT, fid, &[",ctl", "f"]).ok();
+    }
+    assert_eq!(c.walk(ROOT, 15, &[",ctl"]).errno(), Some(libc::EMFILE));
+    assert_eq!(
+        c.walk(10, 16, &[]).errno(),
+        Some(libc::EMFILE),
+        "a clone of one"
+    );
+    // Plain files' fids may be released while idle: not bounded here.
+    c.walk(ROOT, 17, &["f"]).ok();
+    c.clunk(10).ok();
+    c.walk(ROOT, 18, &[",nofollow", "f"]).ok();
+}
