@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use vhost_user_9p::protocol::*;
-use vhost_user_9p::server::user::Users;
+use vhost_user_9p::server::user::{self, Users};
 use vhost_user_9p::server::{error_text, Config, Server, Session, SliceSource, VecSink};
 
 /// The fid the client attaches as.
@@ -99,6 +99,9 @@ impl InProc {
             &mut reply,
         );
         reply.extend_from_slice(&out);
+        // A socket session's request ran with its user's credentials on
+        // this thread: the test's own file calls run as itself again.
+        user::act_as(None).unwrap();
         Reply(reply)
     }
 
