@@ -115,7 +115,8 @@ struct Cli {
 
     /// Fids one client session may hold: one per file it has walked to and
     /// not clunked (a cache=loose guest keeps one per cached dentry); a new
-    /// one beyond is refused with EMFILE
+    /// one beyond is refused with EMFILE. All sessions together hold at
+    /// most twice as many (ENFILE beyond)
     #[arg(long, value_name = "N", default_value_t = vhost_user_9p::server::DEFAULT_MAX_FIDS,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     max_fids: usize,

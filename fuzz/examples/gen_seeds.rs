@@ -163,28 +163,6 @@ impl Seq {
     }
 }
 
-/// A 9P2000 stat record with every field "don't change" (for Twstat).
-fn dont_touch() -> Stat<'static> {
-    Stat {
-        ty: u16::MAX,
-        dev: u32::MAX,
-        qid: Qid {
-            ty: u8::MAX,
-            version: u32::MAX,
-            path: u64::MAX,
-        },
-        mode: u32::MAX,
-        atime: u32::MAX,
-        mtime: u32::MAX,
-        length: u64::MAX,
-        name: Str(b""),
-        uid: Str(b""),
-        gid: Str(b""),
-        muid: Str(b""),
-        ext: None,
-    }
-}
-
 fn sample_stat(u: bool) -> Stat<'static> {
     Stat {
         ty: 0,
@@ -381,7 +359,7 @@ fn t_samples() -> Vec<Tmessage<'static>> {
             fid: 1,
             stat: StatBlob(Stat {
                 name: Str(b"renamed"),
-                ..dont_touch()
+                ..Stat::DONT_TOUCH
             }),
         }),
     ]
@@ -1019,7 +997,7 @@ fn frames_corpus(root: &Path) {
                 fid: 1,
                 stat: StatBlob(Stat {
                     name: Str(b"renamed.txt"),
-                    ..dont_touch()
+                    ..Stat::DONT_TOUCH
                 }),
             }))
             .t(Tmessage::Wstat(Twstat {
@@ -1028,14 +1006,14 @@ fn frames_corpus(root: &Path) {
                     mode: 0o600,
                     length: 3,
                     mtime: 1_000_000_000,
-                    ..dont_touch()
+                    ..Stat::DONT_TOUCH
                 }),
             }))
             .t(Tmessage::Wstat(Twstat {
                 fid: 1,
                 stat: StatBlob(Stat {
                     gid: Str(b"root"),
-                    ..dont_touch()
+                    ..Stat::DONT_TOUCH
                 }),
             }))
             .t(Tmessage::Stat(Tstat { fid: 1 })),
@@ -1083,7 +1061,7 @@ fn frames_corpus(root: &Path) {
                         n_gid: u32::MAX,
                         n_muid: u32::MAX,
                     }),
-                    ..dont_touch()
+                    ..Stat::DONT_TOUCH
                 }),
             })),
     );

@@ -51,6 +51,40 @@ pub struct Stat<'a> {
     pub ext: Option<StatExtension<'a>>,
 }
 
+impl StatExtension<'static> {
+    /// The 9P2000.u fields of a Twstat that changes nothing.
+    pub const DONT_TOUCH: StatExtension<'static> = StatExtension {
+        extension: Str(b""),
+        n_uid: u32::MAX,
+        n_gid: u32::MAX,
+        n_muid: u32::MAX,
+    };
+}
+
+impl Stat<'static> {
+    /// The Twstat record that changes nothing (stat(5): every integer all
+    /// ones, every string empty), in 9P2000; `StatExtension::DONT_TOUCH`
+    /// for 9P2000.u.
+    pub const DONT_TOUCH: Stat<'static> = Stat {
+        ty: u16::MAX,
+        dev: u32::MAX,
+        qid: Qid {
+            ty: u8::MAX,
+            version: u32::MAX,
+            path: u64::MAX,
+        },
+        mode: u32::MAX,
+        atime: u32::MAX,
+        mtime: u32::MAX,
+        length: u64::MAX,
+        name: Str(b""),
+        uid: Str(b""),
+        gid: Str(b""),
+        muid: Str(b""),
+        ext: None,
+    };
+}
+
 impl Stat<'_> {
     /// Bytes the record takes on the wire, its own `size[2]` included.
     pub fn wire_size(&self) -> usize {

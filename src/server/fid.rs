@@ -521,10 +521,32 @@ impl Fid {
     }
 }
 
+/// The bound on fids: `max` per session (EMFILE beyond) and `total` for
+/// all the server's sessions together, counted in `held` (ENFILE beyond),
+/// as the kernel bounds files per process and in all.
+pub struct FidLimit {
+    held: Arc<AtomicUsize>,
+    max: usize,
+    total: usize,
+}
+
+impl FidLimit {
+    pub fn new(max: usize, total: usize) -> FidLimit {
+        FidLimit {
+            held: Arc::new(AtomicUsize::new(0)),
+            max,
+            total,
+        }
+    }
+}
+
 /// The fids of one client connection.
 #[derive(Default)]
 pub struct FidTable {
     fids: Mutex<HashMap<u32, Arc<Fid>>>,
+    /// The server-wide count the fids are counted in (`FidLimit::held`),
+    /// from the first insert on.
+    counted_in: OnceLock<Arc<AtomicUsize>>,
     /// The POSIX locks the connection's clients hold (lock.rs).
     pub(crate) locks: Arc<super::lock::LockTable>,
     /// Bytes of xattr values the fids hold (`XattrValue`).
@@ -539,25 +561,24 @@ impl FidTable {
     }
 
     /// Inserts a fid: EEXIST if the number is taken, EMFILE if the table
-    /// holds `max` fids already.
-    pub fn insert_new(&self, fid: u32, value: Arc<Fid>, max: usize) -> Result<(), Errno> {
+    /// holds `limit.max` fids already, ENFILE if all sessions hold
+    /// `limit.total`.
+    pub fn insert_new(&self, fid: u32, value: Arc<Fid>, limit: &FidLimit) -> Result<(), Errno> {
         let mut fids = self.lock();
         if fids.contains_key(&fid) {
             return Err(Errno(libc::EEXIST));
         }
-        if fids.len() >= max {
-            return Err(Errno(libc::EMFILE));
-        }
+        self.count_one(fids.len(), limit)?;
         fids.insert(fid, value);
         Ok(())
     }
 
-    /// Inserts or replaces a fid: EMFILE if the number is new and the table
-    /// holds `max` fids already (replacing one never fails).
-    pub fn replace(&self, fid: u32, value: Arc<Fid>, max: usize) -> Result<(), Errno> {
+    /// Inserts or replaces a fid: EMFILE or ENFILE (as `insert_new`) if the
+    /// number is new (replacing one never fails).
+    pub fn replace(&self, fid: u32, value: Arc<Fid>, limit: &FidLimit) -> Result<(), Errno> {
         let mut fids = self.lock();
-        if fids.len() >= max && !fids.contains_key(&fid) {
-            return Err(Errno(libc::EMFILE));
+        if !fids.contains_key(&fid) {
+            self.count_one(fids.len(), limit)?;
         }
         let old = fids.insert(fid, value);
         drop(fids);
@@ -565,12 +586,26 @@ impl FidTable {
         Ok(())
     }
 
-    /// Counts `bytes` (all its capacity) against the session's budget of
-    /// `max` bytes of xattr values: ENOMEM beyond it, which is what the host
-    /// kernel answers getxattr or setxattr when it cannot allocate the
-    /// value's buffer (fs/xattr.c); the bound is on memory held for values
-    /// in flight, not on room to store them (ENOSPC would tell the guest
-    /// the filesystem is full).
+    /// Counts one more fid for a table holding `len`, or refuses it.
+    fn count_one(&self, len: usize, limit: &FidLimit) -> Result<(), Errno> {
+        if len >= limit.max {
+            return Err(Errno(libc::EMFILE));
+        }
+        let held = self.counted_in.get_or_init(|| Arc::clone(&limit.held));
+        held.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+            (n < limit.total).then_some(n + 1)
+        })
+        .map_err(|_| Errno(libc::ENFILE))?;
+        Ok(())
+    }
+
+    /// Uncounts `n` fids that left the table.
+    fn uncount(&self, n: usize) {
+        if let Some(held) = self.counted_in.get() {
+            held.fetch_sub(n, Ordering::Relaxed);
+        }
+    }
+
     /// A slot for one more open file, or EMFILE if the session holds `max`.
     pub fn open_slot(&self, max: usize) -> Result<OpenSlot, Errno> {
         self.open_files
@@ -581,6 +616,12 @@ impl FidTable {
         Ok(OpenSlot(Arc::clone(&self.open_files)))
     }
 
+    /// Counts `bytes` (all its capacity) against the session's budget of
+    /// `max` bytes of xattr values: ENOMEM beyond it, which is what the host
+    /// kernel answers getxattr or setxattr when it cannot allocate the
+    /// value's buffer (fs/xattr.c); the bound is on memory held for values
+    /// in flight, not on room to store them (ENOSPC would tell the guest
+    /// the filesystem is full).
     pub fn xattr_value(&self, bytes: Vec<u8>, max: usize) -> Result<XattrValue, Errno> {
         let size = bytes.capacity();
         self.xattr_bytes
@@ -600,11 +641,14 @@ impl FidTable {
     }
 
     pub fn remove(&self, fid: u32) -> Option<Arc<Fid>> {
-        self.lock().remove(&fid)
+        let removed = self.lock().remove(&fid);
+        self.uncount(usize::from(removed.is_some()));
+        removed
     }
 
     pub fn clear(&self) {
         let old = std::mem::take(&mut *self.lock());
+        self.uncount(old.len());
         drop(old);
     }
 
@@ -657,6 +701,12 @@ impl FidTable {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Arc<Fid>>> {
         self.fids.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Drop for FidTable {
+    fn drop(&mut self) {
+        self.uncount(self.lock().len());
     }
 }
 

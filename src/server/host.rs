@@ -151,13 +151,23 @@ pub fn reopen_path(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
 /// node) `special_errno`, and nothing is opened on the host for either.
 /// O_NOCTTY always: no tty becomes the daemon's controlling terminal.
 pub fn open_file(fd: BorrowedFd<'_>, flags: i32, special_errno: i32) -> io::Result<OwnedFd> {
-    match statx(fd)?.stx_mode as u32 & libc::S_IFMT {
+    open_file_statx(fd, flags, special_errno).map(|(file, _)| file)
+}
+
+/// [`open_file`], also giving the host statx it judged the file by.
+pub fn open_file_statx(
+    fd: BorrowedFd<'_>,
+    flags: i32,
+    special_errno: i32,
+) -> io::Result<(OwnedFd, libc::statx)> {
+    let stx = statx(fd)?;
+    match stx.stx_mode as u32 & libc::S_IFMT {
         libc::S_IFREG | libc::S_IFDIR => {}
         libc::S_IFLNK => return Err(io::Error::from_raw_os_error(libc::ELOOP)),
         _ => return Err(io::Error::from_raw_os_error(special_errno)),
     }
     let flags = flags & !(libc::O_CREAT | libc::O_PATH | libc::O_TMPFILE);
-    reopen(fd, flags | libc::O_NOCTTY)
+    Ok((reopen(fd, flags | libc::O_NOCTTY)?, stx))
 }
 
 /// Inside [`in_proc_dir`]: the calling thread's working directory is

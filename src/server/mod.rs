@@ -63,6 +63,10 @@ pub struct Config {
     /// Fids one session may hold: a new fid beyond them is refused with
     /// EMFILE [DEFAULT_MAX_FIDS].
     pub max_fids: usize,
+    /// Fids all sessions may hold together: a new fid beyond them is
+    /// refused with ENFILE [None: twice `max_fids`, so that no one session
+    /// can take them all].
+    pub max_fids_total: Option<usize>,
     /// Files one session may hold open (each an open descriptor no sweep
     /// can close): an open beyond them is refused with EMFILE [None: half
     /// of the fids' descriptor budget, so no one session can take the
@@ -112,6 +116,7 @@ impl Config {
             write_behind: DEFAULT_WRITE_BEHIND,
             fid_descriptors: None,
             max_fids: DEFAULT_MAX_FIDS,
+            max_fids_total: None,
             max_open_files: None,
             max_xattr_bytes: DEFAULT_MAX_XATTR_BYTES,
             max_lock_owners: DEFAULT_MAX_LOCK_OWNERS,
@@ -140,7 +145,7 @@ pub struct Server {
     /// (the descriptors in use or open) waits for an eighth more.
     next_sweep: AtomicUsize,
     /// Per-session bounds (see `Config`).
-    max_fids: usize,
+    fid_limit: fid::FidLimit,
     max_xattr_bytes: usize,
     /// Files one session may hold open (Config::max_open_files).
     max_open_files: usize,
@@ -355,7 +360,12 @@ impl Server {
                 .max_open_files
                 .unwrap_or((fid_descriptors / 2).max(16)),
             next_sweep: AtomicUsize::new(0),
-            max_fids: config.max_fids,
+            fid_limit: fid::FidLimit::new(
+                config.max_fids,
+                config
+                    .max_fids_total
+                    .unwrap_or(config.max_fids.saturating_mul(2)),
+            ),
             max_xattr_bytes: config.max_xattr_bytes,
             max_lock_owners: config.max_lock_owners,
             max_connections: config.max_connections,

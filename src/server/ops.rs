@@ -155,7 +155,12 @@ impl Server {
     /// The file's attributes as the guest sees them: host ids mapped, and
     /// in mapped-xattr the stored uid/gid/mode/rdev laid over the host's.
     pub(super) fn stat(&self, fd: BorrowedFd<'_>) -> OpResult<libc::statx> {
-        let mut stx = host::statx(fd)?;
+        self.guest_view(fd, host::statx(fd)?)
+    }
+
+    /// The guest's view of `stx`, the host statx of the file `fd` holds:
+    /// ids mapped, and under mapped-xattr the attributes it keeps.
+    fn guest_view(&self, fd: BorrowedFd<'_>, mut stx: libc::statx) -> OpResult<libc::statx> {
         stx.stx_uid = self.uids.to_guest(stx.stx_uid);
         stx.stx_gid = self.gids.to_guest(stx.stx_gid);
         let host_type = stx.stx_mode as u32 & libc::S_IFMT;
@@ -282,7 +287,7 @@ impl Server {
         // clone of one) gives up its descriptor like any other, so that
         // clones by the thousand cannot pin every descriptor the process has.
         fid.refind = Refind::NoSymlinks;
-        s.fids.insert_new(t.fid, Arc::new(fid), self.max_fids)?;
+        s.fids.insert_new(t.fid, Arc::new(fid), &self.fid_limit)?;
         Ok(qid)
     }
 
@@ -355,7 +360,7 @@ impl Server {
             // it counts as an open file of the session.
             new.pinned = Some(s.fids.open_slot(self.max_open_files)?);
         }
-        s.fids.replace(t.newfid, Arc::new(new), self.max_fids)?;
+        s.fids.replace(t.newfid, Arc::new(new), &self.fid_limit)?;
         Ok(qids)
     }
 
@@ -644,8 +649,8 @@ impl Server {
         slot: OpenSlot,
     ) -> OpResult<(OpenFile, libc::statx)> {
         let flags = open_flags(p9_flags) & !(libc::O_CREAT | libc::O_EXCL);
-        let fd = host::open_file(file, flags, libc::EPERM)?;
-        let stx = self.stat(file)?;
+        let (fd, stx) = host::open_file_statx(file, flags, libc::EPERM)?;
+        let stx = self.guest_view(file, stx)?;
         let open = OpenFile::new(fd, p9_flags, is_dir, stx.stx_dev(), slot);
         if uid != 0 && privileged_bits(stx.stx_mode as u32) != 0 {
             open.kill_priv
@@ -690,7 +695,7 @@ impl Server {
         let _ = new
             .open
             .set(OpenFile::new(fd, t.flags, false, stx.stx_dev(), slot));
-        s.fids.replace(t.fid, Arc::new(new), self.max_fids)?;
+        s.fids.replace(t.fid, Arc::new(new), &self.fid_limit)?;
         Ok((self.qids.qid(&stx), 0))
     }
 
@@ -717,7 +722,7 @@ impl Server {
         let path = child_path(&dir.path(), t.name.as_bytes());
         let new = Fid::new(file, path, libc::S_IFREG, dir.user.clone());
         let _ = new.open.set(open);
-        s.fids.replace(t.fid, Arc::new(new), self.max_fids)?;
+        s.fids.replace(t.fid, Arc::new(new), &self.fid_limit)?;
         Ok((self.qids.qid(&stx), 0))
     }
 

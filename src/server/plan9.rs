@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use super::fid::{Fid, FidRef, Node, OpenFile};
 use super::ops::*;
+use super::user::number;
 use super::{child_path, host, Dialect, OpResult, ReadSink, Server, Session};
 use crate::protocol::{self, Qid, Stat, StatBlob, StatExtension, Str, Wire};
 use crate::protocol::{DMAPPEND, DMDEVICE, DMDIR, DMEXCL, DMNAMEDPIPE, DMSETGID, DMSETUID};
@@ -57,25 +58,15 @@ pub(super) fn open_mode_changes(mode: u8) -> bool {
 /// Linux client fills with its user name) "don't touch" is a request to
 /// make the file's content stable (stat(5)), anything else a change.
 pub(super) fn wstat_changes(st: &Stat<'_>) -> bool {
-    let untouched_qid = Qid {
-        ty: u8::MAX,
-        version: KEEP32,
-        path: KEEP64,
-    };
     let ids_kept = st
         .ext
         .map_or(true, |e| e.n_uid == KEEP32 && e.n_gid == KEEP32);
-    !(st.ty == KEEP16
-        && st.dev == KEEP32
-        && st.qid == untouched_qid
-        && st.mode == KEEP32
-        && st.atime == KEEP32
-        && st.mtime == KEEP32
-        && st.length == KEEP64
-        && st.name.0.is_empty()
-        && st.uid.0.is_empty()
-        && st.gid.0.is_empty()
-        && ids_kept)
+    let rest = Stat {
+        muid: Str(b""),
+        ext: None,
+        ..*st
+    };
+    !(rest == Stat::DONT_TOUCH && ids_kept)
 }
 
 /// The qid type that goes with a stat mode.
@@ -180,10 +171,6 @@ impl StatRecord {
 /// Seconds as a 9P2000 time (unsigned 32 bits; earlier times are 0).
 fn seconds(t: &libc::statx_timestamp) -> u32 {
     t.tv_sec.clamp(0, u32::MAX as i64) as u32
-}
-
-fn number(name: &[u8]) -> Option<u32> {
-    std::str::from_utf8(name).ok()?.parse().ok()
 }
 
 impl Server {
@@ -331,7 +318,7 @@ impl Server {
         let step = self.step_to(fd, child_path(&dir.path(), name), dir.nofollow, false)?;
         let mut fid = Fid::new(step.fd, step.path, step.file_type, dir.user.clone());
         fid.nofollow = dir.nofollow;
-        s.fids.replace(number, Arc::new(fid), self.max_fids)?;
+        s.fids.replace(number, Arc::new(fid), &self.fid_limit)?;
         Ok(step.qid)
     }
 

@@ -165,7 +165,7 @@ fn lines(text: &[u8]) -> impl Iterator<Item = &str> {
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
 }
 
-fn number(name: &[u8]) -> Option<u32> {
+pub(super) fn number(name: &[u8]) -> Option<u32> {
     std::str::from_utf8(name).ok()?.parse().ok()
 }
 

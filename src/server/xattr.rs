@@ -124,7 +124,7 @@ impl Server {
         // not pin descriptors.
         new.refind = fid.refind;
         *new.xattr_state() = Some(XattrState::Read(value));
-        s.fids.replace(t.newfid, Arc::new(new), self.max_fids)?;
+        s.fids.replace(t.newfid, Arc::new(new), &self.fid_limit)?;
         Ok(size)
     }
 

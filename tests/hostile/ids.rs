@@ -89,27 +89,11 @@ fn unmapped_guest_ids_are_refused_by_every_request_that_sets_one() {
     let mut u = InProc::attach(&config, Users::Guest, "9P2000.u", 0);
     u.walk(ROOT, 2, &["f"]).ok();
     let stat = Stat {
-        ty: u16::MAX,
-        dev: u32::MAX,
-        qid: Qid {
-            ty: u8::MAX,
-            version: u32::MAX,
-            path: u64::MAX,
-        },
-        mode: u32::MAX,
-        atime: u32::MAX,
-        mtime: u32::MAX,
-        length: u64::MAX,
-        name: "".into(),
-        uid: "".into(),
-        gid: "".into(),
-        muid: "".into(),
         ext: Some(StatExtension {
-            extension: "".into(),
             n_uid: 5,
-            n_gid: u32::MAX,
-            n_muid: u32::MAX,
+            ..StatExtension::DONT_TOUCH
         }),
+        ..Stat::DONT_TOUCH
     };
     let wstat = u.call(Tmessage::Wstat(Twstat {
         fid: 2,

@@ -22,24 +22,7 @@ fn share(dir: &Path) {
 
 /// A Twstat that changes nothing but what `change` sets.
 fn wstat<'a>(fid: u32, change: impl FnOnce(&mut Stat<'a>)) -> Tmessage<'a> {
-    let mut stat = Stat {
-        ty: u16::MAX,
-        dev: u32::MAX,
-        qid: Qid {
-            ty: u8::MAX,
-            version: u32::MAX,
-            path: u64::MAX,
-        },
-        mode: u32::MAX,
-        atime: u32::MAX,
-        mtime: u32::MAX,
-        length: u64::MAX,
-        name: "".into(),
-        uid: "".into(),
-        gid: "".into(),
-        muid: "".into(),
-        ext: None,
-    };
+    let mut stat = Stat::DONT_TOUCH;
     change(&mut stat);
     Tmessage::Wstat(Twstat {
         fid,
