@@ -5,108 +5,37 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
+mod common;
+
 use vhost_user_9p::protocol::*;
-use vhost_user_9p::server::{
-    Config, IdMap, IdRange, SecurityModel, Server, Session, SliceSource, VecSink,
-};
+use vhost_user_9p::server::{Config, IdMap, IdRange, SecurityModel};
 
-const ROOT: u32 = 1;
+use common::inproc::{InProc as Client, Reply, ROOT};
+use vhost_user_9p::server::user::Users;
 
-struct Client {
-    server: Server,
-    session: Session,
+/// A 9P2000.L session of a VMM's guest on `dir`, attached as root.
+fn client(dir: &Path, model: SecurityModel, uid_map: IdMap) -> Client {
+    let mut config = Config::new(dir);
+    config.security_model = model;
+    config.uid_map = uid_map;
+    with_config(&config)
 }
 
-/// A decoded reply, owned: the raw frame (data included for Rread).
-struct Reply(Vec<u8>);
-
-impl Reply {
-    fn msg(&self) -> Rmessage<'_> {
-        decode_rmessage(&self.0).expect("decodable reply").1
-    }
-
-    fn errno(&self) -> Option<u32> {
-        match self.msg() {
-            Rmessage::Lerror(e) => Some(e.ecode),
-            _ => None,
-        }
-    }
-
-    fn ok(self) -> Self {
-        assert_eq!(self.errno(), None, "unexpected Rlerror");
-        self
-    }
-
-    /// The data of an Rread.
-    fn data(&self) -> &[u8] {
-        &self.0[RREAD_HEADER_SIZE..]
-    }
+fn with_config(config: &Config) -> Client {
+    Client::attach(config, Users::Guest, "9P2000.L", 0)
 }
 
-impl Client {
-    fn new(dir: &Path, model: SecurityModel, uid_map: IdMap) -> Client {
-        let mut config = Config::new(dir);
-        config.security_model = model;
-        config.uid_map = uid_map;
-        Client::with_config(&config)
-    }
+/// The 9P2000.L requests these tests make, on the in-process client.
+trait Linux {
+    fn getattr(&mut self, fid: u32) -> Rgetattr;
+    fn create(&mut self, dir: u32, fid: u32, name: &str, mode: u32) -> Reply;
+    fn create_with_flags(&mut self, dir: u32, fid: u32, name: &str, mode: u32, flags: u32)
+        -> Reply;
+    fn set_xattr(&mut self, fid: u32, name: &str, value: &[u8], flags: u32) -> Reply;
+    fn get_xattr(&mut self, fid: u32, name: &str) -> Result<Vec<u8>, i32>;
+}
 
-    fn with_config(config: &Config) -> Client {
-        let server = Server::new(config).unwrap();
-        let mut client = Client {
-            server,
-            session: Session::new(),
-        };
-        client
-            .call(Tmessage::Version(Tversion {
-                msize: 512000,
-                version: "9P2000.L".into(),
-            }))
-            .ok();
-        client
-            .call(Tmessage::Attach(Tattach {
-                fid: ROOT,
-                afid: NOFID,
-                uname: "root".into(),
-                aname: "".into(),
-                n_uname: Some(0),
-            }))
-            .ok();
-        client
-    }
-
-    fn call_with(&mut self, msg: Tmessage<'_>, data: &[u8]) -> Reply {
-        let mut reply = Vec::new();
-        let mut out = Vec::new();
-        let mut sink = VecSink {
-            buf: &mut out,
-            limit: 1 << 20,
-        };
-        self.server.handle(
-            &self.session,
-            1,
-            msg,
-            &mut SliceSource(data),
-            &mut sink,
-            &mut reply,
-        );
-        reply.extend_from_slice(&out);
-        Reply(reply)
-    }
-
-    fn call(&mut self, msg: Tmessage<'_>) -> Reply {
-        self.call_with(msg, &[])
-    }
-
-    fn walk(&mut self, fid: u32, newfid: u32, names: &[&str]) -> Reply {
-        let names: Vec<Str> = names.iter().map(|n| Str::from(*n)).collect();
-        self.call(Tmessage::Walk(Twalk {
-            fid,
-            newfid,
-            names: WalkList::from_slice(&names).unwrap(),
-        }))
-    }
-
+impl Linux for Client {
     fn getattr(&mut self, fid: u32) -> Rgetattr {
         match self
             .call(Tmessage::Getattr(Tgetattr {
@@ -171,7 +100,7 @@ impl Client {
     }
 
     /// Reads an xattr (or the list, with an empty name): Ok(value) or Err(errno).
-    fn get_xattr(&mut self, fid: u32, name: &str) -> Result<Vec<u8>, u32> {
+    fn get_xattr(&mut self, fid: u32, name: &str) -> Result<Vec<u8>, i32> {
         let r = self.call(Tmessage::Xattrwalk(Txattrwalk {
             fid,
             newfid: 91,
@@ -179,7 +108,7 @@ impl Client {
         }));
         let size = match r.msg() {
             Rmessage::Xattrwalk(x) => x.size,
-            Rmessage::Lerror(e) => return Err(e.ecode),
+            Rmessage::Lerror(e) => return Err(e.ecode as i32),
             other => panic!("{other:?}"),
         };
         let data = self
@@ -210,19 +139,19 @@ fn names(list: &[u8]) -> Vec<String> {
 #[test]
 fn xattrs_get_set_list_remove() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = Client::new(dir.path(), SecurityModel::Passthrough, IdMap::default());
+    let mut c = client(dir.path(), SecurityModel::Passthrough, IdMap::default());
     c.create(ROOT, 2, "f", 0o644).ok();
     c.set_xattr(2, "user.color", b"blue", 0).ok();
     assert_eq!(c.get_xattr(2, "user.color"), Ok(b"blue".to_vec()));
-    assert_eq!(c.get_xattr(2, "user.none"), Err(libc::ENODATA as u32));
+    assert_eq!(c.get_xattr(2, "user.none"), Err(libc::ENODATA));
     // XATTR_CREATE on an existing attribute, XATTR_REPLACE on a missing one.
     assert_eq!(
         c.set_xattr(2, "user.color", b"red", 1).errno(),
-        Some(libc::EEXIST as u32)
+        Some(libc::EEXIST)
     );
     assert_eq!(
         c.set_xattr(2, "user.size", b"big", 2).errno(),
-        Some(libc::ENODATA as u32)
+        Some(libc::ENODATA)
     );
     c.set_xattr(2, "user.color", b"green", 2).ok();
     assert_eq!(c.get_xattr(2, "user.color"), Ok(b"green".to_vec()));
@@ -233,10 +162,10 @@ fn xattrs_get_set_list_remove() {
         attr_size: 70_000,
         flags: 0,
     }));
-    assert_eq!(r.errno(), Some(libc::E2BIG as u32));
+    assert_eq!(r.errno(), Some(libc::E2BIG));
     assert_eq!(
         c.set_xattr(2, "bogus.x", b"1", 0).errno(),
-        Some(libc::EOPNOTSUPP as u32)
+        Some(libc::EOPNOTSUPP)
     );
     // The daemon's own attributes stay hidden and untouchable.
     let host = dir.path().join("f");
@@ -244,14 +173,14 @@ fn xattrs_get_set_list_remove() {
     assert_eq!(names(&c.get_xattr(2, "").unwrap()), ["user.color"]);
     assert_eq!(
         c.set_xattr(2, "user.virtfs.uid", b"1", 0).errno(),
-        Some(libc::EPERM as u32)
+        Some(libc::EPERM)
     );
-    assert_eq!(c.get_xattr(2, "user.virtfs.uid"), Err(libc::ENODATA as u32));
+    assert_eq!(c.get_xattr(2, "user.virtfs.uid"), Err(libc::ENODATA));
     // An empty value is a value; size 0 with XATTR_REPLACE (removexattr) removes.
     c.set_xattr(2, "user.empty", b"", 0).ok();
     assert_eq!(c.get_xattr(2, "user.empty"), Ok(Vec::new()));
     c.set_xattr(2, "user.color", b"", 2).ok();
-    assert_eq!(c.get_xattr(2, "user.color"), Err(libc::ENODATA as u32));
+    assert_eq!(c.get_xattr(2, "user.color"), Err(libc::ENODATA));
     assert_eq!(names(&c.get_xattr(2, "").unwrap()), ["user.empty"]);
 }
 
@@ -283,7 +212,7 @@ fn xattr_get(path: &Path, name: &str) -> Option<Vec<u8>> {
 #[test]
 fn mapped_xattr_keeps_guest_attributes_in_xattrs() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = Client::new(dir.path(), SecurityModel::MappedXattr, IdMap::default());
+    let mut c = client(dir.path(), SecurityModel::MappedXattr, IdMap::default());
     c.walk(ROOT, 2, &[]).ok();
     c.call(Tmessage::Lcreate(Tlcreate {
         fid: 2,
@@ -361,7 +290,7 @@ fn mapped_xattr_keeps_guest_attributes_in_xattrs() {
     // ...never opened as devices.
     assert_eq!(
         c.call(Tmessage::Lopen(Tlopen { fid: 3, flags: 0 })).errno(),
-        Some(libc::EPERM as u32)
+        Some(libc::EPERM)
     );
 
     // A symlink is a regular file holding the target.
@@ -408,7 +337,7 @@ fn id_maps_translate_both_ways() {
         IdRange::parse(":500:2000:10:").unwrap(),
     ])
     .unwrap();
-    let mut c = Client::new(dir.path(), SecurityModel::Passthrough, map);
+    let mut c = client(dir.path(), SecurityModel::Passthrough, map);
     c.create(ROOT, 2, "f", 0o644).ok();
     // Guest root creates: the host file belongs to host uid 1000.
     assert_eq!(fs::metadata(dir.path().join("f")).unwrap().uid(), 1000);
@@ -429,7 +358,7 @@ fn id_maps_translate_both_ways() {
         uid: 7,
         ..Default::default()
     }));
-    assert_eq!(r.errno(), Some(libc::EINVAL as u32));
+    assert_eq!(r.errno(), Some(libc::EINVAL));
     fs::write(dir.path().join("g"), "").unwrap();
     std::os::unix::fs::chown(dir.path().join("g"), Some(3), None).unwrap();
     c.walk(ROOT, 3, &["g"]).ok();
@@ -439,7 +368,7 @@ fn id_maps_translate_both_ways() {
 #[test]
 fn setattr_times_and_truncate_after_unlink() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = Client::new(dir.path(), SecurityModel::Passthrough, IdMap::default());
+    let mut c = client(dir.path(), SecurityModel::Passthrough, IdMap::default());
     c.create(ROOT, 2, "f", 0o644).ok();
     c.call_with(
         Tmessage::Write(Twrite {
@@ -523,7 +452,7 @@ fn setattr_times_and_truncate_after_unlink() {
 #[test]
 fn create_mode_0000_rdwr_works() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = Client::new(dir.path(), SecurityModel::Passthrough, IdMap::default());
+    let mut c = client(dir.path(), SecurityModel::Passthrough, IdMap::default());
     c.create(ROOT, 2, "locked", 0).ok();
     c.call_with(
         Tmessage::Write(Twrite {
@@ -591,7 +520,7 @@ fn create_of_an_existing_name_opens_only_a_regular_file() {
     let (done, finished) = std::sync::mpsc::channel();
     let share = dir.path().to_path_buf();
     std::thread::spawn(move || {
-        let mut c = Client::new(&share, SecurityModel::Passthrough, IdMap::default());
+        let mut c = client(&share, SecurityModel::Passthrough, IdMap::default());
         let mut errno_of = |name: &str, flags: u32| {
             let r = c.create_with_flags(ROOT, 2, name, 0o644, flags);
             c.call(Tmessage::Clunk(Tclunk { fid: 2 }));
@@ -609,18 +538,18 @@ fn create_of_an_existing_name_opens_only_a_regular_file() {
     let results = finished
         .recv_timeout(std::time::Duration::from_secs(10))
         .expect("Tlcreate of an existing fifo returns (not waiting for a writer)");
-    let eperm = libc::EPERM as u32;
+    let eperm = libc::EPERM;
     let want = [
         Some(eperm),
         Some(eperm),
-        Some(libc::EISDIR as u32),
-        Some(libc::ELOOP as u32),
+        Some(libc::EISDIR),
+        Some(libc::ELOOP),
     ];
     assert_eq!(results, want, "fifo, device node, directory, symlink");
 
     // An existing regular file is opened, and truncated if asked; with
     // O_EXCL it is EEXIST.
-    let mut c = Client::new(dir.path(), SecurityModel::Passthrough, IdMap::default());
+    let mut c = client(dir.path(), SecurityModel::Passthrough, IdMap::default());
     c.create_with_flags(ROOT, 2, "file", 0o644, 2 | 0o1000) // O_RDWR | O_TRUNC
         .ok();
     let r = c.call_with(
@@ -634,7 +563,7 @@ fn create_of_an_existing_name_opens_only_a_regular_file() {
     r.ok();
     assert_eq!(fs::read(dir.path().join("file")).unwrap(), b"new");
     let r = c.create_with_flags(ROOT, 3, "file", 0o644, 2 | 0o200); // O_RDWR | O_EXCL
-    assert_eq!(r.errno(), Some(libc::EEXIST as u32));
+    assert_eq!(r.errno(), Some(libc::EEXIST));
     // The failed create left fid 3 on the directory.
     c.walk(3, 4, &["file"]).ok();
 }
@@ -678,12 +607,12 @@ fn fifos_and_device_nodes_are_never_opened_on_the_host() {
     let (fifo, null) = make_fifo_and_null(dir.path());
     let file = dir.path().join("file");
     fs::write(&file, "x").unwrap();
-    let mut client = Client::new(dir.path(), SecurityModel::Passthrough, IdMap::default());
+    let mut client = client(dir.path(), SecurityModel::Passthrough, IdMap::default());
     let opens = opens_during(&[&fifo, &null], || {
         for (fid, name) in [(2, "fifo"), (3, "null")] {
             client.walk(ROOT, fid, &[name]).ok();
             let fsync = client.call(Tmessage::Fsync(Tfsync { fid, datasync: 0 }));
-            assert_eq!(fsync.errno(), Some(libc::EINVAL as u32), "Tfsync {name}");
+            assert_eq!(fsync.errno(), Some(libc::EINVAL), "Tfsync {name}");
             let truncate = client.call(Tmessage::Setattr(Tsetattr {
                 fid,
                 valid: 0x8, // size
@@ -696,15 +625,11 @@ fn fifos_and_device_nodes_are_never_opened_on_the_host() {
                 mtime_sec: 0,
                 mtime_nsec: 0,
             }));
-            assert_eq!(
-                truncate.errno(),
-                Some(libc::EINVAL as u32),
-                "truncate {name}"
-            );
+            assert_eq!(truncate.errno(), Some(libc::EINVAL), "truncate {name}");
             let open = client.call(Tmessage::Lopen(Tlopen { fid, flags: 2 }));
-            assert_eq!(open.errno(), Some(libc::EPERM as u32), "Tlopen {name}");
+            assert_eq!(open.errno(), Some(libc::EPERM), "Tlopen {name}");
             let create = client.create(ROOT, 4, name, 0o644);
-            assert_eq!(create.errno(), Some(libc::EPERM as u32), "Tlcreate {name}");
+            assert_eq!(create.errno(), Some(libc::EPERM), "Tlcreate {name}");
             client.call(Tmessage::Clunk(Tclunk { fid: 4 }));
         }
     });
@@ -745,7 +670,7 @@ fn qid_paths_unique_across_filesystems() {
     }
     let ino = |p: &Path| fs::metadata(p).unwrap().ino();
     let same_ino = ino(&dir.path().join("m/a")) == ino(&dir.path().join("n/a"));
-    let mut c = Client::new(dir.path(), SecurityModel::Passthrough, IdMap::default());
+    let mut c = client(dir.path(), SecurityModel::Passthrough, IdMap::default());
     c.walk(ROOT, 2, &["m", "a"]).ok();
     c.walk(ROOT, 3, &["n", "a"]).ok();
     let (q2, q3) = (c.getattr(2).qid, c.getattr(3).qid);
@@ -797,7 +722,7 @@ fn readdir_100000_entries_and_while_changing() {
     for i in 0..100_000 {
         fs::File::create(big.join(format!("f{i:06}"))).unwrap();
     }
-    let mut c = Client::new(dir.path(), SecurityModel::Passthrough, IdMap::default());
+    let mut c = client(dir.path(), SecurityModel::Passthrough, IdMap::default());
     c.walk(ROOT, 2, &["big"]).ok();
     c.call(Tmessage::Lopen(Tlopen {
         fid: 2,
@@ -888,7 +813,7 @@ fn a_file_written_back_to_back_is_handed_to_the_disk_a_window_behind() {
     let stream = |write_behind: u64, name: &str| {
         let mut config = Config::new(dir.path());
         config.write_behind = write_behind;
-        let mut c = Client::with_config(&config);
+        let mut c = with_config(&config);
         c.create(ROOT, 2, name, 0o644).ok();
         let mut offset = 0;
         while offset < 24 * MIB {
