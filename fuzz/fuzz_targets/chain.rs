@@ -29,10 +29,10 @@
 use std::sync::{Arc, Mutex, OnceLock};
 
 use fuzz_common::chain_input::*;
-use fuzz_common::{changes_share, forbid_device_nodes, Scratch, Setup};
+use fuzz_common::{changes_share, scratch_server, Scratch, Setup};
 use libfuzzer_sys::fuzz_target;
 use vhost_user_9p::protocol::{self, Header, HEADER_SIZE};
-use vhost_user_9p::server::{Config, Server};
+use vhost_user_9p::server::Server;
 use vhost_user_9p::virtio::P9Backend;
 use vhost_user_backend::{VhostUserBackend, VringRwLock, VringT};
 use virtio_queue::{Queue, QueueT};
@@ -52,11 +52,8 @@ struct State {
 fn state() -> &'static Mutex<State> {
     static STATE: OnceLock<Mutex<State>> = OnceLock::new();
     STATE.get_or_init(|| {
-        let scratch = Scratch::create().expect("scratch share");
-        forbid_device_nodes(&scratch.base);
-        let mut config = Config::new(&scratch.share);
-        config.ctl = true;
-        let server = Arc::new(Server::new(&config).expect("server"));
+        let (scratch, server) = scratch_server();
+        let server = Arc::new(server);
         let ranges: Vec<(GuestAddress, usize)> = MEM_REGIONS
             .iter()
             .map(|&(a, l)| (GuestAddress(a), l))

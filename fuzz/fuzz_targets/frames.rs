@@ -16,10 +16,10 @@
 
 use std::sync::{Mutex, OnceLock};
 
-use fuzz_common::{changes_share, forbid_device_nodes, prepare_frame, Frames, Scratch, Setup};
+use fuzz_common::{changes_share, prepare_frame, scratch_server, Frames, Scratch, Setup};
 use libfuzzer_sys::fuzz_target;
 use vhost_user_9p::protocol::{self, trace, Header, Rmessage, Tmessage, HEADER_SIZE};
-use vhost_user_9p::server::{Config, Dialect, Server, Session};
+use vhost_user_9p::server::{Dialect, Server, Session};
 use vhost_user_9p::socket::serve_frame;
 
 struct State {
@@ -35,11 +35,7 @@ struct State {
 fn state() -> &'static Mutex<State> {
     static STATE: OnceLock<Mutex<State>> = OnceLock::new();
     STATE.get_or_init(|| {
-        let scratch = Scratch::create().expect("scratch share");
-        forbid_device_nodes(&scratch.base);
-        let mut config = Config::new(&scratch.share);
-        config.ctl = true;
-        let server = Server::new(&config).expect("server");
+        let (scratch, server) = scratch_server();
         Mutex::new(State {
             server,
             scratch,

@@ -443,6 +443,17 @@ pub fn forbid_device_nodes(scratch_dir: &Path) {
     }
 }
 
+/// The server the `frames` and `chain` targets fuzz: on a new scratch share
+/// (device nodes forbidden first), with the control namespace.
+pub fn scratch_server() -> (Scratch, vhost_user_9p::server::Server) {
+    let scratch = Scratch::create().expect("scratch share");
+    forbid_device_nodes(&scratch.base);
+    let mut config = vhost_user_9p::server::Config::new(&scratch.share);
+    config.ctl = true;
+    let server = vhost_user_9p::server::Server::new(&config).expect("server");
+    (scratch, server)
+}
+
 /// Requests that change the share when they succeed (beside what the
 /// cheap state check sees): an input that sends one restocks the share.
 pub fn changes_share(msg_type: u8) -> bool {
