@@ -161,6 +161,34 @@ impl Seq {
     fn open(&mut self, fid: u32, mode: u8) -> &mut Self {
         self.t(Tmessage::Open(Topen { fid, mode }))
     }
+
+    /// 9P2000 Tcreate (with 9P2000.u's extension if `extension` is some).
+    fn create(
+        &mut self,
+        fid: u32,
+        name: &'static str,
+        perm: u32,
+        mode: u8,
+        extension: Option<&'static str>,
+    ) -> &mut Self {
+        self.t(Tmessage::Create(Tcreate {
+            fid,
+            name: Str(name.as_bytes()),
+            perm,
+            mode,
+            extension: extension.map(|e| Str(e.as_bytes())),
+        }))
+    }
+
+    fn lcreate(&mut self, fid: u32, name: &'static str, flags: u32, mode: u32) -> &mut Self {
+        self.t(Tmessage::Lcreate(Tlcreate {
+            fid,
+            name: Str(name.as_bytes()),
+            flags,
+            mode,
+            gid: 0,
+        }))
+    }
 }
 
 fn sample_stat(u: bool) -> Stat<'static> {
@@ -636,13 +664,12 @@ fn frames_corpus(root: &Path) {
         linux,
         Seq::new()
             .walk(0, 1, &[])
-            .t(Tmessage::Lcreate(Tlcreate {
-                fid: 1,
-                name: Str(b"new.txt"),
-                flags: O_WRONLY | O_CREAT | O_TRUNC | O_LARGEFILE,
-                mode: 0o644,
-                gid: 0,
-            }))
+            .lcreate(
+                1,
+                "new.txt",
+                O_WRONLY | O_CREAT | O_TRUNC | O_LARGEFILE,
+                0o644,
+            )
             .write(1, 0, b"hello\n")
             .t(Tmessage::Fsync(Tfsync {
                 fid: 1,
@@ -867,21 +894,9 @@ fn frames_corpus(root: &Path) {
             .setattr(4, SETATTR_SIZE | SETATTR_MODE, |t| t.mode = 0o777)
             .walk(0, 5, &["dirlink", "inner.txt"])
             .walk(0, 6, &["dir", "up"])
-            .t(Tmessage::Lcreate(Tlcreate {
-                fid: 6,
-                name: Str(b"planted"),
-                flags: O_WRONLY | O_CREAT,
-                mode: 0o644,
-                gid: 0,
-            }))
+            .lcreate(6, "planted", O_WRONLY | O_CREAT, 0o644)
             .walk(0, 7, &[])
-            .t(Tmessage::Lcreate(Tlcreate {
-                fid: 7,
-                name: Str(b"../outside/planted"),
-                flags: O_WRONLY | O_CREAT,
-                mode: 0o644,
-                gid: 0,
-            }))
+            .lcreate(7, "../outside/planted", O_WRONLY | O_CREAT, 0o644)
             .walk(0, 8, &["escape"])
             .t(Tmessage::Link(Tlink {
                 dfid: 0,
@@ -966,23 +981,11 @@ fn frames_corpus(root: &Path) {
         plan9,
         Seq::new()
             .walk(0, 1, &[])
-            .t(Tmessage::Create(Tcreate {
-                fid: 1,
-                name: Str(b"new"),
-                perm: 0o644,
-                mode: OWRITE,
-                extension: None,
-            }))
+            .create(1, "new", 0o644, OWRITE, None)
             .write(1, 0, b"plan 9\n")
             .clunk(1)
             .walk(0, 2, &[])
-            .t(Tmessage::Create(Tcreate {
-                fid: 2,
-                name: Str(b"newdir"),
-                perm: DMDIR | 0o755,
-                mode: OREAD,
-                extension: None,
-            }))
+            .create(2, "newdir", DMDIR | 0o755, OREAD, None)
             .t(Tmessage::Remove(Tremove { fid: 2 }))
             .walk(0, 3, &["empty"])
             .open(3, ORDWR | ORCLOSE)
@@ -1024,29 +1027,11 @@ fn frames_corpus(root: &Path) {
         unix,
         Seq::new()
             .walk(0, 1, &[])
-            .t(Tmessage::Create(Tcreate {
-                fid: 1,
-                name: Str(b"link"),
-                perm: DMSYMLINK | 0o777,
-                mode: OREAD,
-                extension: Some(Str(b"hello.txt")),
-            }))
+            .create(1, "link", DMSYMLINK | 0o777, OREAD, Some("hello.txt"))
             .walk(0, 2, &[])
-            .t(Tmessage::Create(Tcreate {
-                fid: 2,
-                name: Str(b"pipe"),
-                perm: DMNAMEDPIPE | 0o644,
-                mode: OREAD,
-                extension: Some(Str(b"")),
-            }))
+            .create(2, "pipe", DMNAMEDPIPE | 0o644, OREAD, Some(""))
             .walk(0, 3, &[])
-            .t(Tmessage::Create(Tcreate {
-                fid: 3,
-                name: Str(b"null"),
-                perm: DMDEVICE | 0o644,
-                mode: OREAD,
-                extension: Some(Str(b"c 1 3")),
-            }))
+            .create(3, "null", DMDEVICE | 0o644, OREAD, Some("c 1 3"))
             .walk(0, 4, &["escape"])
             .t(Tmessage::Stat(Tstat { fid: 4 }))
             .walk(0, 5, &["dir"])
