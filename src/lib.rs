@@ -8,6 +8,7 @@
 
 pub mod protocol;
 pub mod ratelimit;
+pub mod sandbox;
 pub mod server;
 pub mod socket;
 pub mod virtio;

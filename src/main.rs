@@ -12,9 +12,12 @@ use vhost::vhost_user::Listener;
 use vhost_user_backend::VhostUserDaemon;
 use vm_memory::{GuestMemoryAtomic, GuestMemoryMmap};
 
+use vhost_user_9p::sandbox::Sandbox;
 use vhost_user_9p::server::user::UserDb;
 use vhost_user_9p::server::{Config, IdMap, IdRange, SecurityModel, Server, DEFAULT_WRITE_BEHIND};
-use vhost_user_9p::socket::{bind_private, ListenAddress, SocketAccess, SocketListener};
+use vhost_user_9p::socket::{
+    bind_private, ListenAddress, SocketAccess, SocketFiles, SocketListener,
+};
 use vhost_user_9p::virtio::{P9Backend, MAX_TAG_LEN};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -144,6 +147,14 @@ struct Cli {
     #[arg(long)]
     no_root_squash: bool,
 
+    /// How the daemon confines itself once its sockets are bound:
+    /// namespace (new mount, pid and net namespaces, and a user namespace
+    /// when not root, with the share as the root: nothing else of the
+    /// host's file system is reachable), chroot (into the share; root
+    /// only, for containers that forbid namespaces), none
+    #[arg(long, value_enum, value_name = "MODE", default_value = "none")]
+    sandbox: Sandbox,
+
     /// Log level (messages go to stderr)
     #[arg(long, value_enum, value_name = "LEVEL", default_value = "info")]
     log_level: LogLevel,
@@ -233,43 +244,28 @@ fn run(cli: Cli) -> Result<(), String> {
             tag.len()
         ));
     }
-    let config = Config {
-        shared_dir: cli.shared_dir.clone(),
-        readonly: cli.readonly,
-        security_model: cli
-            .security_model
-            .unwrap_or_else(SecurityModel::default_for_process),
-        uid_map: IdMap::new(cli.uid_map).map_err(|e| format!("--uid-map: {e}"))?,
-        gid_map: IdMap::new(cli.gid_map).map_err(|e| format!("--gid-map: {e}"))?,
-        ctl: cli.ctl,
-        trace: cli.trace,
-        write_behind: cli.write_behind << 20,
-        fid_descriptors: None,
-        ..Config::new(&cli.shared_dir)
-    };
-    // Bounds on what clients may hold (the others keep Config::new's).
-    let config = Config {
-        max_fids: cli.max_fids,
-        max_connections: cli.max_connections,
-        ..config
-    };
-    let server = Arc::new(Server::new(&config)?);
-    warn_about_mount_flags(&cli.shared_dir, config.security_model);
-    info!(
-        "sharing {} ({}{})",
-        cli.shared_dir.display(),
-        config.security_model.name(),
-        if cli.readonly { ", read-only" } else { "" },
-    );
+    let uid_map = IdMap::new(cli.uid_map.clone()).map_err(|e| format!("--uid-map: {e}"))?;
+    let gid_map = IdMap::new(cli.gid_map.clone()).map_err(|e| format!("--gid-map: {e}"))?;
+    check_shared_dir(&cli.shared_dir)?;
+    warn_about_mount_flags(&cli.shared_dir, security_model(&cli));
 
-    // Bind everything before serving anything.
+    // Bind everything before serving anything, and before the sandbox
+    // leaves the host's file system.
+    let mut socket_files = SocketFiles::default();
     let mut sockets = Vec::new();
     for address in &cli.listen {
-        if let ListenAddress::Unix(path) = address {
-            clear_socket_path(&absolute_socket_path(path)?)?;
+        let path = match address {
+            ListenAddress::Unix(path) => Some(absolute_socket_path(path)?),
+            ListenAddress::Tcp(_) => None,
+        };
+        if let Some(path) = &path {
+            clear_socket_path(path)?;
         }
         let listener = SocketListener::bind(address, &access)
             .map_err(|e| format!("--listen {}: cannot listen: {e}", describe(address)))?;
+        if let Some(path) = &path {
+            note_socket_file(&mut socket_files, path)?;
+        }
         sockets.push(listener);
     }
     let vhost = match &cli.socket_path {
@@ -277,34 +273,60 @@ fn run(cli: Cli) -> Result<(), String> {
             let socket_path = absolute_socket_path(path)?;
             clear_socket_path(&socket_path)?;
             let listener = bind_private(&socket_path, access.group, || {
-                Listener::new(&socket_path, false).map_err(std::io::Error::other)
+                std::os::unix::net::UnixListener::bind(&socket_path)
             })
             .map_err(|e| format!("--socket-path {}: cannot listen: {e}", path.display()))?;
-            Some((listener, path))
+            note_socket_file(&mut socket_files, &socket_path)?;
+            // Without a path: the listener never removes a file by name.
+            Some((Listener::from(listener), path))
         }
         None => None,
     };
 
-    let mut socket_files: Vec<PathBuf> = cli
-        .listen
-        .iter()
-        .filter_map(|a| match a {
-            ListenAddress::Unix(path) => absolute_socket_path(path).ok(),
-            ListenAddress::Tcp(_) => None,
-        })
-        .collect();
-    if let Some(path) = &cli.socket_path {
-        socket_files.extend(absolute_socket_path(path).ok());
-    }
-    std::thread::spawn(move || {
-        if let Ok(signal) = stop_signals.wait() {
-            info!("{signal:?}: removing the sockets and exiting");
-            for path in socket_files {
-                let _ = std::fs::remove_file(path);
+    let socket_files = cli
+        .sandbox
+        .enter(&cli.shared_dir, stop_signals, socket_files)?;
+    let shared_dir = match cli.sandbox {
+        Sandbox::None => cli.shared_dir.clone(),
+        Sandbox::Namespace | Sandbox::Chroot => PathBuf::from("/"),
+    };
+    let config = Config {
+        readonly: cli.readonly,
+        security_model: security_model(&cli),
+        uid_map,
+        gid_map,
+        ctl: cli.ctl,
+        trace: cli.trace,
+        write_behind: cli.write_behind << 20,
+        fid_descriptors: None,
+        max_fids: cli.max_fids,
+        max_connections: cli.max_connections,
+        ..Config::new(&shared_dir)
+    };
+    let server = Arc::new(Server::new(&config)?);
+    info!(
+        "sharing {} ({}{}{})",
+        cli.shared_dir.display(),
+        config.security_model.name(),
+        if cli.readonly { ", read-only" } else { "" },
+        match cli.sandbox {
+            Sandbox::Namespace => ", sandbox: namespace",
+            Sandbox::Chroot => ", sandbox: chroot",
+            Sandbox::None => ", no sandbox",
+        },
+    );
+
+    let socket_files = Arc::new(socket_files);
+    {
+        let socket_files = socket_files.clone();
+        std::thread::spawn(move || {
+            if let Ok(signal) = stop_signals.wait() {
+                info!("{signal:?}: removing the sockets and exiting");
+                socket_files.remove();
+                std::process::exit(0);
             }
-            std::process::exit(0);
-        }
-    });
+        });
+    }
 
     let mut threads = Vec::new();
     for listener in sockets {
@@ -312,7 +334,7 @@ fn run(cli: Cli) -> Result<(), String> {
         let server = server.clone();
         threads.push(std::thread::spawn(move || listener.serve(server)));
     }
-    match vhost {
+    let result = match vhost {
         Some((listener, path)) => {
             serve_vhost_user(server, listener, path, &tag, cli.thread_pool_size)
         }
@@ -322,7 +344,31 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             Ok(())
         }
+    };
+    socket_files.remove();
+    result
+}
+
+/// The security model the options ask for.
+fn security_model(cli: &Cli) -> SecurityModel {
+    cli.security_model
+        .unwrap_or_else(SecurityModel::default_for_process)
+}
+
+/// The shared directory exists and is a directory (checked before the
+/// sandbox, whose errors would say less).
+fn check_shared_dir(dir: &Path) -> Result<(), String> {
+    match std::fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(format!("--shared-dir {}: not a directory", dir.display())),
+        Err(e) => Err(format!("--shared-dir {}: {e}", dir.display())),
     }
+}
+
+fn note_socket_file(files: &mut SocketFiles, path: &Path) -> Result<(), String> {
+    files
+        .add(path)
+        .map_err(|e| format!("{}: cannot open its directory: {e}", path.display()))
 }
 
 /// Who may connect to the sockets and as whom (`--socket-group`,
@@ -348,7 +394,7 @@ fn socket_access(cli: &Cli) -> Result<SocketAccess, String> {
     }
     let group = match &cli.socket_group {
         None => None,
-        Some(name) => Some(UserDb::load().gid_of(name.as_bytes()).ok_or_else(|| {
+        Some(name) => Some(UserDb::host().gid_of(name.as_bytes()).ok_or_else(|| {
             format!(
                 "--socket-group {name}: no such group in /etc/group; give a group name or number"
             )
@@ -492,8 +538,9 @@ fn serve_vhost_user(
     daemon
         .start(&mut listener)
         .map_err(|e| format!("vhost-user connection failed: {e}"))?;
-    // One VMM: closing the listener (which removes its file) makes a
-    // second one fail at once rather than wait in the listen backlog.
+    // One VMM: closing the listener makes a second one fail at once
+    // (connection refused) rather than wait in the listen backlog; the
+    // file goes when the daemon stops.
     drop(listener);
     info!("VMM connected");
     let result = daemon.wait();

@@ -83,6 +83,50 @@ pub fn bind_private<T>(
     Ok(bound)
 }
 
+/// The socket files the daemon made, to remove when it stops: each held by
+/// a descriptor of its directory, opened while the host's file system was
+/// there, so that removing it names no path the sandbox would resolve in
+/// the share.
+#[derive(Default)]
+pub struct SocketFiles(Vec<(std::os::fd::OwnedFd, std::ffi::CString)>);
+
+impl SocketFiles {
+    /// Notes the socket file at `path` (an absolute path).
+    pub fn add(&mut self, path: &Path) -> io::Result<()> {
+        use std::os::fd::FromRawFd;
+        use std::os::unix::ffi::OsStrExt;
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        };
+        let dir = std::ffi::CString::new(dir.as_os_str().as_bytes())?;
+        let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC;
+        // SAFETY: `dir` is a C string; a descriptor returned is ours.
+        let fd = unsafe { libc::open(dir.as_ptr(), flags) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just opened and nothing else owns it.
+        let dir = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+        self.0
+            .push((dir, std::ffi::CString::new(name.as_bytes())?));
+        Ok(())
+    }
+
+    /// The directories' descriptors.
+    pub fn dirs(&self) -> impl Iterator<Item = &std::os::fd::OwnedFd> {
+        self.0.iter().map(|(dir, _)| dir)
+    }
+
+    /// Removes the files (what is gone already is no error).
+    pub fn remove(&self) {
+        use std::os::fd::AsRawFd;
+        for (dir, name) in &self.0 {
+            // SAFETY: a directory descriptor we hold and a C string.
+            unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) };
+        }
+    }
+}
+
 /// The user a Unix socket's peer acts as: a process of another user than
 /// root and the daemon's acts as itself (its uid, gid and groups, from
 /// SO_PEERCRED and SO_PEERGROUPS), whatever it names in Tattach.

@@ -42,27 +42,32 @@ pub fn component(name: &[u8]) -> io::Result<CString> {
     CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
 }
 
-/// `/proc/self/fd` as a directory descriptor, and the process's working
-/// directory (where `in_proc_dir` returns a thread to), opened at the
-/// first use (`Server::new` makes it, before any confinement) and kept for
-/// the life of the process.
-struct ProcFs {
-    fd_dir: OwnedFd,
-    cwd: OwnedFd,
+/// `/proc/self/fd` as a directory descriptor, opened at the first use
+/// (`Server::new`, or the sandbox before it leaves the host's file system)
+/// and kept for the life of the process.
+static PROC_FD_DIR: OnceLock<OwnedFd> = OnceLock::new();
+/// The process's working directory when the server started (the share's
+/// root in a sandbox), where `in_proc_dir` returns a thread to.
+static START_DIR: OnceLock<OwnedFd> = OnceLock::new();
+
+const DIR_FLAGS: i32 = libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC;
+
+/// Opens `/proc/self/fd` now, if it is not open yet: the sandbox calls it
+/// once its own /proc is mounted, before the host's root goes away.
+pub fn open_proc_fd_dir() -> io::Result<BorrowedFd<'static>> {
+    if let Some(fd) = PROC_FD_DIR.get() {
+        return Ok(fd.as_fd());
+    }
+    let fd = openat(at_cwd(), c"/proc/self/fd", DIR_FLAGS, 0)?;
+    Ok(PROC_FD_DIR.get_or_init(|| fd).as_fd())
 }
 
-static PROC_FS: OnceLock<ProcFs> = OnceLock::new();
-
-fn proc_fs() -> io::Result<&'static ProcFs> {
-    if let Some(fs) = PROC_FS.get() {
-        return Ok(fs);
+fn start_dir() -> io::Result<BorrowedFd<'static>> {
+    if let Some(fd) = START_DIR.get() {
+        return Ok(fd.as_fd());
     }
-    let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC;
-    let fs = ProcFs {
-        fd_dir: openat(at_cwd(), c"/proc/self/fd", flags, 0)?,
-        cwd: openat(at_cwd(), c".", flags, 0).or_else(|_| openat(at_cwd(), c"/", flags, 0))?,
-    };
-    Ok(PROC_FS.get_or_init(|| fs))
+    let fd = openat(at_cwd(), c".", DIR_FLAGS, 0).or_else(|_| openat(at_cwd(), c"/", DIR_FLAGS, 0))?;
+    Ok(START_DIR.get_or_init(|| fd).as_fd())
 }
 
 /// Opens what the server needs from outside the share before it serves:
@@ -70,12 +75,13 @@ fn proc_fs() -> io::Result<&'static ProcFs> {
 /// credentials.
 pub fn init() -> io::Result<()> {
     own_credentials();
-    proc_fs().map(drop)
+    open_proc_fd_dir()?;
+    start_dir().map(drop)
 }
 
 /// The `/proc/self/fd` directory descriptor (opened on first use).
 pub fn proc_self_fd() -> io::Result<BorrowedFd<'static>> {
-    Ok(proc_fs()?.fd_dir.as_fd())
+    open_proc_fd_dir()
 }
 
 fn at_cwd() -> BorrowedFd<'static> {
@@ -202,7 +208,7 @@ fn fchdir(fd: BorrowedFd<'_>) -> io::Result<()> {
 /// own (unshare CLONE_FS), so other threads' relative paths are never
 /// affected; the directory is restored on the way out. Nests.
 pub fn in_proc_dir<R>(f: impl FnOnce(&ProcDir) -> io::Result<R>) -> io::Result<R> {
-    let fs = proc_fs()?;
+    let (fd_dir, start) = (proc_self_fd()?, start_dir()?);
     let mut state = PROC_CWD.with(|c| c.get());
     let outermost = state.depth == 0;
     if outermost {
@@ -213,7 +219,7 @@ pub fn in_proc_dir<R>(f: impl FnOnce(&ProcDir) -> io::Result<R>) -> io::Result<R
             state.own = true;
             PROC_CWD.with(|c| c.set(state));
         }
-        fchdir(fs.fd_dir.as_fd())?;
+        fchdir(fd_dir)?;
     }
     state.depth += 1;
     PROC_CWD.with(|c| c.set(state));
@@ -227,7 +233,7 @@ pub fn in_proc_dir<R>(f: impl FnOnce(&ProcDir) -> io::Result<R>) -> io::Result<R
         // since the unshare); should it no longer be searchable under the
         // request's credentials, the thread stays in /proc/self/fd, which
         // is harmless: the server names nothing relative to the cwd.
-        let _ = fchdir(fs.cwd.as_fd());
+        let _ = fchdir(start);
     }
     result
 }
@@ -380,8 +386,29 @@ pub fn resolve_in_root(root: BorrowedFd<'_>, path: &CStr) -> io::Result<OwnedFd>
     openat2(root, path, flags, resolve).unwrap_or(Err(io::Error::from_raw_os_error(libc::ELOOP)))
 }
 
+/// Tries of an O_PATH openat2 that the kernel answers EAGAIN: a lookup
+/// through `..` under RESOLVE_IN_ROOT or RESOLVE_BENEATH fails so when any
+/// rename or mount happened anywhere meanwhile, and is to be tried again.
+const OPENAT2_TRIES: usize = 256;
+
 /// openat2(2); None if the kernel does not have it.
 fn openat2(
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    flags: i32,
+    resolve: u64,
+) -> Option<io::Result<OwnedFd>> {
+    let tries = if flags & libc::O_PATH != 0 { OPENAT2_TRIES } else { 1 };
+    for _ in 1..tries {
+        match openat2_once(dir, name, flags, resolve) {
+            Some(Err(e)) if e.raw_os_error() == Some(libc::EAGAIN) => continue,
+            other => return other,
+        }
+    }
+    openat2_once(dir, name, flags, resolve)
+}
+
+fn openat2_once(
     dir: BorrowedFd<'_>,
     name: &CStr,
     flags: i32,

@@ -137,7 +137,7 @@ pub struct Server {
     trace: bool,
     write_behind: writeback::WriteBehind,
     /// Host user and group names (9P2000 stat records).
-    names: user::UserDb,
+    names: &'static user::UserDb,
     /// Above this many descriptors held by fids, idle fids' O_PATH
     /// descriptors are closed, down to seven eighths of it.
     fid_descriptors: usize,
@@ -354,7 +354,7 @@ impl Server {
             trace: config.trace,
             write_behind: writeback::WriteBehind::new(config.write_behind)
                 .map_err(|e| format!("cannot start the write-behind thread: {e}"))?,
-            names: user::UserDb::load(),
+            names: user::UserDb::host(),
             fid_descriptors,
             max_open_files: config
                 .max_open_files

@@ -281,7 +281,7 @@ impl Server {
                 .uid_of(t.uname.as_bytes())
                 .map_or_else(|| self.stat(fd.as_fd()).map(|stx| stx.stx_uid), Ok)?,
         };
-        let user = s.users.attach(uid, &self.names);
+        let user = s.users.attach(uid, self.names);
         let mut fid = Fid::new(fd, Default::default(), libc::S_IFDIR, user);
         // The root, found again from the empty path: an idle root fid (or
         // clone of one) gives up its descriptor like any other, so that
@@ -537,6 +537,32 @@ impl Server {
         }
     }
 
+    /// Opens the existing file `file` (an O_PATH descriptor) for I/O with
+    /// `flags`, with its statx as the guest sees it: only a regular file or
+    /// a directory in the guest's eyes and on the host (`host::open_file`);
+    /// a symlink is ELOOP, anything else `special_errno`. Under
+    /// mapped-xattr the guest's device nodes, fifos, sockets and symlinks
+    /// are regular files on the host: they are judged by the type kept in
+    /// their xattrs and never opened either.
+    pub(super) fn open_existing(
+        &self,
+        file: BorrowedFd<'_>,
+        flags: i32,
+        special_errno: i32,
+    ) -> OpResult<(OwnedFd, libc::statx)> {
+        if self.mapped() {
+            let stx = self.stat(file)?;
+            match stx.stx_mode as u32 & libc::S_IFMT {
+                libc::S_IFREG | libc::S_IFDIR => {}
+                libc::S_IFLNK => return Err(errno(libc::ELOOP)),
+                _ => return Err(errno(special_errno)),
+            }
+            return Ok((host::open_file(file, flags, special_errno)?, stx));
+        }
+        let (fd, stx) = host::open_file_statx(file, flags, special_errno)?;
+        Ok((fd, self.guest_view(file, stx)?))
+    }
+
     /// Truncates a fid's file: through its open descriptor if the fid is
     /// open for writing, else by opening it (only a regular file:
     /// truncate(2)'s EISDIR for a directory, EINVAL for anything else).
@@ -547,7 +573,7 @@ impl Server {
             }
             _ => {
                 let flags = libc::O_WRONLY | libc::O_NONBLOCK;
-                let fd = host::open_file(fid.fd(), flags, libc::EINVAL)?;
+                let (fd, _) = self.open_existing(fid.fd(), flags, libc::EINVAL)?;
                 Ok(host::ftruncate(fd.as_fd(), size)?)
             }
         }
@@ -649,8 +675,7 @@ impl Server {
         slot: OpenSlot,
     ) -> OpResult<(OpenFile, libc::statx)> {
         let flags = open_flags(p9_flags) & !(libc::O_CREAT | libc::O_EXCL);
-        let (fd, stx) = host::open_file_statx(file, flags, libc::EPERM)?;
-        let stx = self.guest_view(file, stx)?;
+        let (fd, stx) = self.open_existing(file, flags, libc::EPERM)?;
         let open = OpenFile::new(fd, p9_flags, is_dir, stx.stx_dev(), slot);
         if uid != 0 && privileged_bits(stx.stx_mode as u32) != 0 {
             open.kill_priv
@@ -1108,7 +1133,7 @@ impl Server {
             // (never a fifo or a device node: fsync(2) of those is EINVAL).
             None => {
                 let flags = libc::O_RDONLY | libc::O_NONBLOCK;
-                let fd = host::open_file(fid.fd(), flags, libc::EINVAL)?;
+                let (fd, _) = self.open_existing(fid.fd(), flags, libc::EINVAL)?;
                 host::fsync(fd.as_fd(), datasync)?
             }
         }

@@ -73,10 +73,15 @@ pub struct UserDb {
 }
 
 impl UserDb {
-    /// Reads the host's files (missing ones give an empty database).
-    pub fn load() -> UserDb {
-        let read = |path| std::fs::read(path).unwrap_or_default();
-        UserDb::parse(&read("/etc/passwd"), &read("/etc/group"))
+    /// The host's database, read from /etc/passwd and /etc/group at the
+    /// first call (before the sandbox leaves the host's file system) and
+    /// kept; missing files give an empty database.
+    pub fn host() -> &'static UserDb {
+        static HOST: std::sync::OnceLock<UserDb> = std::sync::OnceLock::new();
+        HOST.get_or_init(|| {
+            let read = |path| std::fs::read(path).unwrap_or_default();
+            UserDb::parse(&read("/etc/passwd"), &read("/etc/group"))
+        })
     }
 
     /// Parses passwd(5) and group(5) text; malformed lines are skipped.

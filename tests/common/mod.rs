@@ -27,7 +27,9 @@ use std::time::{Duration, Instant};
 use vhost::vhost_user::message::{VhostUserHeaderFlag, VhostUserProtocolFeatures};
 use vhost::vhost_user::{Frontend, VhostUserFrontend};
 use vhost::{VhostBackend, VhostUserMemoryRegionInfo};
-use vm_memory::{Bytes, FileOffset, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
+use vm_memory::{
+    Bytes, FileOffset, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion,
+};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 pub use vring::{enable_vring, GuestRam, RingLayout};
@@ -40,15 +42,19 @@ const VIRTIO_RING_F_EVENT_IDX: u64 = 1 << 29;
 const VHOST_USER_F_PROTOCOL_FEATURES: u64 = 1 << 30;
 const VIRTIO_F_VERSION_1: u64 = 1 << 32;
 
-const VRING_DESC_F_NEXT: u16 = 1;
-const VRING_DESC_F_WRITE: u16 = 2;
-const VRING_DESC_F_INDIRECT: u16 = 4;
+pub const VRING_DESC_F_NEXT: u16 = 1;
+pub const VRING_DESC_F_WRITE: u16 = 2;
+pub const VRING_DESC_F_INDIRECT: u16 = 4;
 
 // Guest physical layout: the rings at the bottom, then a bump heap.
-const DESC_GPA: u64 = 0; // 1024 * 16 bytes
-const AVAIL_GPA: u64 = 0x4000; // 4 + 2 * 1024 + 2 bytes
-const USED_GPA: u64 = 0x5000; // 4 + 8 * 1024 + 2 bytes
+pub const DESC_GPA: u64 = 0; // 1024 * 16 bytes
+pub const AVAIL_GPA: u64 = 0x4000; // 4 + 2 * 1024 + 2 bytes
+pub const USED_GPA: u64 = 0x5000; // 4 + 8 * 1024 + 2 bytes
 const HEAP_GPA: u64 = 0x8000;
+/// Where the avail ring ends (`used_event` included): the driver's part.
+pub const AVAIL_END: u64 = AVAIL_GPA + 4 + 2 * QSIZE as u64 + 2;
+/// Where the used ring ends (`avail_event` included): the device's part.
+pub const USED_END: u64 = USED_GPA + 4 + 8 * QSIZE as u64 + 2;
 /// `used_event`, at the end of the avail ring.
 const USED_EVENT_GPA: u64 = AVAIL_GPA + 4 + 2 * QSIZE as u64;
 /// `avail_event`, at the end of the used ring.
@@ -150,51 +156,26 @@ impl Vmm {
     /// Connects to a vhost-user-9p socket and brings queue 0 up the way
     /// QEMU does, with `mem_size` bytes of guest RAM.
     pub fn connect(socket: &Path, mem_size: u64, event_idx: bool) -> Vmm {
+        Self::connect_regions(socket, &[(0, mem_size)], event_idx)
+    }
+
+    /// The same with guest RAM in `regions` (guest address, size), each
+    /// its own mapping of one memfd (adjacent ones as one RAM to the
+    /// guest, like QEMU's DIMMs). The first must start at 0: it holds the
+    /// rings, and the heap runs to the end of the RAM contiguous with it.
+    pub fn connect_regions(socket: &Path, regions: &[(u64, u64)], event_idx: bool) -> Vmm {
+        assert_eq!(regions.first().map(|r| r.0), Some(0), "RAM must start at 0");
         let mut frontend = Frontend::connect(socket, 1).expect("connect to the daemon socket");
         frontend.set_owner().expect("SET_OWNER");
-        let device_features = frontend.get_features().expect("GET_FEATURES");
-        let mut wanted = VIRTIO_F_VERSION_1
-            | VIRTIO_RING_F_INDIRECT_DESC
-            | VIRTIO_9P_MOUNT_TAG
-            | VHOST_USER_F_PROTOCOL_FEATURES;
-        if event_idx {
-            wanted |= VIRTIO_RING_F_EVENT_IDX;
+        let acked = negotiate(&mut frontend, event_idx);
+        let mem = guest_ram(regions);
+        set_mem_table(&frontend, &mem);
+        let mut mem_size = 0;
+        for &(gpa, size) in regions {
+            if gpa == mem_size {
+                mem_size += size;
+            }
         }
-        let acked = device_features & wanted;
-        frontend.set_features(acked).expect("SET_FEATURES");
-        let protocol = frontend
-            .get_protocol_features()
-            .expect("GET_PROTOCOL_FEATURES")
-            & (VhostUserProtocolFeatures::CONFIG
-                | VhostUserProtocolFeatures::MQ
-                | VhostUserProtocolFeatures::REPLY_ACK
-                | VhostUserProtocolFeatures::CONFIGURE_MEM_SLOTS);
-        frontend
-            .set_protocol_features(protocol)
-            .expect("SET_PROTOCOL_FEATURES");
-        if protocol.contains(VhostUserProtocolFeatures::REPLY_ACK) {
-            frontend.set_hdr_flags(VhostUserHeaderFlag::NEED_REPLY);
-        }
-        frontend.get_queue_num().expect("GET_QUEUE_NUM");
-
-        let memfd = nix::sys::memfd::memfd_create(
-            "vhost-user-9p-bench-ram",
-            nix::sys::memfd::MFdFlags::MFD_CLOEXEC,
-        )
-        .expect("memfd_create");
-        let file = File::from(memfd);
-        file.set_len(mem_size).expect("size memfd");
-        let mem = GuestMemoryMmap::<()>::from_ranges_with_files([(
-            GuestAddress(0),
-            mem_size as usize,
-            Some(FileOffset::new(file, 0)),
-        )])
-        .expect("map guest memory");
-        let regions: Vec<VhostUserMemoryRegionInfo> = mem
-            .iter()
-            .map(|r| VhostUserMemoryRegionInfo::from_guest_region(r).expect("region info"))
-            .collect();
-        frontend.set_mem_table(&regions).expect("SET_MEM_TABLE");
 
         let vmm = Vmm {
             frontend,
@@ -211,20 +192,66 @@ impl Vmm {
             in_flight: 0,
             kicks: 0,
         };
+        vmm.enable_vring(0);
+        vmm
+    }
+
+    fn enable_vring(&self, base: u16) {
         enable_vring(
-            &vmm.frontend,
-            &vmm.mem,
+            &self.frontend,
+            &self.mem,
             &RingLayout {
                 size: QSIZE,
                 desc: DESC_GPA,
                 avail: AVAIL_GPA,
                 used: USED_GPA,
             },
-            0,
-            &vmm.call,
-            &vmm.kick,
+            base,
+            &self.call,
+            &self.kick,
         );
-        vmm
+    }
+
+    /// The vhost-user connection, for messages the helpers here do not send.
+    pub fn frontend(&self) -> &Frontend {
+        &self.frontend
+    }
+
+    /// End of the guest RAM contiguous with address 0.
+    pub fn mem_size(&self) -> u64 {
+        self.mem_size
+    }
+
+    /// Hands the daemon a new memory table (SET_MEM_TABLE) and uses `mem`
+    /// from now on; returns the previous mapping.
+    pub fn set_memory(&mut self, mem: GuestMemoryMmap<()>) -> GuestMemoryMmap<()> {
+        set_mem_table(&self.frontend, &mem);
+        std::mem::replace(&mut self.mem, mem)
+    }
+
+    /// After RESET_OWNER: SET_OWNER, the features and the memory table
+    /// again, as a VMM restarting the device does (then `restart_vring`).
+    pub fn renegotiate(&mut self) {
+        self.frontend.set_owner().expect("SET_OWNER");
+        let acked = negotiate(&mut self.frontend, self.event_idx);
+        assert_eq!(
+            acked & VIRTIO_RING_F_EVENT_IDX != 0,
+            self.event_idx,
+            "EVENT_IDX no longer offered"
+        );
+        set_mem_table(&self.frontend, &self.mem);
+    }
+
+    /// Hands queue 0 to the daemon again after GET_VRING_BASE stopped it
+    /// at `base`, as where the device goes on popping. Chains popped
+    /// before the stop and never returned are forgotten: call `reap`
+    /// first, so that what is still in flight is only what is posted and
+    /// not popped.
+    pub fn restart_vring(&mut self, base: u16) {
+        self.in_flight =
+            self.next_avail.wrapping_sub(base) + self.used_idx().wrapping_sub(self.last_used);
+        self.kicked_avail = self.next_avail;
+        self.enable_vring(base);
     }
 
     pub fn write(&self, gpa: u64, data: &[u8]) {
@@ -316,6 +343,21 @@ impl Vmm {
         (start, data, pieces)
     }
 
+    /// Reserves `n` consecutive ring descriptors for hand-made chains;
+    /// returns the first index.
+    pub fn ring_descs(&mut self, n: u16) -> u16 {
+        assert!(self.next_desc + n <= QSIZE, "out of ring descriptors");
+        let first = self.next_desc;
+        self.next_desc += n;
+        first
+    }
+
+    /// Writes ring descriptor `index`.
+    pub fn set_ring_desc(&self, index: u16, addr: u64, len: u32, flags: u16, next: u16) {
+        self.mem
+            .write_desc(DESC_GPA + 16 * u64::from(index), addr, len, flags, next);
+    }
+
     /// Puts a chain in the avail ring (visible to the device at `kick`).
     pub fn post(&mut self, head: u16) {
         let slot = self.next_avail % QSIZE;
@@ -345,7 +387,33 @@ impl Vmm {
         }
     }
 
-    fn used_idx(&self) -> u16 {
+    /// The avail ring's index once the posted chains are published.
+    pub fn avail_idx(&self) -> u16 {
+        self.next_avail
+    }
+
+    /// Publishes `idx` as the avail ring's index, whatever was posted, and
+    /// kicks (a broken or hostile driver).
+    pub fn kick_raw(&mut self, idx: u16) {
+        self.mem.store_u16(AVAIL_GPA + 2, idx);
+        fence(Ordering::SeqCst);
+        self.kicks += 1;
+        self.kick.write(1).expect("kick");
+    }
+
+    /// Whether a kick is still unread by the device.
+    pub fn kick_pending(&self) -> bool {
+        let mut pfd = libc::pollfd {
+            fd: self.kick.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd for the duration of the call.
+        unsafe { libc::poll(&mut pfd, 1, 0) > 0 }
+    }
+
+    /// The used ring's index, as the device last published it.
+    pub fn used_idx(&self) -> u16 {
         self.mem.load_u16(USED_GPA + 2)
     }
 
@@ -372,33 +440,42 @@ impl Vmm {
     /// Waits until the device returned at least one chain (asking, with
     /// EVENT_IDX, for an interrupt at the next one).
     pub fn wait(&mut self) {
-        let deadline = Instant::now() + TIMEOUT;
+        assert!(
+            self.wait_timeout(TIMEOUT),
+            "no chain returned within {TIMEOUT:?} ({} in flight)",
+            self.in_flight
+        );
+    }
+
+    /// The same, for at most `timeout`; whether a chain came back.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
         loop {
             if self.used_idx() != self.last_used {
-                return;
+                return true;
             }
             if self.event_idx {
                 self.mem.store_u16(USED_EVENT_GPA, self.last_used);
                 fence(Ordering::SeqCst);
                 if self.used_idx() != self.last_used {
-                    return;
+                    return true;
                 }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
             }
             let mut pfd = libc::pollfd {
                 fd: self.call.as_raw_fd(),
                 events: libc::POLLIN,
                 revents: 0,
             };
+            let ms = left.as_millis().clamp(1, 1000) as libc::c_int;
             // SAFETY: one valid pollfd for the duration of the call.
-            let r = unsafe { libc::poll(&mut pfd, 1, 1000) };
+            let r = unsafe { libc::poll(&mut pfd, 1, ms) };
             if r > 0 {
                 let _ = self.call.read();
             }
-            assert!(
-                Instant::now() < deadline,
-                "no chain returned within {TIMEOUT:?} ({} in flight)",
-                self.in_flight
-            );
         }
     }
 
@@ -417,6 +494,87 @@ impl Vmm {
         }
         result.unwrap()
     }
+}
+
+/// SET_FEATURES and SET_PROTOCOL_FEATURES as QEMU sends them; returns
+/// the virtio features acknowledged.
+fn negotiate(frontend: &mut Frontend, event_idx: bool) -> u64 {
+    let device_features = frontend.get_features().expect("GET_FEATURES");
+    let mut wanted = VIRTIO_F_VERSION_1
+        | VIRTIO_RING_F_INDIRECT_DESC
+        | VIRTIO_9P_MOUNT_TAG
+        | VHOST_USER_F_PROTOCOL_FEATURES;
+    if event_idx {
+        wanted |= VIRTIO_RING_F_EVENT_IDX;
+    }
+    let acked = device_features & wanted;
+    frontend.set_features(acked).expect("SET_FEATURES");
+    let protocol = frontend
+        .get_protocol_features()
+        .expect("GET_PROTOCOL_FEATURES")
+        & (VhostUserProtocolFeatures::CONFIG
+            | VhostUserProtocolFeatures::MQ
+            | VhostUserProtocolFeatures::REPLY_ACK
+            | VhostUserProtocolFeatures::CONFIGURE_MEM_SLOTS);
+    frontend
+        .set_protocol_features(protocol)
+        .expect("SET_PROTOCOL_FEATURES");
+    if protocol.contains(VhostUserProtocolFeatures::REPLY_ACK) {
+        frontend.set_hdr_flags(VhostUserHeaderFlag::NEED_REPLY);
+    }
+    frontend.get_queue_num().expect("GET_QUEUE_NUM");
+    acked
+}
+
+/// Guest RAM in one memfd: `regions` (guest address, size) mapped from
+/// consecutive offsets of it.
+pub fn guest_ram(regions: &[(u64, u64)]) -> GuestMemoryMmap<()> {
+    let memfd = nix::sys::memfd::memfd_create(
+        "vhost-user-9p-bench-ram",
+        nix::sys::memfd::MFdFlags::MFD_CLOEXEC,
+    )
+    .expect("memfd_create");
+    let file = File::from(memfd);
+    file.set_len(regions.iter().map(|r| r.1).sum())
+        .expect("size memfd");
+    let mut offset = 0;
+    let ranges: Vec<_> = regions
+        .iter()
+        .map(|&(gpa, size)| {
+            let f = FileOffset::new(file.try_clone().expect("dup memfd"), offset);
+            offset += size;
+            (GuestAddress(gpa), size as usize, Some(f))
+        })
+        .collect();
+    GuestMemoryMmap::<()>::from_ranges_with_files(ranges).expect("map guest memory")
+}
+
+/// A new mapping of the regions of `mem` that `keep` selects, from the same
+/// files: the same guest RAM at new host addresses (as after a VMM re-maps
+/// or hot-unplugs memory).
+pub fn remap(mem: &GuestMemoryMmap<()>, keep: impl Fn(u64) -> bool) -> GuestMemoryMmap<()> {
+    let ranges: Vec<_> = mem
+        .iter()
+        .filter(|r| keep(r.start_addr().0))
+        .map(|r| {
+            let f = r.file_offset().expect("a file-backed region");
+            let file = f.file().try_clone().expect("dup memfd");
+            (
+                r.start_addr(),
+                r.len() as usize,
+                Some(FileOffset::new(file, f.start())),
+            )
+        })
+        .collect();
+    GuestMemoryMmap::<()>::from_ranges_with_files(ranges).expect("map guest memory")
+}
+
+fn set_mem_table(frontend: &Frontend, mem: &GuestMemoryMmap<()>) {
+    let regions: Vec<VhostUserMemoryRegionInfo> = mem
+        .iter()
+        .map(|r| VhostUserMemoryRegionInfo::from_guest_region(r).expect("region info"))
+        .collect();
+    frontend.set_mem_table(&regions).expect("SET_MEM_TABLE");
 }
 
 /// A 9P client over a `Vmm`, with one general-purpose slot for setup
@@ -591,6 +749,47 @@ pub fn reply_header(vmm: &Vmm, slot: &Slot) -> (u32, u8, u16) {
     )
 }
 
+/// A write lease on a host file: opening it elsewhere (the daemon's
+/// Tlopen) blocks until the lease is dropped, so a request can be held up
+/// on the host for as long as a test wants.
+pub struct Lease(File);
+
+impl Lease {
+    pub fn take(path: &Path) -> Lease {
+        // The lease break is announced with SIGIO, which would end the test.
+        // SAFETY: ignoring a signal has no preconditions.
+        unsafe { libc::signal(libc::SIGIO, libc::SIG_IGN) };
+        let file = File::options().read(true).write(true).open(path).unwrap();
+        // SAFETY: plain fcntl on a descriptor we own.
+        let r = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLEASE, libc::F_WRLCK) };
+        assert_eq!(r, 0, "F_SETLEASE: {}", std::io::Error::last_os_error());
+        Lease(file)
+    }
+
+    /// Whether someone is waiting for the lease (its break has begun).
+    pub fn contended(&self) -> bool {
+        // SAFETY: plain fcntl on a descriptor we own.
+        let r = unsafe { libc::fcntl(self.0.as_raw_fd(), libc::F_GETLEASE) };
+        r != libc::F_WRLCK
+    }
+
+    /// Waits until someone waits for the lease.
+    pub fn wait_contended(&self) {
+        let deadline = Instant::now() + TIMEOUT;
+        while !self.contended() {
+            assert!(Instant::now() < deadline, "nobody opened the leased file");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        // SAFETY: as above.
+        unsafe { libc::fcntl(self.0.as_raw_fd(), libc::F_SETLEASE, libc::F_UNLCK) };
+    }
+}
+
 /// The daemon binary running as its own process.
 pub struct Daemon {
     pub child: Child,
@@ -624,6 +823,20 @@ impl Daemon {
             child,
             socket,
             _dir: dir,
+        }
+    }
+
+    /// Waits (at most `timeout`) for the daemon to exit; its status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 

@@ -15,3 +15,4 @@ mod special_files;
 mod symlinks;
 mod transports;
 mod tree;
+mod virtqueue;

@@ -1,0 +1,246 @@
+//! The daemon confines itself before it serves (`--sandbox`), as virtiofsd
+//! does:
+//!
+//! - `namespace`: new user (when not root), mount, pid and net namespaces;
+//!   the share bind-mounted onto itself becomes the root (`pivot_root`)
+//!   and the host's root is detached, so no host path can be named any
+//!   more. A pid namespace takes a child process: the process started
+//!   stays outside, forwards the stop signals and exits as the child does.
+//! - `chroot`: `chroot` into the share, for containers that forbid
+//!   namespaces (root only; weaker: the host's mounts stay attached).
+//! - `none`: no confinement.
+//!
+//! Everything needed from outside the share is opened first, while the
+//! host's file system is there: the sockets (by the caller), the host's
+//! user database and `/proc/self/fd` (of the sandbox's own /proc).
+
+use std::io;
+use std::path::Path;
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sched::{unshare, CloneFlags};
+use nix::sys::signal::{kill, SigSet, Signal};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{chdir, chroot, fork, getegid, geteuid, pivot_root, ForkResult, Pid};
+
+use crate::server::{host, user::UserDb};
+use crate::socket::SocketFiles;
+
+/// How the daemon confines itself (`--sandbox`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Sandbox {
+    /// New mount, pid and net namespaces (and a user namespace when not
+    /// root), with the share as the root.
+    Namespace,
+    /// chroot into the share (root only).
+    Chroot,
+    /// No confinement.
+    None,
+}
+
+/// Where a sandbox step failed: one line naming the step, the error and
+/// what to do.
+fn step(what: &str, e: impl std::fmt::Display, hint: &str) -> String {
+    format!("sandbox: cannot {what}: {e}; {hint}")
+}
+
+const NONE_HINT: &str = "or run with --sandbox none";
+
+impl Sandbox {
+    /// Confines the process to `shared_dir`. Returns in the process that
+    /// is to serve, whose root is then the share (`namespace`, `chroot`),
+    /// with the socket files it is to remove when it stops. In `namespace`
+    /// mode the process that called it never returns: it waits for the
+    /// serving child, removes `socket_files` and exits with the child's
+    /// status (the child has none to remove). The caller blocks the stop
+    /// signals (`stop_signals`) before, and has no other threads yet.
+    pub fn enter(
+        self,
+        shared_dir: &Path,
+        stop_signals: SigSet,
+        socket_files: SocketFiles,
+    ) -> Result<SocketFiles, String> {
+        // Read while the host's /etc is there.
+        UserDb::host();
+        match self {
+            Sandbox::None => Ok(socket_files),
+            Sandbox::Chroot => enter_chroot(shared_dir).map(|()| socket_files),
+            Sandbox::Namespace => {
+                enter_namespaces(shared_dir, stop_signals, socket_files)?;
+                Ok(SocketFiles::default())
+            }
+        }
+    }
+}
+
+fn enter_chroot(shared_dir: &Path) -> Result<(), String> {
+    if !geteuid().is_root() {
+        return Err(step(
+            "chroot",
+            "only root may chroot",
+            "use --sandbox namespace (which works unprivileged) or --sandbox none",
+        ));
+    }
+    host::open_proc_fd_dir().map_err(|e| step("open /proc/self/fd", e, "is /proc mounted?"))?;
+    chroot(shared_dir).map_err(|e| step("chroot into the share", e, NONE_HINT))?;
+    chdir("/").map_err(|e| step("enter the share", e, NONE_HINT))
+}
+
+fn enter_namespaces(
+    shared_dir: &Path,
+    stop_signals: SigSet,
+    socket_files: SocketFiles,
+) -> Result<(), String> {
+    let (uid, gid) = (geteuid(), getegid());
+    // The user namespace first, so that the process owns the others; the
+    // pid namespace is for children only: the serving process is one.
+    let mut flags = CloneFlags::CLONE_NEWPID;
+    if !uid.is_root() {
+        flags |= CloneFlags::CLONE_NEWUSER;
+    }
+    unshare(flags).map_err(|e| {
+        if flags.contains(CloneFlags::CLONE_NEWUSER) {
+            step(
+                "create a user namespace",
+                e,
+                "unprivileged user namespaces may be disabled (kernel.unprivileged_userns_clone, \
+                 user.max_user_namespaces); run as root, or use --sandbox none",
+            )
+        } else {
+            step("create a pid namespace", e, NONE_HINT)
+        }
+    })?;
+    if !uid.is_root() {
+        // The daemon's own ids, mapped to themselves: files it makes keep
+        // its uid and gid on the host.
+        map_ids(uid.as_raw(), gid.as_raw())
+            .map_err(|e| step("map the daemon's ids in its user namespace", e, NONE_HINT))?;
+    }
+    // The child learns that the parent is gone (killed, say) from the end
+    // of this pipe, whose writing end only the parent holds (also if it is
+    // gone before the child looks: no race as with PR_SET_PDEATHSIG).
+    let (lifeline, parent_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| step("make a pipe", e, NONE_HINT))?;
+    // SAFETY: the process has one thread (the caller's contract), so the
+    // child may do anything after fork.
+    match unsafe { fork() }.map_err(|e| step("fork the sandboxed process", e, NONE_HINT))? {
+        ForkResult::Parent { child } => {
+            drop(lifeline);
+            close_all_but(&socket_files, &parent_end);
+            wait_for(child, stop_signals, &socket_files)
+        }
+        ForkResult::Child => {
+            drop((socket_files, parent_end));
+            unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWNET)
+                .map_err(|e| step("create mount and net namespaces", e, NONE_HINT))?;
+            pivot_into(shared_dir)?;
+            std::thread::spawn(move || {
+                // Returns (0 bytes) once the parent has gone.
+                let _ = nix::unistd::read(&lifeline, &mut [0u8; 1]);
+                std::process::exit(1);
+            });
+            Ok(())
+        }
+    }
+}
+
+/// In the process that stays outside: closes every descriptor but the
+/// standard ones, the socket files' directories and the lifeline's end,
+/// so that the sockets
+/// (the vhost-user listener above all) are the serving child's alone.
+fn close_all_but(socket_files: &SocketFiles, lifeline: &std::os::fd::OwnedFd) {
+    use std::os::fd::AsRawFd;
+    let mut keep: Vec<i32> = socket_files.dirs().map(|fd| fd.as_raw_fd()).collect();
+    keep.push(lifeline.as_raw_fd());
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let open: Vec<i32> = entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    for fd in open {
+        if fd > 2 && !keep.contains(&fd) {
+            // SAFETY: closes a descriptor this process no longer uses (the
+            // one read_dir had is closed already, and closing it is EBADF).
+            unsafe { libc::close(fd) };
+        }
+    }
+}
+
+/// Writes the user namespace's id maps: `uid` and `gid` as themselves.
+fn map_ids(uid: u32, gid: u32) -> io::Result<()> {
+    std::fs::write("/proc/self/uid_map", format!("{uid} {uid} 1"))?;
+    std::fs::write("/proc/self/setgroups", "deny")?;
+    std::fs::write("/proc/self/gid_map", format!("{gid} {gid} 1"))
+}
+
+/// In the new namespaces: a /proc of the pid namespace, then the share as
+/// the root and the host's root detached.
+fn pivot_into(shared_dir: &Path) -> Result<(), String> {
+    let none: Option<&str> = None;
+    // Nothing mounted here propagates to the host, nor from it.
+    mount(none, "/", none, MsFlags::MS_SLAVE | MsFlags::MS_REC, none)
+        .map_err(|e| step("make the mounts private", e, NONE_HINT))?;
+    mount(
+        Some("proc"),
+        "/proc",
+        Some("proc"),
+        MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_NOSUID,
+        none,
+    )
+    .map_err(|e| step("mount /proc for the pid namespace", e, NONE_HINT))?;
+    host::open_proc_fd_dir().map_err(|e| step("open /proc/self/fd", e, NONE_HINT))?;
+    mount(
+        Some(shared_dir),
+        shared_dir,
+        none,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        none,
+    )
+    .map_err(|e| step("bind-mount the share", e, NONE_HINT))?;
+    chdir(shared_dir).map_err(|e| step("enter the share", e, NONE_HINT))?;
+    pivot_root(".", ".").map_err(|e| step("pivot_root into the share", e, NONE_HINT))?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(|e| step("detach the host's root", e, NONE_HINT))?;
+    chdir("/").map_err(|e| step("enter the share", e, NONE_HINT))
+}
+
+/// The process outside the namespaces: passes the stop signals on to the
+/// serving child, and when it ends removes the socket files and exits as
+/// it did.
+fn wait_for(child: Pid, stop_signals: SigSet, socket_files: &SocketFiles) -> ! {
+    let mut signals = stop_signals;
+    signals.add(Signal::SIGCHLD);
+    let _ = signals.thread_block();
+    loop {
+        let status = waitpid(child, Some(nix::sys::wait::WaitPidFlag::WNOHANG));
+        if matches!(
+            status,
+            Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) | Err(_)
+        ) {
+            socket_files.remove();
+        }
+        match status {
+            Ok(WaitStatus::Exited(_, code)) => std::process::exit(code),
+            Ok(WaitStatus::Signaled(_, signal, _)) => {
+                // Die of the same signal, so the caller sees what happened.
+                // SAFETY: restores the default action, then raises.
+                unsafe {
+                    libc::signal(signal as i32, libc::SIG_DFL);
+                    let mut set = SigSet::empty();
+                    set.add(signal);
+                    let _ = set.thread_unblock();
+                    libc::raise(signal as i32);
+                }
+                std::process::exit(128 + signal as i32);
+            }
+            Err(_) => std::process::exit(1),
+            _ => {}
+        }
+        match signals.wait() {
+            Ok(Signal::SIGCHLD) | Err(_) => {}
+            Ok(signal) => {
+                let _ = kill(child, signal);
+            }
+        }
+    }
+}
