@@ -521,7 +521,7 @@ fn snapshot(dir: &Path) -> Vec<String> {
 fn open_descriptors() -> usize {
     // The server's two process-lifetime descriptors (/proc/self/fd and
     // the working directory) are open before counting.
-    vhost_user_9p::server::host::proc_self_fd().unwrap();
+    vhost_user_9p::server::host::init().unwrap();
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
 

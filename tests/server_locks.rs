@@ -333,7 +333,7 @@ impl Drop for HostProcess {
 fn open_fds() -> usize {
     // The server's two process-lifetime descriptors (/proc/self/fd and
     // the working directory) are open before counting.
-    vhost_user_9p::server::host::proc_self_fd().unwrap();
+    vhost_user_9p::server::host::init().unwrap();
     fs::read_dir("/proc/self/fd").unwrap().count()
 }
 
