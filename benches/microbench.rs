@@ -267,7 +267,7 @@ impl Target {
             .collect();
         std::thread::sleep(Duration::from_millis(100));
         let idle = daemon.rss();
-        let sampler = Sampler::start(daemon.child.id());
+        let sampler = Sampler::start(daemon.serving_pid());
         Target {
             name,
             transport: Some(Transport {
@@ -298,7 +298,7 @@ impl Target {
                 Kind::Getattr => &t.getattrs[..depth],
                 Kind::Read => &t.reads[..depth],
             };
-            let pid = t._daemon.child.id();
+            let pid = t._daemon.serving_pid();
             let before = cpu_ns(pid);
             let (rate, requests) = run(&mut t.client.vmm, kind, slots, secs);
             let cpu = (cpu_ns(pid) - before) as f64 / 1000.0 / requests as f64;

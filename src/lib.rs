@@ -6,9 +6,11 @@
 //! performs it against the host directory; `protocol` encodes the reply;
 //! `virtio` returns the chain to the guest.
 
+pub mod privileges;
 pub mod protocol;
 pub mod ratelimit;
 pub mod sandbox;
+pub mod seccomp;
 pub mod server;
 pub mod socket;
 pub mod virtio;

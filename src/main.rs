@@ -12,7 +12,9 @@ use vhost::vhost_user::Listener;
 use vhost_user_backend::VhostUserDaemon;
 use vm_memory::{GuestMemoryAtomic, GuestMemoryMmap};
 
+use vhost_user_9p::privileges::{self, Caps};
 use vhost_user_9p::sandbox::Sandbox;
+use vhost_user_9p::seccomp::Seccomp;
 use vhost_user_9p::server::user::UserDb;
 use vhost_user_9p::server::{Config, IdMap, IdRange, SecurityModel, Server, DEFAULT_WRITE_BEHIND};
 use vhost_user_9p::socket::{
@@ -152,8 +154,22 @@ struct Cli {
     /// when not root, with the share as the root: nothing else of the
     /// host's file system is reachable), chroot (into the share; root
     /// only, for containers that forbid namespaces), none
-    #[arg(long, value_enum, value_name = "MODE", default_value = "none")]
+    #[arg(long, value_enum, value_name = "MODE", default_value = "namespace")]
     sandbox: Sandbox,
+
+    /// What a system call outside the daemon's allowlist does: kill (the
+    /// process), log (allowed, logged by the kernel: find it with `dmesg |
+    /// grep type=1326`), trap (SIGSYS), none (no filter)
+    #[arg(long, value_enum, value_name = "ACTION", default_value = "kill")]
+    seccomp: Seccomp,
+
+    /// Change the capabilities kept as root: `+NAME` adds, `-NAME` drops,
+    /// separated by `:` (e.g. `+sys_admin:-mknod`; names as in
+    /// capabilities(7), `cap_` optional). Kept by default: chown,
+    /// dac_override, fowner, fsetid, setgid, setuid, and with passthrough
+    /// or none also mknod and setfcap
+    #[arg(long, value_name = "CAPS")]
+    modcaps: Option<String>,
 
     /// Log level (messages go to stderr)
     #[arg(long, value_enum, value_name = "LEVEL", default_value = "info")]
@@ -283,9 +299,12 @@ fn run(cli: Cli) -> Result<(), String> {
         None => None,
     };
 
-    let socket_files = cli
+    let mut confined = cli
         .sandbox
         .enter(&cli.shared_dir, stop_signals, socket_files)?;
+    keep_privileges(&cli)?;
+    confined.exit_with_parent();
+    let socket_files = confined.socket_files;
     let shared_dir = match cli.sandbox {
         Sandbox::None => cli.shared_dir.clone(),
         Sandbox::Namespace | Sandbox::Chroot => PathBuf::from("/"),
@@ -304,6 +323,13 @@ fn run(cli: Cli) -> Result<(), String> {
         ..Config::new(&shared_dir)
     };
     let server = Arc::new(Server::new(&config)?);
+    cli.seccomp.install()?;
+    #[cfg(debug_assertions)]
+    if std::env::var_os("VHOST_USER_9P_TEST_FORBIDDEN_CALL").is_some() {
+        // Test hook (tests/sandbox.rs): a call outside the allowlist.
+        // SAFETY: socket(2) with constant arguments; the descriptor leaks.
+        unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
+    }
     info!(
         "sharing {} ({}{}{})",
         cli.shared_dir.display(),
@@ -347,6 +373,30 @@ fn run(cli: Cli) -> Result<(), String> {
     };
     socket_files.remove();
     result
+}
+
+/// Drops what file serving does not need: as root, the supplementary
+/// groups and every capability but those the security model needs
+/// (`--modcaps` changes the set); unprivileged (in a user namespace of
+/// its own with `--sandbox namespace`), every capability. Then sets
+/// no_new_privs.
+fn keep_privileges(cli: &Cli) -> Result<(), String> {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let caps = if root {
+        privileges::drop_supplementary_groups()
+            .map_err(|e| format!("cannot drop the supplementary groups: {e}"))?;
+        let devices = security_model(cli) != SecurityModel::MappedXattr;
+        Caps::for_serving(devices)
+    } else {
+        Caps::default()
+    };
+    let caps = match &cli.modcaps {
+        Some(spec) => caps.modify(spec).map_err(|e| format!("--modcaps: {e}"))?,
+        None => caps,
+    };
+    privileges::keep_only(caps).map_err(|e| format!("cannot drop capabilities: {e}"))?;
+    privileges::set_no_new_privs().map_err(|e| format!("cannot set no_new_privs: {e}"))
 }
 
 /// The security model the options ask for.

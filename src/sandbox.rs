@@ -15,6 +15,7 @@
 //! user database and `/proc/self/fd` (of the sandbox's own /proc).
 
 use std::io;
+use std::os::fd::OwnedFd;
 use std::path::Path;
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
@@ -59,16 +60,45 @@ impl Sandbox {
         shared_dir: &Path,
         stop_signals: SigSet,
         socket_files: SocketFiles,
-    ) -> Result<SocketFiles, String> {
+    ) -> Result<Confined, String> {
         // Read while the host's /etc is there.
         UserDb::host();
         match self {
-            Sandbox::None => Ok(socket_files),
-            Sandbox::Chroot => enter_chroot(shared_dir).map(|()| socket_files),
-            Sandbox::Namespace => {
-                enter_namespaces(shared_dir, stop_signals, socket_files)?;
-                Ok(SocketFiles::default())
-            }
+            Sandbox::None => Ok(Confined {
+                socket_files,
+                lifeline: None,
+            }),
+            Sandbox::Chroot => enter_chroot(shared_dir).map(|()| Confined {
+                socket_files,
+                lifeline: None,
+            }),
+            Sandbox::Namespace => Ok(Confined {
+                socket_files: SocketFiles::default(),
+                lifeline: Some(enter_namespaces(shared_dir, stop_signals, socket_files)?),
+            }),
+        }
+    }
+}
+
+/// The serving process, once confined.
+pub struct Confined {
+    /// The socket files it removes when it stops.
+    pub socket_files: SocketFiles,
+    /// In `namespace` mode, the pipe whose other end the parent holds.
+    lifeline: Option<OwnedFd>,
+}
+
+impl Confined {
+    /// In `namespace` mode, exits once the parent outside is gone (killed,
+    /// say): a thread waits for the end of the pipe. Called once the
+    /// process's privileges are what it keeps, so the thread has no more.
+    pub fn exit_with_parent(&mut self) {
+        if let Some(lifeline) = self.lifeline.take() {
+            std::thread::spawn(move || {
+                // Returns (0 bytes) once the parent has gone.
+                let _ = nix::unistd::read(&lifeline, &mut [0u8; 1]);
+                std::process::exit(1);
+            });
         }
     }
 }
@@ -86,11 +116,12 @@ fn enter_chroot(shared_dir: &Path) -> Result<(), String> {
     chdir("/").map_err(|e| step("enter the share", e, NONE_HINT))
 }
 
+/// Returns in the serving child, with its end of the lifeline.
 fn enter_namespaces(
     shared_dir: &Path,
     stop_signals: SigSet,
     socket_files: SocketFiles,
-) -> Result<(), String> {
+) -> Result<OwnedFd, String> {
     let (uid, gid) = (geteuid(), getegid());
     // The user namespace first, so that the process owns the others; the
     // pid namespace is for children only: the serving process is one.
@@ -134,12 +165,7 @@ fn enter_namespaces(
             unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWNET)
                 .map_err(|e| step("create mount and net namespaces", e, NONE_HINT))?;
             pivot_into(shared_dir)?;
-            std::thread::spawn(move || {
-                // Returns (0 bytes) once the parent has gone.
-                let _ = nix::unistd::read(&lifeline, &mut [0u8; 1]);
-                std::process::exit(1);
-            });
-            Ok(())
+            Ok(lifeline)
         }
     }
 }

@@ -107,8 +107,7 @@ impl SocketFiles {
         }
         // SAFETY: `fd` was just opened and nothing else owns it.
         let dir = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
-        self.0
-            .push((dir, std::ffi::CString::new(name.as_bytes())?));
+        self.0.push((dir, std::ffi::CString::new(name.as_bytes())?));
         Ok(())
     }
 

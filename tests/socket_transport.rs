@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 
 use vhost_user_9p::protocol::*;
 
+mod common;
+use common::serving_pid;
+
 struct Daemon(Child);
 
 impl Drop for Daemon {
@@ -35,7 +38,7 @@ impl Daemon {
     }
 
     fn open_fds(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.0.id()))
+        std::fs::read_dir(format!("/proc/{}/fd", serving_pid(self.0.id())))
             .unwrap()
             .count()
     }
@@ -295,7 +298,7 @@ fn the_open_file_limit_is_raised_at_start_unless_told_not_to() {
         let sock = sock_dir.path().join("9p.sock");
         let daemon = start_with_nofile(share.path(), &sock, "128:4096", args);
         wait_for(|| UnixStream::connect(&sock).ok());
-        let (soft, hard) = nofile_limits(daemon.0.id());
+        let (soft, hard) = nofile_limits(serving_pid(daemon.0.id()));
         if args.is_empty() {
             // Up to 1,000,000 where the hard limit may be raised (with
             // CAP_SYS_RESOURCE), else up to the hard limit.
@@ -513,7 +516,7 @@ fn an_explicit_open_file_limit_is_set_or_refused_in_one_line() {
     let sock = sock_dir.path().join("9p.sock");
     let daemon = start_with_nofile(share.path(), &sock, "128:4096", &["--rlimit-nofile", "300"]);
     wait_for(|| UnixStream::connect(&sock).ok());
-    assert_eq!(nofile_limits(daemon.0.id()), (300, 300));
+    assert_eq!(nofile_limits(serving_pid(daemon.0.id())), (300, 300));
     drop(daemon);
 
     // More than the kernel allows any process (fs.nr_open).

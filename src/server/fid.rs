@@ -7,14 +7,22 @@
 //! descriptors near the open file limit, the O_PATH descriptors of idle
 //! fids are closed (`FidTable::release_idle`) and opened again from the
 //! fid's path when a request needs them (`Fid::pin`).
+//!
+//! A sweep looks only at the fids that hold a descriptor it may close: each
+//! session keeps them in a queue (`Clock`), in the order they got their
+//! descriptor, and a sweep takes them from the front, CLOCK style: one used
+//! since it last came round gets a second chance (back to the end of the
+//! queue), the others are released until enough are. So a sweep costs
+//! what it releases, however many idle fids (their descriptors closed)
+//! the session holds.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::ops::Deref;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 use super::ops::StatxDev;
 use super::Errno;
@@ -111,20 +119,25 @@ pub fn held_descriptors() -> usize {
 }
 
 /// A descriptor counted in [`held_descriptors`] while it lives, beside the
-/// fids' own: a lock owner's open file description (lock.rs), which no
-/// sweep can close, so that sweeps close that many more idle ones.
-pub struct HeldFd(OwnedFd);
+/// fids' own, and among the session's open files (`slot`): a lock owner's
+/// open file description (lock.rs), which no sweep can close. So sweeps
+/// close that many more idle ones, and a session holds no more such
+/// descriptors than its bound on open files.
+pub struct HeldFd {
+    fd: OwnedFd,
+    _slot: OpenSlot,
+}
 
 impl HeldFd {
-    pub fn new(fd: OwnedFd) -> Self {
+    pub fn new(fd: OwnedFd, slot: OpenSlot) -> Self {
         HELD.fetch_add(1, Ordering::Relaxed);
-        HeldFd(fd)
+        HeldFd { fd, _slot: slot }
     }
 }
 
 impl AsFd for HeldFd {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.0.as_fd()
+        self.fd.as_fd()
     }
 }
 
@@ -228,13 +241,28 @@ impl Drop for OpenFile {
 /// the identity of the file, to check it when opening it again).
 pub struct PathHandle {
     state: Mutex<HandleState>,
-    /// Used since the last sweep: spared once (a second chance).
+    /// Used since a sweep last came to it: spared once (a second chance).
     used: AtomicBool,
+    /// In its session's `Clock`: set when pushed there, cleared when a
+    /// sweep takes it off for good. Changed only with `state` locked, so
+    /// that a fid released and opened again is pushed once more, and only
+    /// once. (Beside the mutex rather than in it: a fid is 8 bytes less.)
+    queued: AtomicBool,
 }
 
 enum HandleState {
     Open(Arc<OwnedFd>),
     Released(FileIdentity),
+}
+
+/// What a sweep did with a fid's O_PATH descriptor.
+enum Release {
+    /// Closed it.
+    Closed,
+    /// Left it: a request holds it (or its statx failed).
+    Busy,
+    /// Found none: released already.
+    None,
 }
 
 /// What tells a file from one that took its place: device and inode, and
@@ -263,6 +291,7 @@ impl PathHandle {
         PathHandle {
             state: Mutex::new(HandleState::Open(Arc::new(fd))),
             used: AtomicBool::new(true),
+            queued: AtomicBool::new(false),
         }
     }
 
@@ -270,21 +299,24 @@ impl PathHandle {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Closes the descriptor if no request holds it; whether it did.
-    fn release(&self) -> bool {
+    /// Closes the descriptor if no request holds it (and then it is no
+    /// longer queued).
+    fn release(&self) -> Release {
         let mut state = self.lock();
         let HandleState::Open(fd) = &*state else {
-            return false;
+            self.queued.store(false, Ordering::Relaxed);
+            return Release::None;
         };
         if Arc::strong_count(fd) > 1 {
-            return false;
+            return Release::Busy;
         }
         let Ok(stx) = super::host::statx(fd.as_fd()) else {
-            return false;
+            return Release::Busy;
         };
         *state = HandleState::Released(FileIdentity::of(&stx));
+        self.queued.store(false, Ordering::Relaxed);
         HELD.fetch_sub(1, Ordering::Relaxed);
-        true
+        Release::Closed
     }
 }
 
@@ -304,9 +336,22 @@ pub struct FidRef {
     /// `fd` is the fid's open descriptor standing in for a released
     /// O_PATH one.
     open_in_place: bool,
+    /// `fd` is the fid's O_PATH descriptor, opened again for this request:
+    /// the fid goes back into its session's `Clock` (`FidTable::hold`).
+    reopened: bool,
 }
 
 impl FidRef {
+    /// The fid itself.
+    pub fn shared(&self) -> &Arc<Fid> {
+        &self.fid
+    }
+
+    /// Whether the pin opened the fid's released O_PATH descriptor again.
+    pub fn reopened(&self) -> bool {
+        self.reopened
+    }
+
     /// The file's descriptor: O_PATH, or the fid's open descriptor.
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
@@ -477,6 +522,7 @@ impl Fid {
                     fid: Arc::clone(self),
                     fd: Arc::clone(fd),
                     open_in_place: false,
+                    reopened: false,
                 })
             }
             HandleState::Released(identity) => *identity,
@@ -486,6 +532,7 @@ impl Fid {
                 fid: Arc::clone(self),
                 fd: Arc::clone(&open.fd),
                 open_in_place: true,
+                reopened: false,
             });
         }
         let fd = reopen(&self.path(), self.refind)?;
@@ -500,7 +547,28 @@ impl Fid {
             fid: Arc::clone(self),
             fd,
             open_in_place: false,
+            reopened: true,
         })
+    }
+
+    /// Whether a sweep may close the fid's O_PATH descriptor when idle:
+    /// it can be found again from its path, or its open descriptor stands
+    /// in for it.
+    fn releasable(&self) -> bool {
+        self.refind != Refind::Never || self.open.get().is_some()
+    }
+
+    /// Marks the fid queued in its session's `Clock` if it holds an O_PATH
+    /// descriptor a sweep may close and is not queued yet: whether it is
+    /// to be pushed there.
+    fn enqueue(&self) -> bool {
+        let state = self.file.lock();
+        let queued = self.file.queued.load(Ordering::Relaxed);
+        if queued || !matches!(*state, HandleState::Open(_)) || !self.releasable() {
+            return false;
+        }
+        self.file.queued.store(true, Ordering::Relaxed);
+        true
     }
 
     pub fn is_dir(&self) -> bool {
@@ -551,8 +619,59 @@ pub struct FidTable {
     pub(crate) locks: Arc<super::lock::LockTable>,
     /// Bytes of xattr values the fids hold (`XattrValue`).
     xattr_bytes: Arc<AtomicUsize>,
-    /// Files the fids hold open (`OpenSlot`).
+    /// Files the fids hold open, and lock owners' descriptors (`OpenSlot`).
     open_files: Arc<AtomicUsize>,
+    /// The fids that hold an O_PATH descriptor a sweep may close.
+    clock: Mutex<Clock>,
+    /// Held by the thread sweeping the session's fids (`one_sweep_at_a_time`).
+    sweeping: Mutex<()>,
+    /// Fids pushed into `clock` so far (new descriptors a sweep may close).
+    added: AtomicUsize,
+    /// No sweep of the session's fids until `added` reaches this
+    /// (`put_off_sweeps`).
+    sweep_after: AtomicUsize,
+}
+
+/// A session's fids that hold an O_PATH descriptor a sweep may close, in
+/// the order they got it (created by a walk, attach or create, or opened
+/// again by `Fid::pin`), each once (`PathHandle::queued`). An entry whose fid
+/// is gone stays until a sweep comes to it or the queue is compacted.
+#[derive(Default)]
+struct Clock {
+    queue: VecDeque<Weak<Fid>>,
+    /// The length at which the queue is next rid of the entries of fids
+    /// gone: twice its length after the last compaction or sweep, so that
+    /// compacting costs O(1) a push, and fids clunked with their descriptor
+    /// open (whose memory a `Weak` keeps) never outnumber by much the
+    /// entries of fids holding descriptors.
+    compact_at: usize,
+}
+
+/// What a sweep did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Sweep {
+    /// Descriptors it closed.
+    released: usize,
+    /// Entries of the queue it took.
+    visited: usize,
+}
+
+impl Clock {
+    /// The least `compact_at`.
+    const MIN_COMPACT: usize = 256;
+
+    fn push(&mut self, fid: Weak<Fid>) {
+        if self.queue.len() >= self.compact_at {
+            self.queue.retain(|fid| fid.strong_count() > 0);
+            self.queue.shrink_to(self.queue.len() * 2);
+            self.reset_compact_at();
+        }
+        self.queue.push_back(fid);
+    }
+
+    fn reset_compact_at(&mut self) {
+        self.compact_at = (self.queue.len() * 2).max(Self::MIN_COMPACT);
+    }
 }
 
 impl FidTable {
@@ -569,7 +688,9 @@ impl FidTable {
             return Err(Errno(libc::EEXIST));
         }
         self.count_one(fids.len(), limit)?;
-        fids.insert(fid, value);
+        fids.insert(fid, Arc::clone(&value));
+        drop(fids);
+        self.hold(&value);
         Ok(())
     }
 
@@ -580,10 +701,23 @@ impl FidTable {
         if !fids.contains_key(&fid) {
             self.count_one(fids.len(), limit)?;
         }
-        let old = fids.insert(fid, value);
+        let old = fids.insert(fid, Arc::clone(&value));
         drop(fids);
         drop(old);
+        self.hold(&value);
         Ok(())
+    }
+
+    /// Puts a fid of the session in the queue of those a sweep looks at,
+    /// if it holds an O_PATH descriptor a sweep may close and is not there
+    /// yet: a fid just made, one whose descriptor a request opened again
+    /// (`FidRef::reopened`), one just opened (its open descriptor then
+    /// stands in for its O_PATH one).
+    pub fn hold(&self, fid: &Arc<Fid>) {
+        if fid.enqueue() {
+            self.clock().push(Arc::downgrade(fid));
+            self.added.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Counts one more fid for a table holding `len`, or refuses it.
@@ -650,6 +784,9 @@ impl FidTable {
         let old = std::mem::take(&mut *self.lock());
         self.uncount(old.len());
         drop(old);
+        let queue = std::mem::take(&mut *self.clock());
+        drop(queue);
+        self.put_off_sweeps(0);
     }
 
     pub fn len(&self) -> usize {
@@ -660,28 +797,80 @@ impl FidTable {
         self.len() == 0
     }
 
-    /// Closes the O_PATH descriptors of the fids that no request is using,
-    /// that were not used since the last call, and that can do without (see
-    /// `Fid::refind`); if that closes fewer than `enough`, of every such
-    /// fid, used or not. Returns how many it closed. The table stays
-    /// locked only while the candidates are picked, not for the statx
-    /// each release takes.
-    pub fn release_idle(&self, enough: usize) -> usize {
-        let mut released = 0;
-        for pass in 0..2 {
-            let candidates: Vec<Arc<Fid>> = self
-                .lock()
-                .values()
-                .filter(|fid| fid.refind != Refind::Never || fid.open.get().is_some())
-                .filter(|fid| pass == 1 || !fid.file.used.swap(false, Ordering::Relaxed))
-                .cloned()
-                .collect();
-            released += candidates.iter().filter(|fid| fid.file.release()).count();
-            if released >= enough {
+    /// Closes the O_PATH descriptors of the session's idle fids until the
+    /// process holds no more than `down_to` descriptors
+    /// ([`held_descriptors`]), going round the queue of the fids that hold
+    /// one a sweep may close (see `Fid::refind`; an open fid keeps its
+    /// open descriptor) at most twice: a fid a request is using is passed
+    /// over, one used since the sweep last came to it is given a second
+    /// chance, the others are released in the order they got their
+    /// descriptor. Entries of fids gone or holding none are dropped on the
+    /// way. Returns how many descriptors it closed. The queue stays locked
+    /// only for each entry's taking and putting back, not for the statx
+    /// each release takes. (Called within `one_sweep_at_a_time`.)
+    pub fn release_idle(&self, down_to: usize) -> usize {
+        self.sweep(|_| held_descriptors() <= down_to).released
+    }
+
+    /// Runs `sweep` while no other thread sweeps the session's fids,
+    /// waiting for one that does to finish: so that the threads serving
+    /// one session do not sweep the same fids at once, nor go on adding
+    /// descriptors while one of them sweeps (it might be preempted there
+    /// for a while). `sweep` decides again whether a sweep is needed:
+    /// the other thread's may have done it.
+    pub fn one_sweep_at_a_time<R>(&self, sweep: impl FnOnce() -> R) -> R {
+        let _sweeping = self.sweeping.lock().unwrap_or_else(|e| e.into_inner());
+        sweep()
+    }
+
+    /// `release_idle`, until `done(released so far)`.
+    fn sweep(&self, mut done: impl FnMut(usize) -> bool) -> Sweep {
+        let most = 2 * self.clock().queue.len();
+        let mut sweep = Sweep::default();
+        while sweep.visited < most && !done(sweep.released) {
+            let Some(entry) = self.clock().queue.pop_front() else {
                 break;
+            };
+            sweep.visited += 1;
+            let Some(fid) = entry.upgrade() else {
+                continue;
+            };
+            if fid.file.used.swap(false, Ordering::Relaxed) {
+                self.clock().queue.push_back(entry);
+                continue;
+            }
+            match fid.file.release() {
+                Release::Closed => sweep.released += 1,
+                Release::Busy => self.clock().queue.push_back(entry),
+                Release::None => {}
             }
         }
-        released
+        self.clock().reset_compact_at();
+        sweep
+    }
+
+    /// Whether the session's fids may be swept: not put off, or the
+    /// session has added as many descriptors as it was put off for.
+    pub fn sweep_due(&self) -> bool {
+        self.added.load(Ordering::Relaxed) >= self.sweep_after.load(Ordering::Relaxed)
+    }
+
+    /// Puts the session's next sweep off until its fids have `added` more
+    /// descriptors a sweep may close (0: due at once).
+    pub fn put_off_sweeps(&self, added: usize) {
+        let now = self.added.load(Ordering::Relaxed);
+        self.sweep_after.store(now + added, Ordering::Relaxed);
+    }
+
+    /// How many fids the sweeps' queue holds (entries of fids gone
+    /// included): tests check it stays near the fids holding descriptors.
+    #[cfg(test)]
+    fn queued(&self) -> usize {
+        self.clock().queue.len()
+    }
+
+    fn clock(&self) -> MutexGuard<'_, Clock> {
+        self.clock.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// After a rename of `from` to `to`, points every fid at or below
@@ -833,5 +1022,193 @@ mod tests {
         let mut writes = sequential(0, 20 * MIB, 500_000);
         writes.extend(sequential(MIB, 20 * MIB, 500_000));
         assert_eq!(written_back(8 * MIB, &writes), vec![0]);
+    }
+}
+
+#[cfg(test)]
+mod clock_tests {
+    use super::*;
+    use crate::server::host;
+    use crate::server::user::User;
+    use std::ffi::CString;
+
+    /// A directory with a file `f` and `g`, open.
+    fn share() -> (tempfile::TempDir, std::fs::File) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f"), b"").unwrap();
+        std::fs::write(dir.path().join("g"), b"").unwrap();
+        let open = std::fs::File::open(dir.path()).unwrap();
+        (dir, open)
+    }
+
+    fn lookup(dir: &std::fs::File, name: &str) -> io::Result<OwnedFd> {
+        host::lookup(dir.as_fd(), &CString::new(name).unwrap())
+    }
+
+    /// A fid of `f`.
+    fn fid(dir: &std::fs::File, refind: Refind) -> Arc<Fid> {
+        let fd = lookup(dir, "f").unwrap();
+        let mut fid = Fid::new(fd, PathBuf::from("f"), libc::S_IFREG, User::guest(0));
+        fid.refind = refind;
+        Arc::new(fid)
+    }
+
+    fn holds(fid: &Fid) -> bool {
+        matches!(*fid.file.lock(), HandleState::Open(_))
+    }
+
+    fn limit() -> FidLimit {
+        FidLimit::new(1 << 20, 1 << 21)
+    }
+
+    #[test]
+    fn a_sweep_costs_what_it_releases() {
+        let (_dir, dir) = share();
+        let (table, limit) = (FidTable::default(), limit());
+        for n in 0..10_000 {
+            table
+                .insert_new(n, fid(&dir, Refind::NoSymlinks), &limit)
+                .unwrap();
+        }
+        assert_eq!(table.queued(), 10_000);
+        // New fids count as used: the first sweep goes round once, giving
+        // each its second chance, then releases the oldest.
+        let sweep = table.sweep(|released| released >= 1000);
+        let expected = Sweep {
+            released: 1000,
+            visited: 11_000,
+        };
+        assert_eq!(sweep, expected);
+        assert!(!holds(&table.get(0).unwrap()) && !holds(&table.get(999).unwrap()));
+        assert!(holds(&table.get(1000).unwrap()));
+        // The next takes the oldest at once.
+        let sweep = table.sweep(|released| released >= 1000);
+        let expected = Sweep {
+            released: 1000,
+            visited: 1000,
+        };
+        assert_eq!(sweep, expected);
+        // One used meanwhile is passed over, once.
+        let used = table.pin(2000);
+        drop(used);
+        let sweep = table.sweep(|released| released >= 1);
+        assert_eq!(sweep.visited, 2);
+        assert!(holds(&table.get(2000).unwrap()));
+        // Every one.
+        let sweep = table.sweep(|_| false);
+        assert_eq!(sweep.released, 10_000 - 2001);
+        assert_eq!(table.queued(), 0);
+        // With 10,000 fids whose descriptors are closed, a sweep for ten
+        // new ones looks at those ten only (twice: they are new).
+        for n in 10_000..10_010 {
+            table
+                .insert_new(n, fid(&dir, Refind::NoSymlinks), &limit)
+                .unwrap();
+        }
+        let sweep = table.sweep(|_| false);
+        let expected = Sweep {
+            released: 10,
+            visited: 20,
+        };
+        assert_eq!(sweep, expected);
+        let empty = table.sweep(|_| false);
+        assert_eq!(empty, Sweep::default());
+    }
+
+    impl FidTable {
+        /// Pins fid `n`, which holds its descriptor, as a request does.
+        fn pin(&self, n: u32) -> FidRef {
+            let fid = self.get(n).unwrap();
+            let pinned = fid
+                .pin(|_, _| Err(io::Error::from_raw_os_error(libc::ESTALE)))
+                .unwrap();
+            if pinned.reopened() {
+                self.hold(&fid);
+            }
+            pinned
+        }
+    }
+
+    #[test]
+    fn fids_in_use_never_and_open_ones() {
+        let (_dir, dir) = share();
+        let (table, limit) = (FidTable::default(), limit());
+        // In use: passed over, and still queued for the next sweep.
+        let busy = fid(&dir, Refind::NoSymlinks);
+        table.insert_new(1, Arc::clone(&busy), &limit).unwrap();
+        let pinned = busy.pin(|_, _| unreachable!()).unwrap();
+        assert_eq!(table.sweep(|_| false).released, 0);
+        assert!(holds(&busy));
+        assert_eq!(table.queued(), 1);
+        drop(pinned);
+        assert_eq!(table.sweep(|_| false).released, 1);
+        assert!(!holds(&busy));
+        // Opened again from its path: queued again, once.
+        let pinned = busy.pin(|_, _| lookup(&dir, "f")).unwrap();
+        assert!(pinned.reopened() && holds(&busy));
+        table.hold(&busy);
+        table.hold(&busy);
+        assert_eq!(table.queued(), 1);
+        drop(pinned);
+        assert_eq!(table.sweep(|_| false).released, 1);
+        // Another file in its place: ESTALE.
+        let stale = busy.pin(|_, _| lookup(&dir, "g")).map(|_| ()).unwrap_err();
+        assert_eq!(stale.raw_os_error(), Some(libc::ESTALE));
+        assert_eq!(table.queued(), 0);
+
+        // Refind::Never: never queued, never released...
+        let never = fid(&dir, Refind::Never);
+        table.insert_new(2, Arc::clone(&never), &limit).unwrap();
+        assert_eq!(table.queued(), 0);
+        assert_eq!(table.sweep(|_| false).released, 0);
+        assert!(holds(&never));
+        // ... until it is open: its open descriptor stands in, and stays.
+        let slot = table.open_slot(1).unwrap();
+        assert_eq!(table.open_slot(1).map(|_| ()), Err(Errno(libc::EMFILE)));
+        let pinned = never.pin(|_, _| unreachable!()).unwrap();
+        let file = host::open_file(pinned.fd(), libc::O_RDONLY, libc::EPERM).unwrap();
+        drop(pinned);
+        let _ = never.open.set(OpenFile::new(file, 0, false, 0, slot));
+        table.hold(&never);
+        assert_eq!(table.queued(), 1);
+        assert_eq!(table.sweep(|_| false).released, 1);
+        assert!(!holds(&never));
+        let lent = never.pin(|_, _| unreachable!()).unwrap();
+        assert!(lent.open_in_place && !lent.reopened());
+        assert_eq!(table.queued(), 0);
+    }
+
+    #[test]
+    fn fids_gone_leave_the_queue() {
+        let (_dir, dir) = share();
+        let (table, limit) = (FidTable::default(), limit());
+        for n in 0..5000 {
+            table
+                .insert_new(n, fid(&dir, Refind::NoSymlinks), &limit)
+                .unwrap();
+        }
+        // Clunked with their descriptors open: their entries go when the
+        // queue is compacted.
+        for n in 10..5000 {
+            table.remove(n).unwrap();
+        }
+        for n in 5000..8200 {
+            table
+                .insert_new(n, fid(&dir, Refind::NoSymlinks), &limit)
+                .unwrap();
+        }
+        let live = 10 + 3200;
+        assert!(table.queued() < 2 * live, "{} queued", table.queued());
+        assert_eq!(table.sweep(|_| false).released, live);
+        assert_eq!(table.queued(), 0);
+        // Tversion: nothing left.
+        table
+            .insert_new(100_000, fid(&dir, Refind::NoSymlinks), &limit)
+            .unwrap();
+        table.put_off_sweeps(123);
+        assert!(!table.sweep_due());
+        table.clear();
+        assert_eq!(table.queued(), 0);
+        assert!(table.sweep_due());
     }
 }

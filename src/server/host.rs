@@ -66,7 +66,8 @@ fn start_dir() -> io::Result<BorrowedFd<'static>> {
     if let Some(fd) = START_DIR.get() {
         return Ok(fd.as_fd());
     }
-    let fd = openat(at_cwd(), c".", DIR_FLAGS, 0).or_else(|_| openat(at_cwd(), c"/", DIR_FLAGS, 0))?;
+    let fd =
+        openat(at_cwd(), c".", DIR_FLAGS, 0).or_else(|_| openat(at_cwd(), c"/", DIR_FLAGS, 0))?;
     Ok(START_DIR.get_or_init(|| fd).as_fd())
 }
 
@@ -398,7 +399,11 @@ fn openat2(
     flags: i32,
     resolve: u64,
 ) -> Option<io::Result<OwnedFd>> {
-    let tries = if flags & libc::O_PATH != 0 { OPENAT2_TRIES } else { 1 };
+    let tries = if flags & libc::O_PATH != 0 {
+        OPENAT2_TRIES
+    } else {
+        1
+    };
     for _ in 1..tries {
         match openat2_once(dir, name, flags, resolve) {
             Some(Err(e)) if e.raw_os_error() == Some(libc::EAGAIN) => continue,

@@ -24,17 +24,20 @@
 //!
 //! An owner's descriptor is opened with the access the fid was opened with,
 //! plus what the lock type needs, and closed (releasing everything) when the
-//! owner holds nothing more. Every fid remembers the owners that locked
-//! through it; when the fid goes (Tclunk, Tremove, Tversion, end of the
-//! session) their locks on that file go with it (closing any descriptor of
-//! a file drops the process's POSIX locks on it too).
+//! owner holds nothing more. It counts among the session's open files (no
+//! sweep can close it): an owner that would open one beyond the session's
+//! bound on them is refused with ENOLCK, as fcntl is when the kernel's lock
+//! table is full. Every fid remembers the owners that locked through it;
+//! when the fid goes (Tclunk, Tremove, Tversion, end of the session) their
+//! locks on that file go with it (closing any descriptor of a file drops
+//! the process's POSIX locks on it too).
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::fid::{Fid, HeldFd, OpenFile};
+use super::fid::{Fid, HeldFd, OpenFile, OpenSlot};
 use super::{host, Errno, OpResult, Server, Session};
 use crate::protocol::{self, Rgetlock};
 
@@ -124,7 +127,8 @@ impl OwnerKey {
 struct Owner {
     /// The open file description the owner's locks are held on; present
     /// exactly while `ranges` is not empty. Counted among the descriptors
-    /// the fids hold, so that idle fids make room for it.
+    /// the fids hold, so that idle fids make room for it, and among the
+    /// session's open files.
     fd: Option<HeldFd>,
     readable: bool,
     writable: bool,
@@ -281,7 +285,8 @@ impl LockTable {
     }
 
     /// Sets (`kind` Some) or clears a lock of `who` on `start..=end` of
-    /// `file`, through `fid`.
+    /// `file`, through `fid`. An owner without a descriptor takes a slot
+    /// among the session's open files from `slot` for the one it opens.
     #[allow(clippy::too_many_arguments)]
     fn set(
         self: &Arc<Self>,
@@ -294,6 +299,7 @@ impl LockTable {
         kind: Option<Kind>,
         may_write: bool,
         max_owners: usize,
+        slot: impl FnOnce() -> OpResult<OpenSlot>,
     ) -> OpResult<Outcome> {
         let mut files = self.files();
         let Some(kind) = kind else {
@@ -324,7 +330,7 @@ impl LockTable {
         }
         let locks = files.entry(file).or_default();
         let owner = locks.owners.entry(who.clone()).or_insert_with(Owner::new);
-        let result = take(owner, open, start, end, kind, may_write);
+        let result = take(owner, open, start, end, kind, may_write, slot);
         if matches!(result, Ok(Outcome::Done)) && fid.locks.remember(self, file, &who) {
             owner.fids += 1;
         }
@@ -348,8 +354,8 @@ impl LockTable {
     }
 }
 
-/// Takes a `kind` lock for `owner` on its descriptor (opening one if it
-/// holds none).
+/// Takes a `kind` lock for `owner` on its descriptor (opening one, in a
+/// slot from `slot`, if it holds none).
 fn take(
     owner: &mut Owner,
     open: &OpenFile,
@@ -357,11 +363,13 @@ fn take(
     end: u64,
     kind: Kind,
     may_write: bool,
+    slot: impl FnOnce() -> OpResult<OpenSlot>,
 ) -> OpResult<Outcome> {
     if owner.fd.is_none() {
+        let slot = slot()?;
         match open_for_locks(open, kind, may_write) {
             Ok((fd, readable, writable)) => {
-                owner.fd = Some(HeldFd::new(fd));
+                owner.fd = Some(HeldFd::new(fd, slot));
                 owner.readable = readable;
                 owner.writable = writable;
             }
@@ -529,6 +537,14 @@ impl Server {
                 kind,
                 !self.readonly,
                 self.max_lock_owners,
+                // The session's open files are all taken: ENOLCK, as for
+                // an owner beyond the bound (a lock table that is full),
+                // not the EMFILE of an open.
+                || {
+                    s.fids
+                        .open_slot(self.max_open_files)
+                        .map_err(|_| Errno(libc::ENOLCK))
+                },
             )?;
             let waiting = matches!(outcome, Outcome::Blocked)
                 && t.flags & LOCK_FLAGS_BLOCK != 0

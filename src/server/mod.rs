@@ -68,9 +68,10 @@ pub struct Config {
     /// can take them all].
     pub max_fids_total: Option<usize>,
     /// Files one session may hold open (each an open descriptor no sweep
-    /// can close): an open beyond them is refused with EMFILE [None: half
-    /// of the fids' descriptor budget, so no one session can take the
-    /// descriptors every session needs].
+    /// can close), lock owners' descriptors included: an open beyond them
+    /// is refused with EMFILE, a lock that needs a descriptor with ENOLCK
+    /// [None: half of the fids' descriptor budget, so no one session can
+    /// take the descriptors every session needs].
     pub max_open_files: Option<usize>,
     /// Bytes of extended attribute values one session's xattr fids may
     /// hold (Txattrwalk's value, Txattrcreate's announced size, until the
@@ -78,7 +79,8 @@ pub struct Config {
     pub max_xattr_bytes: usize,
     /// Lock owners (client id, process, file) one session may have locks
     /// under: a new one beyond them is refused with ENOLCK
-    /// [DEFAULT_MAX_LOCK_OWNERS].
+    /// [DEFAULT_MAX_LOCK_OWNERS]. Each holding locks has a descriptor of
+    /// its own, one of the session's open files (`max_open_files`).
     pub max_lock_owners: usize,
     /// Socket transport: connections served at once; one beyond is accepted
     /// and closed at once [DEFAULT_MAX_CONNECTIONS].
@@ -93,7 +95,9 @@ pub const DEFAULT_MAX_FIDS: usize = 4 << 20;
 /// Xattr value bytes per session by default: 16 MiB, 256 values of the
 /// largest size Linux stores (64 KiB) in flight at once.
 pub const DEFAULT_MAX_XATTR_BYTES: usize = 16 << 20;
-/// Lock owners per session by default: each may hold an open descriptor.
+/// Lock owners per session by default: each holding locks has an open
+/// descriptor, counted among the session's open files, whose bound (half
+/// the descriptor budget) is then the tighter one.
 pub const DEFAULT_MAX_LOCK_OWNERS: usize = 65536;
 /// Socket connections served at once by default.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
@@ -139,15 +143,14 @@ pub struct Server {
     /// Host user and group names (9P2000 stat records).
     names: &'static user::UserDb,
     /// Above this many descriptors held by fids, idle fids' O_PATH
-    /// descriptors are closed, down to seven eighths of it.
+    /// descriptors are closed, down to seven eighths of it (each session
+    /// its own fids': `spare_descriptors`).
     fid_descriptors: usize,
-    /// No sweep below this many: one that could not get under the budget
-    /// (the descriptors in use or open) waits for an eighth more.
-    next_sweep: AtomicUsize,
     /// Per-session bounds (see `Config`).
     fid_limit: fid::FidLimit,
     max_xattr_bytes: usize,
-    /// Files one session may hold open (Config::max_open_files).
+    /// Files one session may hold open, lock owners' descriptors included
+    /// (Config::max_open_files).
     max_open_files: usize,
     max_lock_owners: usize,
     max_connections: usize,
@@ -359,7 +362,6 @@ impl Server {
             max_open_files: config
                 .max_open_files
                 .unwrap_or((fid_descriptors / 2).max(16)),
-            next_sweep: AtomicUsize::new(0),
             fid_limit: fid::FidLimit::new(
                 config.max_fids,
                 config

@@ -109,12 +109,16 @@ impl Server {
 
     /// Any fid, control files included.
     pub(super) fn any_fid(&self, s: &Session, fid: u32) -> OpResult<FidRef> {
-        let fid = self.pin(&s.fids.get(fid).ok_or(errno(libc::EBADF))?)?;
+        let fid = s.fids.get(fid).ok_or(errno(libc::EBADF))?;
+        let pinned = self.pin(&fid)?;
+        if pinned.reopened() {
+            s.fids.hold(&fid);
+        }
         // Every request on a fid passes here: the one place that keeps the
         // fids' descriptors (those earlier requests added, the one just
         // reopened) within their share.
         self.spare_descriptors(s);
-        Ok(fid)
+        Ok(pinned)
     }
 
     /// The fid pinned for a request, its O_PATH descriptor opened again
@@ -129,23 +133,42 @@ impl Server {
         })?)
     }
 
-    /// Closes idle fids' O_PATH descriptors once the fids hold more than
-    /// their share of the open file limit (to seven eighths of it, if
-    /// enough fids are idle).
+    /// Closes the session's idle fids' O_PATH descriptors once the fids of
+    /// the process hold more than their share of the open file limit
+    /// (`fid_descriptors`), down to seven eighths of it if the session has
+    /// enough idle ones. Each session sweeps its own fids, when the process
+    /// is over the budget, whatever other sessions do.
+    ///
+    /// A sweep that leaves the process over the budget (what is left is
+    /// open, in use, a lock owner's or another session's) closed every
+    /// idle descriptor of the session's: its next sweep waits until the
+    /// session has `sweep_slack` new descriptors a sweep may close (fids
+    /// made or reopened), not to sweep (and reopen its fids) at every
+    /// request. So the fids of the process hold at most the budget, or
+    /// what no sweep can close plus `sweep_slack` for each session so put
+    /// off; and the descriptors of the requests in flight.
     pub(super) fn spare_descriptors(&self, s: &Session) {
-        let held = fid::held_descriptors();
-        let next = self.next_sweep.load(std::sync::atomic::Ordering::Relaxed);
-        if held > self.fid_descriptors && held > next {
-            s.fids.release_idle(held - self.fid_descriptors / 8 * 7);
-            let left = fid::held_descriptors();
-            let next = if left > self.fid_descriptors {
-                left + self.fid_descriptors / 8
-            } else {
-                0
-            };
-            self.next_sweep
-                .store(next, std::sync::atomic::Ordering::Relaxed);
+        let due = || fid::held_descriptors() > self.fid_descriptors && s.fids.sweep_due();
+        if !due() {
+            return;
         }
+        s.fids.one_sweep_at_a_time(|| {
+            if !due() {
+                return; // another thread of the session swept meanwhile
+            }
+            s.fids.release_idle(self.fid_descriptors / 8 * 7);
+            let over = fid::held_descriptors() > self.fid_descriptors;
+            s.fids
+                .put_off_sweeps(if over { self.sweep_slack() } else { 0 });
+        });
+    }
+
+    /// How many new descriptors a session whose sweep could not get under
+    /// the budget may add before its next sweep: a 64th of the budget (at
+    /// least 16). That sweep closed every idle descriptor of the session's,
+    /// so the next one costs about what the session added since.
+    fn sweep_slack(&self) -> usize {
+        (self.fid_descriptors / 64).max(16)
     }
 
     pub(super) fn qid_of(&self, fd: BorrowedFd<'_>) -> OpResult<Qid> {
@@ -331,14 +354,7 @@ impl Server {
                 let mut new = Fid::new(step.fd, step.path, step.file_type, fid.user.clone());
                 new.node = step.node;
                 new.nofollow = step.nofollow;
-                new.refind = match (step.node, s.dialect()) {
-                    (Node::File, Dialect::Linux | Dialect::Unix) => Refind::NoSymlinks,
-                    // Walked through `,nofollow`: the path may end in a
-                    // symlink that following would leave.
-                    (Node::File, Dialect::Plan9) if step.nofollow => Refind::Never,
-                    (Node::File, Dialect::Plan9) => Refind::InRoot,
-                    _ => Refind::Never,
-                };
+                new.refind = refind_after_step(step.node, s.dialect(), step.nofollow);
                 new
             }
             None => {
@@ -661,6 +677,11 @@ impl Server {
         let (open, stx) =
             self.open_host_file(fid.fd(), fid.is_dir(), fid.user.uid, t.flags, slot)?;
         fid.open.set(open).map_err(|_| errno(libc::EBADF))?;
+        if fid.refind == Refind::Never {
+            // Its O_PATH descriptor may be closed now: the open one
+            // stands in.
+            s.fids.hold(fid.shared());
+        }
         Ok((self.qids.qid(&stx), 0))
     }
 
@@ -1138,6 +1159,19 @@ impl Server {
             }
         }
         Ok(())
+    }
+}
+
+/// How a fid a walk step reached finds its file again once its descriptor
+/// was released.
+pub(super) fn refind_after_step(node: Node, dialect: Dialect, nofollow: bool) -> Refind {
+    match (node, dialect) {
+        (Node::File, Dialect::Linux | Dialect::Unix) => Refind::NoSymlinks,
+        // Walked through `,nofollow`: the path may end in a symlink that
+        // following would leave.
+        (Node::File, Dialect::Plan9) if nofollow => Refind::Never,
+        (Node::File, Dialect::Plan9) => Refind::InRoot,
+        _ => Refind::Never,
     }
 }
 

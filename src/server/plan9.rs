@@ -9,7 +9,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 
-use super::fid::{Fid, FidRef, Node, OpenFile};
+use super::fid::{Fid, FidRef, Node, OpenFile, Refind};
 use super::ops::*;
 use super::user::number;
 use super::{child_path, host, Dialect, OpResult, ReadSink, Server, Session};
@@ -318,6 +318,12 @@ impl Server {
         let step = self.step_to(fd, child_path(&dir.path(), name), dir.nofollow, false)?;
         let mut fid = Fid::new(step.fd, step.path, step.file_type, dir.user.clone());
         fid.nofollow = dir.nofollow;
+        fid.node = step.node;
+        fid.refind = refind_after_step(step.node, s.dialect(), step.nofollow);
+        if fid.refind == Refind::Never {
+            // As a walk's: its descriptor stays open while it lives.
+            fid.pinned = Some(s.fids.open_slot(self.max_open_files)?);
+        }
         s.fids.replace(number, Arc::new(fid), &self.fid_limit)?;
         Ok(step.qid)
     }

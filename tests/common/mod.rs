@@ -842,7 +842,41 @@ impl Daemon {
 
     /// VmRSS and its parts (kB) from /proc/PID/status.
     pub fn rss(&self) -> Rss {
-        Rss::of(self.child.id())
+        Rss::of(self.serving_pid())
+    }
+
+    /// The process that serves (see [`serving_pid`]).
+    pub fn serving_pid(&self) -> u32 {
+        serving_pid(self.child.id())
+    }
+}
+
+/// The process of the daemon `pid` that serves: with `--sandbox
+/// namespace` (the default) the child it forks into its namespaces
+/// (waited for), else the daemon itself.
+pub fn serving_pid(pid: u32) -> u32 {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).expect("the daemon's cmdline");
+    let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+    let sandbox = args
+        .windows(2)
+        .rev()
+        .find(|w| w[0] == b"--sandbox")
+        .map_or(&b"namespace"[..], |w| w[1]);
+    if sandbox != b"namespace" {
+        return pid;
+    }
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .expect("the daemon's children");
+        if let Some(child) = children.split_whitespace().next() {
+            return child.parse().unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "daemon {pid} forked no serving process"
+        );
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 

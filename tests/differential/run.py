@@ -23,7 +23,8 @@ line or an extra line is unexpected.
 
 Configurations (NAME = server:model:cache=MODE):
   vhost:passthrough:cache={none,mmap,loose}   the daemon as root,
-      --security-model passthrough
+      --security-model passthrough --modcaps=+sys_admin (trusted.* and
+      security.* xattrs)
   vhost:mapped-xattr:cache={none,mmap,loose}  the daemon as an unprivileged
       user (--daemon-user, created when missing), --security-model mapped-xattr,
       the share owned by that user
@@ -259,6 +260,10 @@ def run_guest(cfg, a, top, known, has_model):
             cmd += ["--daemon-user", a.daemon_user]
         if has_model or cfg.model != "passthrough":
             cmd += ["--daemon-arg=--security-model", f"--daemon-arg={cfg.model}"]
+        if cfg.model == "passthrough":
+            # trusted.* and security.* xattrs need CAP_SYS_ADMIN on the
+            # host, which the daemon drops unless told (as virtiofsd).
+            cmd += ["--daemon-arg=--modcaps=+sys_admin"]
         else:
             notes.append("the daemon has no --security-model yet: passthrough ran without it")
     else:

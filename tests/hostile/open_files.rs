@@ -105,3 +105,49 @@ fn pinned_control_fids_count_as_open_files() {
     c.clunk(10).ok();
     c.walk(ROOT, 18, &[",nofollow", "f"]).ok();
 }
+
+/// A 9P2000.u Tcreate of a symlink, fifo or device leaves its fid on the
+/// new entry: a fid like a walked one, whose descriptor a sweep may close
+/// (they used to stay open, one per create, past any budget).
+#[test]
+fn fids_of_special_files_made_by_tcreate_are_swept() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::new(dir.path());
+    const BUDGET: usize = 100;
+    config.fid_descriptors = Some(BUDGET);
+    let count = || std::fs::read_dir("/proc/self/fd").unwrap().count();
+    vhost_user_9p::server::host::init().unwrap();
+    let before = count();
+    let mut c = InProc::attach(&config, Users::Guest, "9P2000.u", 0);
+    let mut most = 0;
+    for i in 0..600u32 {
+        let fid = 10 + i;
+        c.walk(ROOT, fid, &[]).ok();
+        let (perm, extension) = match i % 3 {
+            0 => (DMSYMLINK | 0o777, "target"),
+            1 => (DMNAMEDPIPE | 0o644, ""),
+            _ => (DMSOCKET | 0o644, ""),
+        };
+        let name = format!("n{i}");
+        let create = Tcreate {
+            fid,
+            name: name.as_str().into(),
+            perm,
+            mode: 0,
+            extension: Some(extension.into()),
+        };
+        c.call(Tmessage::Create(create)).ok();
+        most = most.max(count() - before);
+    }
+    assert!(
+        most <= BUDGET + 24,
+        "{most} descriptors at once for a budget of {BUDGET}"
+    );
+    // The fids still stand for their files.
+    let stat = c.call(Tmessage::Stat(Tstat { fid: 10 })).ok();
+    let Rmessage::Stat(r) = stat.msg() else {
+        panic!()
+    };
+    assert_eq!(r.stat.0.name.as_bytes(), b"n0");
+    assert_ne!(r.stat.0.mode & DMSYMLINK, 0);
+}

@@ -1,0 +1,385 @@
+//! The confined daemon seen from outside: with `--sandbox namespace` the
+//! serving process's root is the share, its mount, pid and net namespaces
+//! are its own, every thread has the seccomp filter, no_new_privs and only
+//! the documented capabilities; a system call outside the allowlist kills
+//! it; files a guest plants in the share to look like /proc or /etc change
+//! nothing the daemon does. Runs the daemon binary as root and as nobody.
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use vhost_user_9p::protocol::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_vhost-user-9p");
+const TIMEOUT: Duration = Duration::from_secs(20);
+const NOBODY: u32 = 65534;
+
+/// The daemon with `--listen unix:` on a socket beside the share; killed
+/// (the process started, which takes its serving child with it) at the end.
+struct Daemon {
+    child: Child,
+    socket: PathBuf,
+}
+
+impl Daemon {
+    fn start(share: &Path, uid: u32, args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        let socket = share.parent().unwrap().join("9p.sock");
+        let mut command = Command::new(BIN);
+        command
+            .arg("--shared-dir")
+            .arg(share)
+            .arg("--listen")
+            .arg(format!("unix:{}", socket.display()))
+            .args(["--log-level", "warn"])
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped());
+        if uid != 0 {
+            command.uid(uid).gid(uid);
+        }
+        let child = command.spawn().expect("spawn vhost-user-9p");
+        let mut daemon = Daemon { child, socket };
+        // Its socket, or its end (the caller looks at its status).
+        let deadline = Instant::now() + TIMEOUT;
+        while !daemon.socket.exists() && daemon.child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "no socket");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        daemon
+    }
+
+    /// Connects a client, or says why the daemon is not there.
+    fn client(&mut self, version: &str) -> Client {
+        if let Some(status) = self.child.try_wait().unwrap() {
+            panic!("the daemon exited: {status}: {}", self.stderr());
+        }
+        Client::connect(&self.socket, version)
+    }
+
+    fn stderr(&mut self) -> String {
+        let mut text = String::new();
+        if let Some(mut err) = self.child.stderr.take() {
+            let _ = err.read_to_string(&mut text);
+        }
+        text
+    }
+
+    /// The process that serves: the child the daemon forked into its
+    /// namespaces (waited for), or the daemon itself.
+    fn serving_pid(&self, forks: bool) -> u32 {
+        let pid = self.child.id();
+        if !forks {
+            return pid;
+        }
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+                .unwrap_or_default();
+            if let Some(child) = children.split_whitespace().next() {
+                return child.parse().unwrap();
+            }
+            assert!(Instant::now() < deadline, "no serving child");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// SIGTERM, then the exit status.
+    fn stop(&mut self) -> std::process::ExitStatus {
+        // SAFETY: kill with the pid of our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.wait()
+    }
+
+    fn wait(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the daemon did not exit");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A share (world-searchable, owned by `uid`) with a file `f`.
+fn share(uid: u32) -> tempfile::TempDir {
+    let top = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(top.path(), PermissionsExt::from_mode(0o755)).unwrap();
+    let share = top.path().join("share");
+    std::fs::create_dir(&share).unwrap();
+    std::fs::write(share.join("f"), "the share's f\n").unwrap();
+    for path in [top.path(), &share, &share.join("f")] {
+        std::os::unix::fs::chown(path, Some(uid), Some(uid)).unwrap();
+    }
+    top
+}
+
+/// A 9P client on a Unix socket.
+struct Client {
+    stream: UnixStream,
+    tag: u16,
+}
+
+impl Client {
+    fn connect(socket: &Path, version: &str) -> Client {
+        let stream = UnixStream::connect(socket).unwrap();
+        stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let mut c = Client { stream, tag: 0 };
+        let reply = c.call(&Tmessage::Version(Tversion {
+            msize: 65536,
+            version: version.into(),
+        }));
+        assert!(matches!(
+            decode_rmessage(&reply).unwrap().1,
+            Rmessage::Version(_)
+        ));
+        let reply = c.call(&Tmessage::Attach(Tattach {
+            fid: 0,
+            afid: NOFID,
+            uname: "root".into(),
+            aname: "".into(),
+            n_uname: (version != "9P2000").then_some(0),
+        }));
+        assert!(matches!(
+            decode_rmessage(&reply).unwrap().1,
+            Rmessage::Attach(_)
+        ));
+        c
+    }
+
+    fn call(&mut self, msg: &Tmessage<'_>) -> Vec<u8> {
+        self.tag += 1;
+        let mut frame = Vec::new();
+        msg.encode(self.tag, &mut frame);
+        self.stream.write_all(&frame).unwrap();
+        let mut size = [0u8; 4];
+        self.stream.read_exact(&mut size).unwrap();
+        let mut reply = size.to_vec();
+        reply.resize(u32::from_le_bytes(size) as usize, 0);
+        self.stream.read_exact(&mut reply[4..]).unwrap();
+        reply
+    }
+
+    /// Walks fid 0 to `name` as fid 1, opens it and reads it (9P2000.L).
+    fn cat(&mut self, name: &str) -> Vec<u8> {
+        let names = [Str::from(name)];
+        self.call(&Tmessage::Walk(Twalk {
+            fid: 0,
+            newfid: 1,
+            names: WalkList::from_slice(&names).unwrap(),
+        }));
+        self.call(&Tmessage::Lopen(Tlopen { fid: 1, flags: 0 }));
+        let reply = self.call(&Tmessage::Read(Tread {
+            fid: 1,
+            offset: 0,
+            count: 4096,
+        }));
+        self.call(&Tmessage::Clunk(Tclunk { fid: 1 }));
+        assert_eq!(reply[4], Rread::TYPE, "Tread of {name}: {reply:?}");
+        reply[RREAD_HEADER_SIZE..].to_vec()
+    }
+}
+
+/// `Key:` of /proc/PID/task/TID/status for every thread of `pid`.
+fn thread_field(pid: u32, key: &str) -> BTreeSet<String> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+    tasks
+        .map(|t| {
+            let status = std::fs::read_to_string(t.unwrap().path().join("status")).unwrap();
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .unwrap()
+                .trim()
+                .to_string()
+        })
+        .collect()
+}
+
+fn names(dir: &Path) -> BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+fn namespace(pid: &str, kind: &str) -> PathBuf {
+    std::fs::read_link(format!("/proc/{pid}/ns/{kind}")).unwrap()
+}
+
+/// CapEff as the daemon documents it: chown, dac_override, fowner, fsetid,
+/// setgid, setuid, and for passthrough mknod and setfcap.
+const PASSTHROUGH_CAPS: &str = "00000000880000db";
+
+/// As root and as nobody: the serving child's root is the share, its
+/// namespaces are its own, every thread is filtered and has no_new_privs
+/// and the documented capabilities; it serves; SIGTERM ends both
+/// processes with status 0 and removes the socket.
+#[test]
+fn the_namespace_sandbox_confines_the_serving_process() {
+    for (uid, caps) in [(0, PASSTHROUGH_CAPS), (NOBODY, "0000000000000000")] {
+        let top = share(uid);
+        let share = top.path().join("share");
+        let mut daemon = Daemon::start(&share, uid, &["--sandbox", "namespace"], &[]);
+        let pid = daemon.serving_pid(true);
+        assert_ne!(pid, daemon.child.id());
+        let mut client = daemon.client("9P2000.L");
+        assert_eq!(client.cat("f"), b"the share's f\n", "uid {uid}");
+        let root = PathBuf::from(format!("/proc/{pid}/root"));
+        assert_eq!(
+            names(&root),
+            names(&share),
+            "uid {uid}: the root is not the share"
+        );
+        assert!(!root.join("etc/passwd").exists());
+        for kind in ["mnt", "net", "pid"] {
+            assert_ne!(
+                namespace(&pid.to_string(), kind),
+                namespace("self", kind),
+                "uid {uid}: the {kind} namespace is the host's"
+            );
+        }
+        assert_eq!(
+            thread_field(pid, "Seccomp:"),
+            BTreeSet::from(["2".to_string()])
+        );
+        assert_eq!(
+            thread_field(pid, "NoNewPrivs:"),
+            BTreeSet::from(["1".to_string()])
+        );
+        // Permitted and bounding: the set; effective: the set, less the
+        // file capabilities a thread acting as a socket client's user
+        // (squashed root here) gives up while it does.
+        for key in ["CapPrm:", "CapBnd:"] {
+            assert_eq!(
+                thread_field(pid, key),
+                BTreeSet::from([caps.to_string()]),
+                "uid {uid}"
+            );
+        }
+        let caps = u64::from_str_radix(caps, 16).unwrap();
+        for eff in thread_field(pid, "CapEff:") {
+            let eff = u64::from_str_radix(&eff, 16).unwrap();
+            assert_eq!(eff & !caps, 0, "uid {uid}: CapEff {eff:x}");
+        }
+        assert_eq!(
+            thread_field(pid, "Groups:"),
+            BTreeSet::from([String::new()])
+        );
+        drop(client);
+        let status = daemon.stop();
+        assert_eq!(status.code(), Some(0), "uid {uid}: {status}");
+        assert!(
+            !daemon.socket.exists(),
+            "uid {uid}: the socket file is left"
+        );
+    }
+}
+
+/// chroot: the root is the share, the namespaces are the host's.
+#[test]
+fn the_chroot_sandbox_roots_the_process_in_the_share() {
+    let top = share(0);
+    let share = top.path().join("share");
+    let mut daemon = Daemon::start(&share, 0, &["--sandbox", "chroot"], &[]);
+    let pid = daemon.serving_pid(false);
+    let mut client = daemon.client("9P2000.L");
+    assert_eq!(client.cat("f"), b"the share's f\n");
+    assert_eq!(
+        names(Path::new(&format!("/proc/{pid}/root"))),
+        names(&share)
+    );
+    assert_eq!(namespace(&pid.to_string(), "mnt"), namespace("self", "mnt"));
+    assert_eq!(
+        thread_field(pid, "Seccomp:"),
+        BTreeSet::from(["2".to_string()])
+    );
+    drop(client);
+    assert_eq!(daemon.stop().code(), Some(0));
+    assert!(!daemon.socket.exists());
+}
+
+/// A system call outside the allowlist (the debug build's test hook makes
+/// one, socket(2), once it serves) kills the daemon under `kill`; without
+/// the filter the daemon serves on.
+#[test]
+fn a_forbidden_system_call_kills_the_daemon() {
+    let hook = [("VHOST_USER_9P_TEST_FORBIDDEN_CALL", "1")];
+    for (seccomp, killed) in [("kill", true), ("none", false)] {
+        let top = share(0);
+        let share = top.path().join("share");
+        let args = ["--sandbox", "namespace", "--seccomp", seccomp];
+        let mut daemon = Daemon::start(&share, 0, &args, &hook);
+        if killed {
+            let status = daemon.wait();
+            assert_eq!(status.signal(), Some(libc::SIGSYS), "{status}");
+            assert!(!daemon.socket.exists(), "the socket file is left");
+        } else {
+            let mut client = daemon.client("9P2000.L");
+            assert_eq!(client.cat("f"), b"the share's f\n");
+            drop(client);
+            assert_eq!(daemon.stop().code(), Some(0));
+        }
+    }
+}
+
+/// What a guest plants in the share to look like the host's /proc and /etc
+/// (a `proc/self/fd/N` for every descriptor, a passwd naming uid 0 "evil",
+/// an nsswitch.conf and an NSS module) changes nothing: files open as
+/// themselves, 9P2000 names owners from the host's /etc/passwd.
+#[test]
+fn planted_proc_and_etc_change_nothing() {
+    let top = share(0);
+    let share = top.path().join("share");
+    let planted = share.join("proc/self/fd");
+    std::fs::create_dir_all(&planted).unwrap();
+    for fd in 0..64 {
+        std::fs::write(planted.join(fd.to_string()), "planted\n").unwrap();
+    }
+    std::fs::create_dir_all(share.join("etc")).unwrap();
+    std::fs::write(share.join("etc/passwd"), "evil:x:0:0::/:/bin/sh\n").unwrap();
+    std::fs::write(share.join("etc/group"), "evil:x:0:\n").unwrap();
+    std::fs::write(
+        share.join("etc/nsswitch.conf"),
+        "passwd: evil\ngroup: evil\n",
+    )
+    .unwrap();
+    let lib = share.join("lib/x86_64-linux-gnu");
+    std::fs::create_dir_all(&lib).unwrap();
+    std::fs::write(lib.join("libnss_evil.so.2"), "not a library").unwrap();
+    let mut daemon = Daemon::start(&share, 0, &["--sandbox", "namespace"], &[]);
+    let mut linux = daemon.client("9P2000.L");
+    for _ in 0..3 {
+        assert_eq!(linux.cat("f"), b"the share's f\n");
+    }
+    let mut plan9 = daemon.client("9P2000");
+    let names = [Str::from("f")];
+    plan9.call(&Tmessage::Walk(Twalk {
+        fid: 0,
+        newfid: 1,
+        names: WalkList::from_slice(&names).unwrap(),
+    }));
+    let reply = plan9.call(&Tmessage::Stat(Tstat { fid: 1 }));
+    let Rmessage::Stat(stat) = decode_rmessage(&reply).unwrap().1 else {
+        panic!("Tstat: {reply:?}");
+    };
+    assert_eq!(stat.stat.0.uid.as_bytes(), b"root");
+    assert_eq!(stat.stat.0.gid.as_bytes(), b"root");
+    drop((linux, plan9));
+    assert_eq!(daemon.stop().code(), Some(0));
+}
