@@ -56,6 +56,7 @@ const ALLOWED: &[(&str, &[libc::c_long])] = &[
             libc::SYS_rt_sigprocmask,
             libc::SYS_rt_sigreturn,
             libc::SYS_rt_sigtimedwait,
+            libc::SYS_rt_sigsuspend,
             libc::SYS_tgkill,
             libc::SYS_restart_syscall,
             libc::SYS_prctl,
@@ -167,8 +168,10 @@ const ALLOWED: &[(&str, &[libc::c_long])] = &[
 ];
 
 /// Calls of the architecture's own that the libraries use.
+/// (pause: Rust's std parks a second thread that calls exit while another
+/// is exiting in pause(2).)
 #[cfg(target_arch = "x86_64")]
-const ARCH_ALLOWED: &[libc::c_long] = &[libc::SYS_poll, libc::SYS_epoll_wait];
+const ARCH_ALLOWED: &[libc::c_long] = &[libc::SYS_poll, libc::SYS_epoll_wait, libc::SYS_pause];
 #[cfg(not(target_arch = "x86_64"))]
 const ARCH_ALLOWED: &[libc::c_long] = &[];
 

@@ -190,8 +190,18 @@ pub struct IdMap {
     ranges: Vec<IdRange>,
 }
 
+/// Ranges an id map may have: as many as the kernel allows in a user
+/// namespace's map (each request looks through them).
+pub const MAX_ID_RANGES: usize = 340;
+
 impl IdMap {
     pub fn new(ranges: Vec<IdRange>) -> Result<IdMap, String> {
+        if ranges.len() > MAX_ID_RANGES {
+            return Err(format!(
+                "at most {MAX_ID_RANGES} ranges (as in a user namespace's map), got {}",
+                ranges.len()
+            ));
+        }
         for (i, a) in ranges.iter().enumerate() {
             for b in &ranges[i + 1..] {
                 // In u64: ranges may end at 2^32 (u32 sums would overflow).
@@ -254,6 +264,24 @@ mod tests {
             IdMap::new(vec![a, b]).is_err(),
             "guest ids 4294967294-5 are in both"
         );
+    }
+
+    /// As many ranges as a user namespace's map may have, and no more
+    /// (the overlap check compares every pair: the cli_args fuzz target
+    /// spent 10 s on a map of tens of thousands).
+    #[test]
+    fn maps_have_at_most_340_ranges() {
+        let ranges = |n: u32| -> Vec<IdRange> {
+            (0..n)
+                .map(|i| IdRange {
+                    guest: i * 10,
+                    host: 100_000 + i * 10,
+                    count: 10,
+                })
+                .collect()
+        };
+        assert!(IdMap::new(ranges(340)).is_ok());
+        assert!(IdMap::new(ranges(341)).is_err());
     }
 
     #[test]

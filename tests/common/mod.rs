@@ -882,10 +882,28 @@ pub fn serving_pid(pid: u32) -> u32 {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        // Only the process this started, by its own pid.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop(&mut self.child);
     }
+}
+
+/// Stops a daemon the test started: SIGTERM, which it passes on to the
+/// child serving in its namespaces and exits only once that one has (so
+/// its sockets are free when this returns); SIGKILL if it has not exited
+/// within 10 s.
+pub fn stop(child: &mut Child) {
+    if let Ok(None) = child.try_wait() {
+        // SAFETY: kill(2) of the process this test started, by its pid.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while let Ok(None) = child.try_wait() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    let _ = child.wait();
 }
 
 pub fn wait_for_socket(socket: &Path) {
