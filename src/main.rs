@@ -302,9 +302,10 @@ fn run(cli: Cli) -> Result<(), String> {
     let mut confined = cli
         .sandbox
         .enter(&cli.shared_dir, stop_signals, socket_files)?;
+    // From here on, however run() ends, the socket files go.
+    let socket_files = RemovedAtEnd(Arc::new(std::mem::take(&mut confined.socket_files)));
     keep_privileges(&cli)?;
     confined.exit_with_parent();
-    let socket_files = confined.socket_files;
     let shared_dir = match cli.sandbox {
         Sandbox::None => cli.shared_dir.clone(),
         Sandbox::Namespace | Sandbox::Chroot => PathBuf::from("/"),
@@ -342,9 +343,8 @@ fn run(cli: Cli) -> Result<(), String> {
         },
     );
 
-    let socket_files = Arc::new(socket_files);
     {
-        let socket_files = socket_files.clone();
+        let socket_files = socket_files.0.clone();
         std::thread::spawn(move || {
             if let Ok(signal) = stop_signals.wait() {
                 info!("{signal:?}: removing the sockets and exiting");
@@ -371,8 +371,17 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
     };
-    socket_files.remove();
+    drop(socket_files);
     result
+}
+
+/// The socket files, removed when this goes.
+struct RemovedAtEnd(Arc<SocketFiles>);
+
+impl Drop for RemovedAtEnd {
+    fn drop(&mut self) {
+        self.0.remove();
+    }
 }
 
 /// Drops what file serving does not need: as root, the supplementary

@@ -59,23 +59,27 @@ impl Sandbox {
         self,
         shared_dir: &Path,
         stop_signals: SigSet,
-        socket_files: SocketFiles,
+        mut socket_files: SocketFiles,
     ) -> Result<Confined, String> {
         // Read while the host's /etc is there.
         UserDb::host();
-        match self {
-            Sandbox::None => Ok(Confined {
+        let lifeline = match self {
+            Sandbox::None => Ok(None),
+            Sandbox::Chroot => enter_chroot(shared_dir).map(|()| None),
+            Sandbox::Namespace => {
+                enter_namespaces(shared_dir, stop_signals, &mut socket_files).map(Some)
+            }
+        };
+        match lifeline {
+            Ok(lifeline) => Ok(Confined {
                 socket_files,
-                lifeline: None,
+                lifeline,
             }),
-            Sandbox::Chroot => enter_chroot(shared_dir).map(|()| Confined {
-                socket_files,
-                lifeline: None,
-            }),
-            Sandbox::Namespace => Ok(Confined {
-                socket_files: SocketFiles::default(),
-                lifeline: Some(enter_namespaces(shared_dir, stop_signals, socket_files)?),
-            }),
+            Err(e) => {
+                // The daemon stops here: its sockets go with it.
+                socket_files.remove();
+                Err(e)
+            }
         }
     }
 }
@@ -120,7 +124,7 @@ fn enter_chroot(shared_dir: &Path) -> Result<(), String> {
 fn enter_namespaces(
     shared_dir: &Path,
     stop_signals: SigSet,
-    socket_files: SocketFiles,
+    socket_files: &mut SocketFiles,
 ) -> Result<OwnedFd, String> {
     let (uid, gid) = (geteuid(), getegid());
     // The user namespace first, so that the process owns the others; the
@@ -157,11 +161,13 @@ fn enter_namespaces(
     match unsafe { fork() }.map_err(|e| step("fork the sandboxed process", e, NONE_HINT))? {
         ForkResult::Parent { child } => {
             drop(lifeline);
-            close_all_but(&socket_files, &parent_end);
-            wait_for(child, stop_signals, &socket_files)
+            close_all_but(socket_files, &parent_end);
+            wait_for(child, stop_signals, socket_files)
         }
         ForkResult::Child => {
-            drop((socket_files, parent_end));
+            // The parent removes the socket files; the child holds no
+            // descriptor of the host's directories.
+            drop((std::mem::take(socket_files), parent_end));
             unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWNET)
                 .map_err(|e| step("create mount and net namespaces", e, NONE_HINT))?;
             pivot_into(shared_dir)?;

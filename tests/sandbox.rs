@@ -398,3 +398,31 @@ fn planted_proc_and_etc_change_nothing() {
     drop((linux, plan9));
     assert_eq!(daemon.stop().code(), Some(0));
 }
+
+/// A sandbox that cannot be set up, or privileges that cannot be kept,
+/// stop the daemon with one line saying what and what to do; the sockets
+/// it bound are gone.
+#[test]
+fn setup_errors_are_one_line_and_leave_no_socket() {
+    for (args, says) in [
+        (
+            &["--sandbox", "chroot"][..],
+            "error: sandbox: cannot chroot: only root may chroot; use",
+        ),
+        (
+            &["--sandbox", "none", "--modcaps", "+sys_admin"][..],
+            "error: cannot drop capabilities",
+        ),
+    ] {
+        let top = share(NOBODY);
+        let share = top.path().join("share");
+        let mut daemon = Daemon::start(&share, NOBODY, args, &[]);
+        let status = daemon.wait();
+        let stderr = daemon.stderr();
+        assert_eq!(status.code(), Some(1), "{args:?}: {status}: {stderr}");
+        let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("error")).collect();
+        assert_eq!(errors.len(), 1, "{args:?}: {stderr}");
+        assert!(errors[0].contains(says), "{args:?}: {stderr}");
+        assert!(!daemon.socket.exists(), "{args:?}: the socket file is left");
+    }
+}
