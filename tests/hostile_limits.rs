@@ -742,6 +742,15 @@ fn new_fids_beyond_the_bound_are_emfile() {
         other.walk(ROOT, fid, &["d"]).unwrap();
     }
     assert_eq!(other.walk(ROOT, 65, &["d"]), Err(libc::EMFILE));
+    // Both hold the server's total (twice the bound): a third session
+    // gets ENFILE until one of them lets a fid go.
+    let mut third = Conn::on(&server, Arc::new(Session::new()));
+    third.version("9P2000.L");
+    assert_eq!(third.attach(ROOT), Err(libc::ENFILE));
+    other.clunk(64).unwrap();
+    third.attach(ROOT).unwrap();
+    assert_eq!(other.walk(ROOT, 64, &["d"]), Err(libc::ENFILE));
+    third.clunk(ROOT).unwrap();
     // A clunk makes room for one.
     conn.clunk(10).unwrap();
     conn.walk(ROOT, 65, &["f"]).unwrap();
