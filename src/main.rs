@@ -288,8 +288,8 @@ fn run(cli: Cli) -> Result<(), String> {
         Some(path) => {
             let socket_path = absolute_socket_path(path)?;
             clear_socket_path(&socket_path)?;
-            let listener = bind_private(&socket_path, access.group, || {
-                std::os::unix::net::UnixListener::bind(&socket_path)
+            let listener = bind_private(&socket_path, access.group, |at| {
+                std::os::unix::net::UnixListener::bind(at)
             })
             .map_err(|e| format!("--socket-path {}: cannot listen: {e}", path.display()))?;
             note_socket_file(&mut socket_files, &socket_path)?;

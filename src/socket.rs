@@ -65,22 +65,78 @@ pub struct SocketAccess {
 /// Creates a Unix socket file with `bind` so that only the daemon's user
 /// (and `group`, if given) may connect: bound under umask 0177 (no window
 /// in which the file is more open), then given to the group, mode 0660.
+/// `bind` binds and listens at the path it is given: a temporary name
+/// beside `path`, renamed to `path` once it listens, so that whoever waits
+/// for the file (a VMM, libvirt, a test) never finds it refusing
+/// connections. An existing `path` is an error (EEXIST), as for bind(2).
 pub fn bind_private<T>(
     path: &Path,
     group: Option<u32>,
-    bind: impl FnOnce() -> io::Result<T>,
+    bind: impl FnOnce(&Path) -> io::Result<T>,
 ) -> io::Result<T> {
+    let temporary = temporary_name(path);
+    let at = temporary.as_deref().unwrap_or(path);
     // SAFETY: umask has no preconditions; the previous mask is restored.
     let previous = unsafe { libc::umask(0o177) };
-    let bound = bind();
+    let bound = bind(at);
     // SAFETY: as above.
     unsafe { libc::umask(previous) };
     let bound = bound?;
-    if let Some(gid) = group {
-        std::os::unix::fs::lchown(path, None, Some(gid))?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    let placed = (|| {
+        if let Some(gid) = group {
+            std::os::unix::fs::lchown(at, None, Some(gid))?;
+            std::fs::set_permissions(at, std::fs::Permissions::from_mode(0o660))?;
+        }
+        match &temporary {
+            Some(temporary) => rename_no_replace(temporary, path),
+            None => Ok(()),
+        }
+    })();
+    if let Err(e) = placed {
+        let _ = std::fs::remove_file(at);
+        return Err(e);
     }
     Ok(bound)
+}
+
+/// `.NAME.PID` beside `path`, if it fits a socket address (108 bytes).
+fn temporary_name(path: &Path) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    let name = path.file_name()?;
+    let mut temporary = std::ffi::OsString::from(".");
+    temporary.push(name);
+    temporary.push(format!(".{}", std::process::id()));
+    let temporary = path.with_file_name(temporary);
+    (temporary.as_os_str().as_bytes().len() < 108).then_some(temporary)
+}
+
+/// rename(2) that fails with EEXIST rather than replace `to`; a plain
+/// rename where the file system cannot refuse (EINVAL).
+fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes());
+    let (from_c, to_c) = (c(from)?, c(to)?);
+    // SAFETY: two C strings; renameat2 reads them only.
+    let ret = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            from_c.as_ptr(),
+            libc::AT_FDCWD,
+            to_c.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if ret == 0 {
+        return Ok(());
+    }
+    let error = io::Error::last_os_error();
+    if error.raw_os_error() != Some(libc::EINVAL) {
+        return Err(error);
+    }
+    if to.symlink_metadata().is_ok() {
+        return Err(io::Error::from_raw_os_error(libc::EEXIST));
+    }
+    std::fs::rename(from, to)
 }
 
 /// The socket files the daemon made, to remove when it stops: each held by
@@ -182,6 +238,7 @@ fn unix_peer(stream: &UnixStream, root_squash: bool) -> io::Result<Users> {
 pub struct SocketListener {
     socket: Listening,
     access: SocketAccess,
+    description: String,
 }
 
 enum Listening {
@@ -193,30 +250,30 @@ impl SocketListener {
     /// Binds (a Unix socket path must not exist; the caller clears stale
     /// ones), a Unix socket as `bind_private` makes it.
     pub fn bind(address: &ListenAddress, access: &SocketAccess) -> io::Result<SocketListener> {
-        let socket = match address {
-            ListenAddress::Unix(path) => Listening::Unix(bind_private(path, access.group, || {
-                UnixListener::bind(path)
-            })?),
-            ListenAddress::Tcp(addr) => Listening::Tcp(TcpListener::bind(addr.as_str())?),
+        let (socket, description) = match address {
+            ListenAddress::Unix(path) => (
+                Listening::Unix(bind_private(path, access.group, |at| {
+                    UnixListener::bind(at)
+                })?),
+                format!("unix:{}", path.display()),
+            ),
+            ListenAddress::Tcp(addr) => {
+                let listener = TcpListener::bind(addr.as_str())?;
+                let bound = listener.local_addr().map(|a| a.to_string());
+                let description = format!("tcp:{}", bound.as_deref().unwrap_or(addr));
+                (Listening::Tcp(listener), description)
+            }
         };
         Ok(SocketListener {
             socket,
             access: access.clone(),
+            description,
         })
     }
 
-    pub fn local_description(&self) -> String {
-        match &self.socket {
-            Listening::Unix(l) => l
-                .local_addr()
-                .ok()
-                .and_then(|a| a.as_pathname().map(|p| format!("unix:{}", p.display())))
-                .unwrap_or_else(|| "unix:?".into()),
-            Listening::Tcp(l) => l
-                .local_addr()
-                .map(|a| format!("tcp:{a}"))
-                .unwrap_or_else(|_| "tcp:?".into()),
-        }
+    /// Where it listens (a TCP port as bound, for `tcp:HOST:0`).
+    pub fn local_description(&self) -> &str {
+        &self.description
     }
 
     /// Accepts connections forever, serving each on its own thread: at

@@ -122,6 +122,76 @@ fn sockets_are_the_daemon_users_alone_whatever_the_umask() {
     }
 }
 
+/// The socket files appear only once they listen (bound under a
+/// temporary name, then renamed), so whoever waits for the file and
+/// connects at once is never refused: inotify sees both arrive by rename,
+/// never created under their own names, and nothing else is left beside
+/// them.
+#[test]
+fn socket_files_appear_only_once_they_listen() {
+    let share = share();
+    let dir = tempfile::tempdir().unwrap();
+    let vhost = dir.path().join("vhost.sock");
+    let unix = dir.path().join("9p.sock");
+    let c = std::ffi::CString::new(dir.path().as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: an inotify descriptor this test owns, closed below.
+    let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+    assert!(fd >= 0);
+    let mask = libc::IN_CREATE | libc::IN_MOVED_TO;
+    // SAFETY: a C string and our descriptor.
+    assert!(unsafe { libc::inotify_add_watch(fd, c.as_ptr(), mask) } >= 0);
+    let mut command = Command::new(BIN);
+    command
+        .arg("--socket-path")
+        .arg(&vhost)
+        .args(["--tag", "t", "--log-level", "warn", "--shared-dir"])
+        .arg(share.path())
+        .arg("--listen")
+        .arg(format!("unix:{}", unix.display()))
+        .stdin(Stdio::null());
+    let _child = Killed(command.spawn().unwrap());
+    wait_for_socket(&vhost);
+    wait_for_socket(&unix);
+    std::os::unix::net::UnixStream::connect(&unix).expect("connect to --listen");
+    let mut events = Vec::new();
+    let mut buf = [0u8; 4096];
+    // SAFETY: reads into our buffer; the kernel wrote whole events.
+    unsafe {
+        loop {
+            let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+            if n <= 0 {
+                break;
+            }
+            let mut at = 0;
+            while at < n as usize {
+                let event = &*(buf.as_ptr().add(at) as *const libc::inotify_event);
+                let start = at + std::mem::size_of::<libc::inotify_event>();
+                let name = &buf[start..start + event.len as usize];
+                let name = String::from_utf8_lossy(name)
+                    .trim_end_matches('\0')
+                    .to_string();
+                events.push((name, event.mask & mask));
+                at = start + event.len as usize;
+            }
+        }
+        libc::close(fd);
+    }
+    for name in ["vhost.sock", "9p.sock"] {
+        let seen: Vec<u32> = events
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|&(_, m)| m)
+            .collect();
+        assert_eq!(seen, [libc::IN_MOVED_TO], "{name}: {events:?}");
+    }
+    let mut left: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["9p.sock", "vhost.sock"]);
+}
+
 #[test]
 fn another_user_cannot_connect_unless_given_the_group_and_then_acts_as_itself() {
     let share = share();
