@@ -23,6 +23,12 @@ if ! command -v diodls >/dev/null && ! [ -x /usr/sbin/diodls ]; then
 fi
 echo "diod: $(dpkg-query -W -f '${Version}' diod)"
 
+step "newuidmap/newgidmap (uidmap: subordinate ids for the unprivileged sandbox)"
+if ! [ -x /usr/bin/newuidmap ] || ! [ -x /usr/bin/newgidmap ]; then
+	apt-get install -y uidmap >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y uidmap >/dev/null; }
+fi
+echo "uidmap: $(dpkg-query -W -f '${Version}' uidmap)"
+
 step "test peers (python-9p, a 9P2000 client, in the rig cache)"
 py9p_dir="${VU9P_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vhost-user-9p}/python-9p"
 py9p_version() { PYTHONPATH="$py9p_dir" python3 -c 'import importlib.metadata as m; print(m.version("python-9p"))' 2>/dev/null; }

@@ -304,7 +304,7 @@ fn run(cli: Cli) -> Result<(), String> {
         .enter(&cli.shared_dir, stop_signals, socket_files)?;
     // From here on, however run() ends, the socket files go.
     let socket_files = RemovedAtEnd(Arc::new(std::mem::take(&mut confined.socket_files)));
-    keep_privileges(&cli)?;
+    keep_privileges(&cli, confined.subordinate_ids)?;
     confined.exit_with_parent();
     let shared_dir = match cli.sandbox {
         Sandbox::None => cli.shared_dir.clone(),
@@ -386,17 +386,25 @@ impl Drop for RemovedAtEnd {
 
 /// Drops what file serving does not need: as root, the supplementary
 /// groups and every capability but those the security model needs
-/// (`--modcaps` changes the set); unprivileged (in a user namespace of
-/// its own with `--sandbox namespace`), every capability. Then sets
-/// no_new_privs.
-fn keep_privileges(cli: &Cli) -> Result<(), String> {
+/// (`--modcaps` changes the set). Unprivileged (in a user namespace of
+/// its own with `--sandbox namespace`): with subordinate ids and a model
+/// that gives files host owners (passthrough, none), the ownership
+/// capabilities within that namespace (over its ids only; no devices);
+/// otherwise none. Then sets no_new_privs.
+fn keep_privileges(cli: &Cli, subordinate_ids: bool) -> Result<(), String> {
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
+    let host_owners = security_model(cli) != SecurityModel::MappedXattr;
     let caps = if root {
         privileges::drop_supplementary_groups()
             .map_err(|e| format!("cannot drop the supplementary groups: {e}"))?;
-        let devices = security_model(cli) != SecurityModel::MappedXattr;
-        Caps::for_serving(devices)
+        Caps::for_serving(host_owners)
+    } else if subordinate_ids && host_owners {
+        // newgidmap leaves setgroups allowed: the groups the user had
+        // outside go, as root's do.
+        privileges::drop_supplementary_groups()
+            .map_err(|e| format!("cannot drop the supplementary groups: {e}"))?;
+        Caps::for_serving(false)
     } else {
         Caps::default()
     };

@@ -14,7 +14,6 @@
 //! host's file system is there: the sockets (by the caller), the host's
 //! user database and `/proc/self/fd` (of the sandbox's own /proc).
 
-use std::io;
 use std::os::fd::OwnedFd;
 use std::path::Path;
 
@@ -26,6 +25,9 @@ use nix::unistd::{chdir, chroot, fork, getegid, geteuid, pivot_root, ForkResult,
 
 use crate::server::{host, user::UserDb};
 use crate::socket::SocketFiles;
+
+pub mod user_namespace;
+use user_namespace::Mapping;
 
 /// How the daemon confines itself (`--sandbox`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -63,17 +65,23 @@ impl Sandbox {
     ) -> Result<Confined, String> {
         // Read while the host's /etc is there.
         UserDb::host();
+        let mut subordinate_ids = false;
         let lifeline = match self {
             Sandbox::None => Ok(None),
             Sandbox::Chroot => enter_chroot(shared_dir).map(|()| None),
-            Sandbox::Namespace => {
-                enter_namespaces(shared_dir, stop_signals, &mut socket_files).map(Some)
-            }
+            Sandbox::Namespace => enter_namespaces(
+                shared_dir,
+                stop_signals,
+                &mut socket_files,
+                &mut subordinate_ids,
+            )
+            .map(Some),
         };
         match lifeline {
             Ok(lifeline) => Ok(Confined {
                 socket_files,
                 lifeline,
+                subordinate_ids,
             }),
             Err(e) => {
                 // The daemon stops here: its sockets go with it.
@@ -90,6 +98,9 @@ pub struct Confined {
     pub socket_files: SocketFiles,
     /// In `namespace` mode, the pipe whose other end the parent holds.
     lifeline: Option<OwnedFd>,
+    /// Unprivileged, whether the user namespace maps subordinate ids
+    /// beyond the daemon's own (see `user_namespace`).
+    pub subordinate_ids: bool,
 }
 
 impl Confined {
@@ -120,18 +131,27 @@ fn enter_chroot(shared_dir: &Path) -> Result<(), String> {
     chdir("/").map_err(|e| step("enter the share", e, NONE_HINT))
 }
 
-/// Returns in the serving child, with its end of the lifeline.
+/// Returns in the serving child, with its end of the lifeline; notes
+/// whether subordinate ids are mapped.
 fn enter_namespaces(
     shared_dir: &Path,
     stop_signals: SigSet,
     socket_files: &mut SocketFiles,
+    subordinate_ids: &mut bool,
 ) -> Result<OwnedFd, String> {
     let (uid, gid) = (geteuid(), getegid());
     // The user namespace first, so that the process owns the others; the
     // pid namespace is for children only: the serving process is one.
     let mut flags = CloneFlags::CLONE_NEWPID;
+    let mut mapping = None;
     if !uid.is_root() {
         flags |= CloneFlags::CLONE_NEWUSER;
+        let name = UserDb::host().user(uid.as_raw());
+        let wanted = Mapping::for_user(&name, uid.as_raw(), gid.as_raw());
+        let prepared = wanted
+            .prepare()
+            .map_err(|e| step("start the subordinate id helper", e, NONE_HINT))?;
+        mapping = Some((wanted, prepared));
     }
     unshare(flags).map_err(|e| {
         if flags.contains(CloneFlags::CLONE_NEWUSER) {
@@ -145,11 +165,13 @@ fn enter_namespaces(
             step("create a pid namespace", e, NONE_HINT)
         }
     })?;
-    if !uid.is_root() {
-        // The daemon's own ids, mapped to themselves: files it makes keep
-        // its uid and gid on the host.
-        map_ids(uid.as_raw(), gid.as_raw())
-            .map_err(|e| step("map the daemon's ids in its user namespace", e, NONE_HINT))?;
+    if let Some((wanted, prepared)) = mapping {
+        // The daemon's own ids as themselves (files it makes keep its uid
+        // and gid on the host), and the subordinate ids if it has some.
+        prepared
+            .write(&wanted)
+            .map_err(|e| format!("sandbox: {e}; {NONE_HINT}"))?;
+        *subordinate_ids = wanted.is_subordinate();
     }
     // The child learns that the parent is gone (killed, say) from the end
     // of this pipe, whose writing end only the parent holds (also if it is
@@ -197,13 +219,6 @@ fn close_all_but(socket_files: &SocketFiles, lifeline: &std::os::fd::OwnedFd) {
             unsafe { libc::close(fd) };
         }
     }
-}
-
-/// Writes the user namespace's id maps: `uid` and `gid` as themselves.
-fn map_ids(uid: u32, gid: u32) -> io::Result<()> {
-    std::fs::write("/proc/self/uid_map", format!("{uid} {uid} 1"))?;
-    std::fs::write("/proc/self/setgroups", "deny")?;
-    std::fs::write("/proc/self/gid_map", format!("{gid} {gid} 1"))
 }
 
 /// In the new namespaces: a /proc of the pid namespace, then the share as

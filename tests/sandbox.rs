@@ -29,6 +29,11 @@ struct Daemon {
 
 impl Daemon {
     fn start(share: &Path, uid: u32, args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        Daemon::start_as(share, (uid, uid), args, env)
+    }
+
+    fn start_as(share: &Path, user: (u32, u32), args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        let (uid, gid) = user;
         let socket = share.parent().unwrap().join("9p.sock");
         let mut command = Command::new(BIN);
         command
@@ -42,7 +47,7 @@ impl Daemon {
             .stdin(Stdio::null())
             .stderr(Stdio::piped());
         if uid != 0 {
-            command.uid(uid).gid(uid);
+            command.uid(uid).gid(gid);
         }
         let child = command.spawn().expect("spawn vhost-user-9p");
         let mut daemon = Daemon { child, socket };
@@ -173,6 +178,34 @@ impl Client {
         reply.resize(u32::from_le_bytes(size) as usize, 0);
         self.stream.read_exact(&mut reply[4..]).unwrap();
         reply
+    }
+
+    /// Tsetattr of `name`'s owner (9P2000.L): Ok, or the errno.
+    fn chown(&mut self, name: &str, uid: u32, gid: u32) -> Result<(), u32> {
+        let names = [Str::from(name)];
+        self.call(&Tmessage::Walk(Twalk {
+            fid: 0,
+            newfid: 2,
+            names: WalkList::from_slice(&names).unwrap(),
+        }));
+        let reply = self.call(&Tmessage::Setattr(Tsetattr {
+            fid: 2,
+            valid: 0x2 | 0x4, // P9_SETATTR_UID | P9_SETATTR_GID
+            mode: 0,
+            uid,
+            gid,
+            size: 0,
+            atime_sec: 0,
+            atime_nsec: 0,
+            mtime_sec: 0,
+            mtime_nsec: 0,
+        }));
+        self.call(&Tmessage::Clunk(Tclunk { fid: 2 }));
+        match decode_rmessage(&reply).unwrap().1 {
+            Rmessage::Setattr(_) => Ok(()),
+            Rmessage::Lerror(e) => Err(e.ecode),
+            other => panic!("Tsetattr: {other:?}"),
+        }
     }
 
     /// Walks fid 0 to `name` as fid 1, opens it and reads it (9P2000.L).
@@ -350,6 +383,113 @@ fn a_forbidden_system_call_kills_the_daemon() {
             drop(client);
             assert_eq!(daemon.stop().code(), Some(0));
         }
+    }
+}
+
+/// A system user with subordinate ids (created, and given 65,536 of each
+/// from 300,000 with usermod, if missing): its uid and gid.
+fn user_with_subordinate_ids() -> (u32, u32) {
+    const NAME: &str = "vu9p-subids";
+    let has = |file: &str| {
+        std::fs::read_to_string(file)
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.starts_with(&format!("{NAME}:")))
+    };
+    let run = |program: &str, args: &[&str]| {
+        let out = Command::new(program).args(args).output().expect(program);
+        assert!(out.status.success(), "{program} {args:?}: {out:?}");
+    };
+    if !Command::new("id")
+        .arg(NAME)
+        .output()
+        .unwrap()
+        .status
+        .success()
+    {
+        run(
+            "useradd",
+            &["--system", "--no-create-home", "--user-group", NAME],
+        );
+    }
+    if !has("/etc/subuid") {
+        run("usermod", &["--add-subuids", "300000-365535", NAME]);
+    }
+    if !has("/etc/subgid") {
+        run("usermod", &["--add-subgids", "300000-365535", NAME]);
+    }
+    let id = |flag: &str| -> u32 {
+        let out = Command::new("id").args([flag, NAME]).output().unwrap();
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    (id("-u"), id("-g"))
+}
+
+/// /proc/PID/uid_map or gid_map: where `inside` goes on the host.
+fn mapped(pid: u32, map: &str, inside: u32) -> Option<u32> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/{map}")).unwrap();
+    text.lines().find_map(|line| {
+        let n: Vec<u64> = line
+            .split_whitespace()
+            .map(|f| f.parse().unwrap())
+            .collect();
+        let offset = u64::from(inside).checked_sub(n[0])?;
+        (offset < n[2]).then(|| (n[1] + offset) as u32)
+    })
+}
+
+/// Unprivileged, the user namespace maps the daemon's own ids as
+/// themselves and, when /etc/subuid and /etc/subgid give the user
+/// subordinate ids (newuidmap/newgidmap, the uidmap package, which
+/// ci/test.sh installs), every other id onto those: under passthrough a
+/// guest's chown to another owner then lands on that owner's subordinate
+/// ids on the host, as the kernel's map says. Without subordinate ids
+/// (nobody has none) the same chown is refused (EINVAL: no such id).
+#[test]
+fn subordinate_ids_give_guest_owners_beyond_the_daemons_own() {
+    let (uid, gid) = user_with_subordinate_ids();
+    let args = [
+        "--sandbox",
+        "namespace",
+        "--security-model",
+        "passthrough",
+        "--no-root-squash",
+    ];
+    for (user, subordinate) in [((uid, gid), true), ((NOBODY, NOBODY), false)] {
+        let top = share(user.0);
+        std::os::unix::fs::chown(top.path().join("share/f"), Some(user.0), Some(user.1)).unwrap();
+        let share = top.path().join("share");
+        let mut daemon = Daemon::start_as(&share, user, &args, &[]);
+        // Once it serves (the id helper it forked first is gone by then).
+        let mut client = daemon.client("9P2000.L");
+        let pid = daemon.serving_pid(true);
+        assert_eq!(mapped(pid, "uid_map", user.0), Some(user.0));
+        assert_eq!(mapped(pid, "gid_map", user.1), Some(user.1));
+        let result = client.chown("f", 1234, 1235);
+        let meta = std::fs::metadata(share.join("f")).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        if subordinate {
+            let (host_uid, host_gid) = (
+                mapped(pid, "uid_map", 1234).expect("uid 1234 mapped"),
+                mapped(pid, "gid_map", 1235).expect("gid 1235 mapped"),
+            );
+            assert!((300000..365536).contains(&host_uid), "{host_uid}");
+            assert!((300000..365536).contains(&host_gid), "{host_gid}");
+            assert_eq!(result, Ok(()));
+            assert_eq!((meta.uid(), meta.gid()), (host_uid, host_gid));
+            assert_eq!(mapped(pid, "uid_map", 0).map(|u| u >= 300000), Some(true));
+        } else {
+            assert_eq!(mapped(pid, "uid_map", 1234), None);
+            assert_eq!(result, Err(libc::EINVAL as u32));
+            assert_eq!((meta.uid(), meta.gid()), user);
+        }
+        assert_eq!(client.cat("f"), b"the share's f\n");
+        drop(client);
+        assert_eq!(daemon.stop().code(), Some(0));
     }
 }
 
