@@ -67,10 +67,15 @@ WORKLOADS = [
     ("parallel", "4 processes each copying {par_mb} MiB share→share, fsync"),
 ]
 WORKLOAD_NAMES = [w for w, _ in WORKLOADS]
+# Not a workload: the daemon's CPU seconds (user + system, its serving child included) over the
+# whole boot, as runvm.py reports them; QEMU's built-in server has none apart from QEMU's.
+SERVER_CPU = "server-cpu"
 
 SERVERS = {  # name: (runvm --server, extra runvm arguments, label)
     "vhost": ("vhost", [], "vhost-user-9p"),
     "vhost-inline": ("vhost", ["--daemon-arg=--thread-pool-size=0"], "vhost-user-9p --thread-pool-size 0"),
+    "vhost-nosandbox": ("vhost", ["--daemon-arg=--sandbox=none", "--daemon-arg=--seccomp=none"],
+                        "vhost-user-9p --sandbox none --seccomp none"),
     "qemu": ("qemu", [], "QEMU 9p"),
     # QEMU's 9p with the legacy INTx interrupt that vhost-user-test-device-pci leaves the guest
     # (it has one MSI-X vector; Linux 6.1 needs two): what that costs, apart from the server.
@@ -319,8 +324,11 @@ def run_vm(a, server, mode, share, sizes, daemon):
             times[f[1]] = float(f[3]) - float(f[2])
         elif len(f) == 2 and f[0] == "BENCH-FAIL":
             failed.append(f[1])
+        elif len(f) == 3 and f[0] == "DAEMON-CPU":
+            times[SERVER_CPU] = float(f[1]) + float(f[2])
     problem = None
-    if r.returncode != 0 or failed or len(times) + len(failed) != len(a.workloads):
+    measured = len([w for w in times if w != SERVER_CPU])
+    if r.returncode != 0 or failed or measured + len(failed) != len(a.workloads):
         problem = f"runvm status {r.returncode}, failed workloads: {' '.join(failed) or 'none'}"
         tail = (r.stdout.splitlines() + r.stderr.splitlines())[-15:]
         problem += "".join("\n    | " + line for line in tail)
@@ -365,7 +373,8 @@ def tables(med, a, labels):
             hdr += [h, f"{SERVERS[s][2]} / ours"]
         out.append("| " + " | ".join(hdr) + " |")
         out.append("|---|" + "--:|" * (len(hdr) - 1))
-        for w in a.workloads:
+        rows = a.workloads + ([SERVER_CPU] if any(SERVER_CPU in med.get(config_name(s, m), {}) for s, m in cols) else [])
+        for w in rows:
             base = med.get(config_name(ours, mode), {}).get(w)
             row = [labels[w], fmt_s(base)]
             for s, m in cols[1:]:
@@ -412,9 +421,10 @@ def main():
                else f"the first {n:,} of the {source_total:,} entries")
     fmt["tree"] = tree_entries(share)
     labels = {w: f"{i}. {w}: " + label.format(**fmt) for i, (w, label) in enumerate(WORKLOADS, 1)}
+    labels[SERVER_CPU] = "the daemon's CPU over the whole boot (user + system)"
     host = machine()
     configs = configurations(a)
-    results = {config_name(s, m): {w: [] for w in a.workloads} for s, m in configs}
+    results = {config_name(s, m): {w: [] for w in a.workloads + [SERVER_CPU]} for s, m in configs}
     problems = []
     vfs_args = virtiofsd_args(sizes)
     say(f"{len(configs)} configurations x {a.runs} runs; sizes: "
@@ -431,7 +441,7 @@ def main():
             for w, v in times.items():
                 results[name][w].append(v)
             line = f"[{n:2}/{total}] run {r + 1}/{a.runs} {name:<14} {time.monotonic() - t0:6.1f} s:"
-            say(line + " " + " ".join(f"{w} {times[w]:.2f}" for w in a.workloads if w in times))
+            say(line + " " + " ".join(f"{w} {times[w]:.2f}" for w in a.workloads + [SERVER_CPU] if w in times))
             if problem:
                 problems.append(f"run {r + 1} {name}: {problem}")
                 say(f"   FAILED: {problem}")

@@ -247,12 +247,36 @@ def _as_user(uid, gid):
     return preexec
 
 
+def has_exited(proc):
+    """Whether proc has ended, without reaping it (its CPU times are kept when it is)."""
+    if proc.returncode is not None:
+        return True
+    info = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    return info is not None
+
+
+def wait_keeping_cpu(proc, timeout):
+    """proc.wait(timeout) through wait4, keeping the CPU seconds (user, system) the process and
+    the children it waited for used in proc.cpu (the daemon's serving child is one)."""
+    deadline = time.monotonic() + timeout
+    while proc.returncode is None:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid == proc.pid:
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            proc.cpu = (usage.ru_utime, usage.ru_stime)
+            break
+        if time.monotonic() >= deadline:
+            raise subprocess.TimeoutExpired(proc.args, timeout)
+        time.sleep(0.02)
+    return proc.returncode
+
+
 def stop(proc, name, grace, verbose=False):
     """Wait up to grace seconds, then SIGTERM, then SIGKILL.  Returns how it ended."""
     if proc is None:
         return None
     for sig, wait in ((None, grace), (signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):
-        if sig is not None and proc.poll() is None:
+        if sig is not None and proc.returncode is None:
             if verbose or sig == signal.SIGKILL:
                 say(f"sending {sig.name} to {name} (pid {proc.pid})")
             try:
@@ -260,7 +284,7 @@ def stop(proc, name, grace, verbose=False):
             except ProcessLookupError:
                 pass
         try:
-            proc.wait(timeout=wait)
+            wait_keeping_cpu(proc, wait)
             return sig
         except subprocess.TimeoutExpired:
             continue
@@ -458,8 +482,9 @@ class Run:
                 raise RigError(f"timeout: no end marker after {a.timeout:g} s; killing QEMU")
             if self.daemon is not None and now >= next_check:
                 next_check = now + 0.5
-                if daemon_gone is None and self.daemon.poll() is not None:
+                if daemon_gone is None and has_exited(self.daemon):
                     daemon_gone = now
+                    wait_keeping_cpu(self.daemon, 5.0)
                 if daemon_gone is not None and now - daemon_gone > 2.0:
                     raise RigError(f"the daemon exited with status {self.daemon.returncode} "
                                    "while the guest was running")
@@ -550,6 +575,10 @@ class Run:
         if self.daemon is not None:
             sig = stop(self.daemon, "the daemon", self.a.daemon_grace, verbose=True)
             rc = self.daemon.returncode
+            cpu = getattr(self.daemon, "cpu", None)
+            if cpu is not None:
+                # For vm-bench.py: the daemon's own CPU over the whole boot (user, system).
+                print(f"DAEMON-CPU {cpu[0]:.3f} {cpu[1]:.3f}", flush=True)
             if sig is not None:
                 say(f"warning: the daemon did not exit by itself after QEMU disconnected (status {rc})")
             elif rc != 0:
