@@ -12,7 +12,8 @@
 //!   a memfd, a split virtqueue of 1024 entries, indirect chains laid out
 //!   like the Linux driver's, EVENT_IDX kicks and interrupts), once with the
 //!   default worker pool and once serving on the queue thread
-//!   (`--thread-pool-size 0`);
+//!   (`--thread-pool-size 0`), and once with the pool but unconfined
+//!   (`--sandbox none --seccomp none`: what the sandbox costs);
 //! - in-process: the same requests handed straight to `Server::handle` by
 //!   1 or 16 threads, so the transport's own cost shows.
 //!
@@ -106,8 +107,9 @@ fn main() {
     // so a burst of load elsewhere on the machine hits them alike.
     let workers = vhost_user_9p::virtio::default_thread_pool_size();
     let mut targets = vec![
-        Target::transport(share.path(), workers),
-        Target::transport(share.path(), 0),
+        Target::transport(share.path(), workers, false),
+        Target::transport(share.path(), workers, true),
+        Target::transport(share.path(), 0, false),
         Target::in_process(share.path()),
     ];
     let mut figures = vec![Vec::new(); targets.len()]; // [target][row]
@@ -239,22 +241,22 @@ struct Transport {
 }
 
 impl Target {
-    fn transport(share: &Path, threads: usize) -> Target {
-        let name = if threads >= 2 {
+    /// The daemon with `threads` workers, sandboxed by default or, with
+    /// `unconfined`, with `--sandbox none --seccomp none` (what the
+    /// confinement costs).
+    fn transport(share: &Path, threads: usize, unconfined: bool) -> Target {
+        let mut name = if threads >= 2 {
             format!("vhost-user, {threads} workers")
         } else {
             "vhost-user, inline".to_string()
         };
-        let daemon = Daemon::start(
-            BIN,
-            share,
-            &[
-                "--thread-pool-size",
-                &threads.to_string(),
-                "--log-level",
-                "info",
-            ],
-        );
+        let threads = threads.to_string();
+        let mut args = vec!["--thread-pool-size", &threads, "--log-level", "info"];
+        if unconfined {
+            name.push_str(", unconfined");
+            args.extend(["--sandbox", "none", "--seccomp", "none"]);
+        }
+        let daemon = Daemon::start(BIN, share, &args);
         let mut client = Client::new(Vmm::connect(&daemon.socket, GUEST_RAM, true));
         client.mount(MSIZE, 1);
         client.walk(1, 2, &["data"]);

@@ -326,10 +326,16 @@ fn run(cli: Cli) -> Result<(), String> {
     let server = Arc::new(Server::new(&config)?);
     cli.seccomp.install()?;
     #[cfg(debug_assertions)]
-    if std::env::var_os("VHOST_USER_9P_TEST_FORBIDDEN_CALL").is_some() {
+    if let Some(call) = std::env::var_os("VHOST_USER_9P_TEST_FORBIDDEN_CALL") {
         // Test hook (tests/sandbox.rs): a call outside the allowlist.
-        // SAFETY: socket(2) with constant arguments; the descriptor leaks.
-        unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
+        if call == "ioctl" {
+            let mut n: libc::c_int = 0;
+            // SAFETY: FIONREAD on stdin writes one int into `n`.
+            unsafe { libc::ioctl(0, libc::FIONREAD, &mut n) };
+        } else {
+            // SAFETY: socket(2) with constant arguments; the descriptor leaks.
+            unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
+        }
     }
     info!(
         "sharing {} ({}{}{})",

@@ -78,7 +78,6 @@ const ALLOWED: &[(&str, &[libc::c_long])] = &[
             libc::SYS_close,
             libc::SYS_dup,
             libc::SYS_fcntl,
-            libc::SYS_ioctl,
             libc::SYS_ppoll,
             libc::SYS_epoll_create1,
             libc::SYS_epoll_ctl,
@@ -175,6 +174,11 @@ const ARCH_ALLOWED: &[libc::c_long] = &[libc::SYS_poll, libc::SYS_epoll_wait, li
 #[cfg(not(target_arch = "x86_64"))]
 const ARCH_ALLOWED: &[libc::c_long] = &[];
 
+/// The ioctl requests allowed (any other kills, as a call outside the
+/// list does): what std and the libraries make on sockets and the log's
+/// terminal. Never a terminal's TIOCSTI or TIOCSCTTY, nor a device's.
+const IOCTLS: &[libc::c_ulong] = &[libc::FIONBIO, libc::FIOCLEX, libc::FIONCLEX, libc::TCGETS];
+
 fn allowed() -> impl Iterator<Item = libc::c_long> {
     ALLOWED
         .iter()
@@ -183,9 +187,10 @@ fn allowed() -> impl Iterator<Item = libc::c_long> {
         .copied()
 }
 
-/// How many system calls the allowlist has (with unshare(CLONE_FS)).
+/// How many system calls the allowlist has (with unshare(CLONE_FS) and
+/// ioctl, whose arguments are filtered).
 pub fn allowed_count() -> usize {
-    allowed().count() + 1
+    allowed().count() + 2
 }
 
 impl Seccomp {
@@ -210,6 +215,16 @@ impl Seccomp {
         .and_then(|c| SeccompRule::new(vec![c]))
         .map_err(|e| format!("seccomp: cannot build the filter: {e}"))?;
         rules.insert(libc::SYS_unshare, vec![clone_fs]);
+        let ioctls = IOCTLS
+            .iter()
+            .map(|&request| {
+                // The kernel reads the request as 32 bits.
+                SeccompCondition::new(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, request)
+                    .and_then(|c| SeccompRule::new(vec![c]))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("seccomp: cannot build the filter: {e}"))?;
+        rules.insert(libc::SYS_ioctl, ioctls);
         let arch = TargetArch::try_from(std::env::consts::ARCH)
             .map_err(|e| format!("seccomp: {e}; use --seccomp none"))?;
         let filter = SeccompFilter::new(rules, mismatch, SeccompAction::Allow, arch)
@@ -245,6 +260,7 @@ mod tests {
             libc::SYS_setuid,
             libc::SYS_setresuid,
             libc::SYS_open_by_handle_at,
+            libc::SYS_ioctl,
             libc::SYS_process_vm_writev,
             libc::SYS_kexec_load,
             libc::SYS_init_module,

@@ -348,36 +348,38 @@ fn the_chroot_sandbox_roots_the_process_in_the_share() {
 }
 
 /// A system call outside the allowlist (the debug build's test hook makes
-/// one, socket(2), once it serves) kills the daemon under `kill`; under
-/// `log` the kernel logs it (audit type 1326, the serving process's pid,
-/// syscall 41, action "log") and the daemon serves on; without the filter
-/// it serves on.
+/// one once it serves: socket(2), or an ioctl(2) request not on the list,
+/// FIONREAD) kills the daemon under `kill`; under `log` the kernel logs it
+/// (audit type 1326, the serving process's pid, the call's number, action
+/// "log") and the daemon serves on; without the filter it serves on.
 #[test]
 fn a_forbidden_system_call_kills_the_daemon() {
-    let hook = [("VHOST_USER_9P_TEST_FORBIDDEN_CALL", "1")];
-    for (seccomp, killed) in [("kill", true), ("log", false), ("none", false)] {
-        let top = share(0);
-        let share = top.path().join("share");
-        let args = ["--sandbox", "namespace", "--seccomp", seccomp];
-        let mut daemon = Daemon::start(&share, 0, &args, &hook);
-        if killed {
-            let status = daemon.wait();
-            assert_eq!(status.signal(), Some(libc::SIGSYS), "{status}");
-            assert!(!daemon.socket.exists(), "the socket file is left");
-        } else {
+    for (call, number) in [("socket", libc::SYS_socket), ("ioctl", libc::SYS_ioctl)] {
+        let hook = [("VHOST_USER_9P_TEST_FORBIDDEN_CALL", call)];
+        for (seccomp, killed) in [("kill", true), ("log", false), ("none", false)] {
+            let top = share(0);
+            let share = top.path().join("share");
+            let args = ["--sandbox", "namespace", "--seccomp", seccomp];
+            let mut daemon = Daemon::start(&share, 0, &args, &hook);
+            if killed {
+                let status = daemon.wait();
+                assert_eq!(status.signal(), Some(libc::SIGSYS), "{call}: {status}");
+                assert!(!daemon.socket.exists(), "{call}: the socket file is left");
+                continue;
+            }
             let mut client = daemon.client("9P2000.L");
             assert_eq!(client.cat("f"), b"the share's f\n");
             if seccomp == "log" {
                 let pid = daemon.serving_pid(true);
                 let log = Command::new("dmesg").output().expect("dmesg");
                 let log = String::from_utf8_lossy(&log.stdout);
-                let logged = format!("pid={pid} ");
+                let (logged, syscall) = (format!("pid={pid} "), format!("syscall={number} "));
                 assert!(
                     log.lines().any(|l| l.contains("type=1326")
                         && l.contains(&logged)
-                        && l.contains("syscall=41 ")
+                        && l.contains(&syscall)
                         && l.contains("code=0x7ffc0000")),
-                    "no seccomp log line for pid {pid} in dmesg"
+                    "no seccomp log line for {call} by pid {pid} in dmesg"
                 );
             }
             drop(client);
