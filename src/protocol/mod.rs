@@ -1,10 +1,13 @@
 //! The 9P wire codec: bytes <-> typed messages. Pure: no I/O.
 
+pub mod dialect;
+pub mod flags;
 pub mod messages;
 pub mod stat;
 pub mod trace;
 pub mod wire;
 
+pub use dialect::Dialect;
 pub use messages::*;
 pub use stat::*;
 pub use wire::{Data, DecodeError, Decoder, Qid, Str, WalkList, Wire, MAXWELEM};

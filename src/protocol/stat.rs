@@ -16,6 +16,8 @@ pub const DMAUTH: u32 = 0x0800_0000;
 pub const DMTMP: u32 = 0x0400_0000;
 /// 9P2000.u only.
 pub const DMSYMLINK: u32 = 0x0200_0000;
+/// 9P2000.u Tcreate: a hard link to the fid named in the extension.
+pub const DMLINK: u32 = 0x0100_0000;
 pub const DMDEVICE: u32 = 0x0080_0000;
 pub const DMNAMEDPIPE: u32 = 0x0020_0000;
 pub const DMSOCKET: u32 = 0x0010_0000;

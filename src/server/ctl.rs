@@ -16,8 +16,9 @@ use std::path::{Component, PathBuf};
 
 use super::ctl_syntax::{self, DirCommand, FileCommand, NodeKind, StatFields, Time};
 use super::fid::{FidRef, Node};
-use super::ops::{cstring, errno, WalkFrom, WalkStep, GETATTR_BASIC, P9_ACCMODE, P9_RDONLY};
+use super::ops::{cstring, errno, WalkFrom, WalkStep};
 use super::{host, Dialect, OpResult, ReadSink, Server, Session, WriteSource};
+use crate::protocol::flags::{GETATTR_BASIC, P9_ACCMODE, P9_RDONLY};
 use crate::protocol::{self, Qid};
 
 /// Bits that set a control directory's and a control file's qid.path apart

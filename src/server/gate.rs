@@ -8,42 +8,8 @@
 use super::ops::writes;
 use super::plan9::{open_mode_changes, wstat_changes};
 use super::user::{self, Users};
-use super::{Dialect, Errno, OpResult, Server, Session};
+use super::{Errno, OpResult, Server, Session};
 use crate::protocol::Tmessage;
-
-/// Whether `dialect` has the message: 9P2000.L has its own messages and
-/// the base ones (Tremove included: the Linux client falls back to it),
-/// 9P2000 and 9P2000.u have Topen, Tcreate, Tstat and Twstat instead.
-fn in_dialect(request: &Tmessage<'_>, dialect: Dialect) -> bool {
-    use Tmessage::*;
-    let plan9_only = matches!(request, Open(_) | Create(_) | Stat(_) | Wstat(_));
-    let linux_only = matches!(
-        request,
-        Statfs(_)
-            | Lopen(_)
-            | Lcreate(_)
-            | Symlink(_)
-            | Mknod(_)
-            | Rename(_)
-            | Readlink(_)
-            | Getattr(_)
-            | Setattr(_)
-            | Xattrwalk(_)
-            | Xattrcreate(_)
-            | Readdir(_)
-            | Fsync(_)
-            | Lock(_)
-            | Getlock(_)
-            | Link(_)
-            | Mkdir(_)
-            | Renameat(_)
-            | Unlinkat(_)
-    );
-    match dialect {
-        Dialect::Linux => !plan9_only,
-        Dialect::Unix | Dialect::Plan9 => !linux_only,
-    }
-}
 
 /// Whether a request may change the share: make, remove, rename or link an
 /// entry, change a file's data, attributes or xattrs, open a file for
@@ -105,7 +71,7 @@ impl Server {
     /// change to a read-only share. A refused Tremove still clunks its fid
     /// (remove(5): the fid is clunked whether or not the remove succeeds).
     pub(super) fn admit(&self, s: &Session, request: &Tmessage<'_>) -> OpResult<()> {
-        let refusal = if !in_dialect(request, s.dialect()) {
+        let refusal = if !s.dialect().has(request) {
             Some(libc::EOPNOTSUPP)
         } else if self.readonly && changes(request) {
             Some(libc::EROFS)

@@ -39,25 +39,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::fid::{Fid, HeldFd, OpenFile, OpenSlot};
 use super::{host, Errno, OpResult, Server, Session};
+use crate::protocol::flags::*;
 use crate::protocol::{self, Rgetlock};
-
-// include/net/9p/9p.h
-const LOCK_TYPE_RDLCK: u8 = 0;
-const LOCK_TYPE_WRLCK: u8 = 1;
-const LOCK_TYPE_UNLCK: u8 = 2;
-const LOCK_SUCCESS: u8 = 0;
-const LOCK_BLOCKED: u8 = 1;
-const LOCK_FLAGS_BLOCK: u32 = 1;
-const LOCK_FLAGS_RECLAIM: u32 = 2;
 
 /// The largest file offset (the kernel's OFFSET_MAX): a range ending here
 /// runs to the end of the file, however long it grows.
 const OFFSET_MAX: u64 = i64::MAX as u64;
-
-// 9P2000.L open access modes (Tlopen flags & 3).
-const P9_ACCMODE: u32 = 0o3;
-const P9_WRONLY: u32 = 0o1;
-const P9_RDWR: u32 = 0o2;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {

@@ -20,6 +20,7 @@ pub mod user;
 mod writeback;
 mod xattr;
 
+pub use crate::protocol::Dialect;
 pub use data::{NoData, ReadSink, SliceSource, VecSink, WriteSource};
 pub use fid::{Fid, FidTable, QidMapper};
 pub use security::{IdMap, IdRange, SecurityModel};
@@ -171,18 +172,6 @@ fn default_fid_descriptors() -> usize {
     }
 }
 
-/// The protocol a session speaks, as agreed by Tversion.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Dialect {
-    /// "9P2000.L": the Linux client's dialect.
-    Linux = 0,
-    /// "9P2000.u": 9P2000 with Unix extensions.
-    Unix = 1,
-    /// "9P2000": Plan 9's protocol.
-    Plan9 = 2,
-}
-
 /// One client connection: the agreed dialect and msize, and the fid table.
 pub struct Session {
     /// Numbers the connection in traces.
@@ -227,15 +216,16 @@ impl Session {
     }
 
     pub fn dialect(&self) -> Dialect {
-        match self.dialect.load(Ordering::Relaxed) {
-            1 => Dialect::Unix,
-            2 => Dialect::Plan9,
-            _ => Dialect::Linux,
-        }
+        Dialect::from_u8(self.dialect.load(Ordering::Relaxed))
     }
 
     fn set_dialect(&self, dialect: Dialect) {
         self.dialect.store(dialect as u8, Ordering::Relaxed);
+    }
+
+    /// Sets the msize Tversion agreed.
+    fn set_msize(&self, msize: u32) {
+        self.msize.store(msize, Ordering::Relaxed);
     }
 
     /// The error reply of this session's dialect: Rlerror in 9P2000.L,

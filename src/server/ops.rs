@@ -11,39 +11,8 @@ use super::fid::{self, Fid, FidRef, Node, OpenFile, OpenSlot, Refind, XattrState
 use super::security::{MappedAttrs, SecurityModel, MAPPED_DIR_MODE, MAPPED_FILE_MODE};
 use super::{child_path, host, Dialect, Errno, OpResult, ReadSink, Server, Session, WriteSource};
 use super::{MAX_MSIZE, MIN_MSIZE};
+use crate::protocol::flags::*;
 use crate::protocol::{self, Qid, Str, WalkList, Wire};
-
-// 9P2000.L open flags (include/net/9p/9p.h); translated, never passed raw.
-pub(super) const P9_RDONLY: u32 = 0o0;
-pub(super) const P9_WRONLY: u32 = 0o1;
-pub(super) const P9_RDWR: u32 = 0o2;
-pub(super) const P9_ACCMODE: u32 = 0o3;
-const P9_CREATE: u32 = 0o100;
-pub(super) const P9_EXCL: u32 = 0o200;
-pub(super) const P9_TRUNC: u32 = 0o1000;
-pub(super) const P9_APPEND: u32 = 0o2000;
-const P9_NONBLOCK: u32 = 0o4000;
-const P9_DSYNC: u32 = 0o10000;
-const P9_DIRECTORY: u32 = 0o200000;
-const P9_NOATIME: u32 = 0o1000000;
-const P9_SYNC: u32 = 0o4000000;
-
-// Tsetattr valid bits.
-pub(super) const ATTR_MODE: u32 = 1 << 0;
-pub(super) const ATTR_UID: u32 = 1 << 1;
-pub(super) const ATTR_GID: u32 = 1 << 2;
-pub(super) const ATTR_SIZE: u32 = 1 << 3;
-pub(super) const ATTR_ATIME: u32 = 1 << 4;
-pub(super) const ATTR_MTIME: u32 = 1 << 5;
-const ATTR_CTIME: u32 = 1 << 6;
-pub(super) const ATTR_ATIME_SET: u32 = 1 << 7;
-pub(super) const ATTR_MTIME_SET: u32 = 1 << 8;
-
-// Rgetattr valid bits: BASIC (mode..blocks) and BTIME.
-pub(super) const GETATTR_BASIC: u64 = 0x7ff;
-const GETATTR_BTIME: u64 = 0x800;
-
-const AT_REMOVEDIR_9P: u32 = 0x200;
 
 pub(super) fn errno(e: i32) -> Errno {
     Errno(e)
@@ -274,15 +243,9 @@ impl Server {
     pub(super) fn version(&self, s: &Session, t: &protocol::Tversion<'_>) -> (u32, &'static [u8]) {
         s.fids.clear();
         let msize = t.msize.clamp(MIN_MSIZE, MAX_MSIZE);
-        s.msize.store(msize, std::sync::atomic::Ordering::Relaxed);
-        // A suffix the server does not know is answered with the base
-        // protocol, as version(5) says.
-        let (dialect, name): (Dialect, &'static [u8]) = match t.version.as_bytes() {
-            b"9P2000.L" => (Dialect::Linux, b"9P2000.L"),
-            v if v.starts_with(b"9P2000.L.") => (Dialect::Linux, b"9P2000.L"),
-            b"9P2000.u" => (Dialect::Unix, b"9P2000.u"),
-            v if v == b"9P2000" || v.starts_with(b"9P2000.") => (Dialect::Plan9, b"9P2000"),
-            _ => return (msize, b"unknown"),
+        s.set_msize(msize);
+        let Some((dialect, name)) = Dialect::negotiate(t.version.as_bytes()) else {
+            return (msize, b"unknown");
         };
         s.set_dialect(dialect);
         (msize, name)

@@ -13,19 +13,10 @@ use super::fid::{Fid, FidRef, Node, OpenFile, Refind};
 use super::ops::*;
 use super::user::number;
 use super::{child_path, host, Dialect, OpResult, ReadSink, Server, Session};
+use crate::protocol::flags::*;
 use crate::protocol::{self, Qid, Stat, StatBlob, StatExtension, Str, Wire};
-use crate::protocol::{DMAPPEND, DMDEVICE, DMDIR, DMEXCL, DMNAMEDPIPE, DMSETGID, DMSETUID};
+use crate::protocol::{DMAPPEND, DMDEVICE, DMDIR, DMEXCL, DMLINK, DMNAMEDPIPE, DMSETGID, DMSETUID};
 use crate::protocol::{DMSETVTX, DMSOCKET, DMSYMLINK};
-
-// Topen/Tcreate modes.
-const OWRITE: u8 = 1;
-const ORDWR: u8 = 2;
-const OTRUNC: u8 = 0x10;
-const ORCLOSE: u8 = 0x40;
-/// 9P2000.u (the Linux client's P9_OAPPEND).
-const OAPPEND: u8 = 0x80;
-/// 9P2000.u Tcreate: a hard link to the fid named in the extension.
-const DMLINK: u32 = 0x0100_0000;
 
 /// "Don't touch" values of a Twstat.
 const KEEP16: u16 = u16::MAX;
