@@ -12,7 +12,7 @@ use super::security::{MappedAttrs, SecurityModel, MAPPED_DIR_MODE, MAPPED_FILE_M
 use super::{child_path, host, Dialect, Errno, OpResult, ReadSink, Server, Session, WriteSource};
 use super::{MAX_MSIZE, MIN_MSIZE};
 use crate::protocol::flags::*;
-use crate::protocol::{self, Qid, Str, WalkList, Wire};
+use crate::protocol::{self, Qid, WalkList};
 
 pub(super) fn errno(e: i32) -> Errno {
     Errno(e)
@@ -829,20 +829,17 @@ impl Server {
             cursor.rewind();
             cursor.pos = t.offset;
         }
-        out.clear();
-        protocol::data_reply_header(protocol::Rreaddir::TYPE, tag, 0, out);
-        let mut used = 0usize;
+        let mut entries = protocol::ReaddirWriter::start(out, tag, limit);
         loop {
-            if !cursor.fill(open.fd.as_fd(), limit - used)? {
+            if !cursor.fill(open.fd.as_fd(), entries.room())? {
                 break;
             }
             let c = &mut *cursor;
             let Some(entry) = DirEntry::parse(&c.buf[c.start..c.end]) else {
                 return Err(errno(libc::EIO));
             };
-            let size = protocol::Qid::WIRE_SIZE + 8 + 1 + 2 + entry.name.len();
-            if used + size > limit {
-                if used == 0 {
+            if !entries.fits(entry.name.len()) {
+                if entries.is_empty() {
                     return Err(errno(libc::EINVAL)); // count too small for one entry
                 }
                 break;
@@ -861,17 +858,11 @@ impl Server {
                 version: 0,
                 path: self.qids.path(open.dev, entry.ino),
             };
-            qid.encode(out);
-            entry.off.encode(out);
-            d_type.encode(out);
-            Str(entry.name).encode(out);
-            used += size;
+            entries.push(qid, entry.off, d_type, entry.name);
             c.pos = entry.off;
             c.start += entry.reclen;
         }
-        let size = out.len() as u32;
-        out[0..4].copy_from_slice(&size.to_le_bytes());
-        out[7..11].copy_from_slice(&(used as u32).to_le_bytes());
+        entries.finish();
         Ok(())
     }
 
