@@ -15,8 +15,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, PathBuf};
 
 use super::ctl_syntax::{self, DirCommand, FileCommand, NodeKind, StatFields, Time};
+use super::error::{cstring, errno};
 use super::fid::{FidRef, Node};
-use super::ops::{cstring, errno, WalkFrom, WalkStep};
+use super::ops::{WalkFrom, WalkStep};
 use super::{host, Dialect, OpResult, ReadSink, Server, Session, WriteSource};
 use crate::protocol::flags::{GETATTR_BASIC, P9_ACCMODE, P9_RDONLY};
 use crate::protocol::{self, Qid};

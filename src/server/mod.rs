@@ -9,6 +9,7 @@
 mod ctl;
 pub mod ctl_syntax;
 mod data;
+mod error;
 mod fid;
 mod gate;
 pub mod host;
@@ -22,10 +23,10 @@ mod xattr;
 
 pub use crate::protocol::Dialect;
 pub use data::{NoData, ReadSink, SliceSource, VecSink, WriteSource};
+pub use error::{error_text, Errno, OpResult};
 pub use fid::{Fid, FidTable, QidMapper};
 pub use security::{IdMap, IdRange, SecurityModel};
 
-use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering};
@@ -284,29 +285,6 @@ impl Session {
 
 /// The longest error text an Rerror carries.
 const MAX_ERROR_TEXT: usize = 1024;
-
-/// The standard text of an errno ("No such file or directory"), which is
-/// also what the Linux client maps back to the number in 9P2000.
-pub fn error_text(errno: i32) -> String {
-    let text = io::Error::from_raw_os_error(errno).to_string();
-    match text.find(" (os error") {
-        Some(end) => text[..end].to_string(),
-        None => text,
-    }
-}
-
-/// Result of a server operation: Ok, or the errno for Rlerror.
-pub type OpResult<T> = Result<T, Errno>;
-
-/// A host errno, sent to the client in Rlerror.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Errno(pub i32);
-
-impl From<io::Error> for Errno {
-    fn from(e: io::Error) -> Self {
-        Errno(e.raw_os_error().unwrap_or(libc::EIO))
-    }
-}
 
 impl Server {
     /// Opens the shared directory. Fails with a message fit for the user.

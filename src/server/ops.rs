@@ -7,16 +7,13 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Component, Path};
 use std::sync::Arc;
 
+use super::error::{cstring, errno};
 use super::fid::{self, Fid, FidRef, Node, OpenFile, OpenSlot, Refind, XattrState};
 use super::security::{MappedAttrs, SecurityModel, MAPPED_DIR_MODE, MAPPED_FILE_MODE};
 use super::{child_path, host, Dialect, Errno, OpResult, ReadSink, Server, Session, WriteSource};
 use super::{MAX_MSIZE, MIN_MSIZE};
 use crate::protocol::flags::*;
 use crate::protocol::{self, Qid, WalkList};
-
-pub(super) fn errno(e: i32) -> Errno {
-    Errno(e)
-}
 
 /// Host open(2) flags for 9P2000.L open flags. O_DIRECT is dropped: the
 /// data moves through guest buffers with no alignment guarantee.
@@ -47,10 +44,6 @@ fn open_flags(flags: u32) -> i32 {
 /// Whether 9P2000.L open flags write or truncate.
 pub(super) fn writes(flags: u32) -> bool {
     flags & P9_ACCMODE != P9_RDONLY || flags & P9_TRUNC != 0
-}
-
-pub(super) fn cstring(bytes: &[u8]) -> OpResult<CString> {
-    CString::new(bytes).map_err(|_| errno(libc::EINVAL))
 }
 
 pub(super) fn time(sec: u64, nsec: u64, set: bool, given: bool) -> libc::timespec {

@@ -9,6 +9,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 
+use super::error::errno;
 use super::fid::{Fid, FidRef, Node, OpenFile, Refind};
 use super::ops::*;
 use super::user::number;
