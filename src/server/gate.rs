@@ -73,7 +73,7 @@ impl Server {
     pub(super) fn admit(&self, s: &Session, request: &Tmessage<'_>) -> OpResult<()> {
         let refusal = if !s.dialect().has(request) {
             Some(libc::EOPNOTSUPP)
-        } else if self.readonly && changes(request) {
+        } else if self.share.readonly && changes(request) {
             Some(libc::EROFS)
         } else {
             None

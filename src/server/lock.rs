@@ -522,7 +522,7 @@ impl Server {
                 start,
                 end,
                 kind,
-                !self.readonly,
+                !self.share.readonly,
                 self.max_lock_owners,
                 // The session's open files are all taken: ENOLCK, as for
                 // an owner beyond the bound (a lock table that is full),

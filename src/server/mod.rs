@@ -17,6 +17,7 @@ mod lock;
 mod ops;
 mod plan9;
 pub mod security;
+mod share;
 pub mod user;
 mod writeback;
 mod xattr;
@@ -26,8 +27,8 @@ pub use data::{NoData, ReadSink, SliceSource, VecSink, WriteSource};
 pub use error::{error_text, Errno, OpResult};
 pub use fid::{Fid, FidTable, QidMapper};
 pub use security::{IdMap, IdRange, SecurityModel};
+use share::Share;
 
-use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering};
 
@@ -133,21 +134,10 @@ impl Config {
 
 /// One shared directory.
 pub struct Server {
-    root: OwnedFd,
-    readonly: bool,
-    qids: QidMapper,
-    model: SecurityModel,
-    uids: IdMap,
-    gids: IdMap,
+    /// The directory served, beneath the 9P layer.
+    share: Share,
     ctl: bool,
     trace: bool,
-    write_behind: writeback::WriteBehind,
-    /// Host user and group names (9P2000 stat records).
-    names: &'static user::UserDb,
-    /// Above this many descriptors held by fids, idle fids' O_PATH
-    /// descriptors are closed, down to seven eighths of it (each session
-    /// its own fids': `spare_descriptors`).
-    fid_descriptors: usize,
     /// Per-session bounds (see `Config`).
     fid_limit: fid::FidLimit,
     max_xattr_bytes: usize,
@@ -158,19 +148,6 @@ pub struct Server {
     max_connections: usize,
     /// Socket connections being served, on all listeners (socket.rs).
     pub(crate) connections: std::sync::Arc<AtomicUsize>,
-}
-
-/// Descriptors the fids may hold: the open file limit less an eighth (at
-/// least 64) for sockets, eventfds, guest memory and passing opens.
-fn default_fid_descriptors() -> usize {
-    use nix::sys::resource::{getrlimit, Resource};
-    match getrlimit(Resource::RLIMIT_NOFILE) {
-        Ok((soft, _)) => {
-            let soft = usize::try_from(soft).unwrap_or(usize::MAX);
-            soft.saturating_sub((soft / 8).max(64)).max(16)
-        }
-        Err(_) => 1024 - 128,
-    }
 }
 
 /// One client connection: the agreed dialect and msize, and the fid table.
@@ -289,44 +266,12 @@ const MAX_ERROR_TEXT: usize = 1024;
 impl Server {
     /// Opens the shared directory. Fails with a message fit for the user.
     pub fn new(config: &Config) -> Result<Server, String> {
-        let dir = &config.shared_dir;
-        let path = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
-            .map_err(|_| format!("--shared-dir {}: contains a NUL byte", dir.display()))?;
-        let root = host::openat(
-            cwd(),
-            &path,
-            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-            0,
-        )
-        .map_err(|e| match e.raw_os_error() {
-            Some(libc::ENOTDIR) => format!("--shared-dir {}: not a directory", dir.display()),
-            _ => format!("--shared-dir {}: {}", dir.display(), e),
-        })?;
-        let stx = host::statx(root.as_fd())
-            .map_err(|e| format!("--shared-dir {}: {}", dir.display(), e))?;
-        // Everything needed from outside the share, opened now: nothing
-        // after this names a host path (see host.rs).
-        host::init().map_err(|e| format!("cannot open /proc/self/fd: {e}; is /proc mounted?"))?;
-        // Modes the guest asks for are applied as given (the guest applied
-        // its own umask already).
-        // SAFETY: umask has no preconditions.
-        unsafe { libc::umask(0) };
-        let fid_descriptors = config
-            .fid_descriptors
-            .unwrap_or_else(default_fid_descriptors);
+        let share = Share::open(config)?;
+        let fid_descriptors = share.fid_descriptors;
         Ok(Server {
-            root,
-            readonly: config.readonly,
-            qids: QidMapper::new(libc::makedev(stx.stx_dev_major, stx.stx_dev_minor)),
-            model: config.security_model,
-            uids: config.uid_map.clone(),
-            gids: config.gid_map.clone(),
+            share,
             ctl: config.ctl,
             trace: config.trace,
-            write_behind: writeback::WriteBehind::new(config.write_behind)
-                .map_err(|e| format!("cannot start the write-behind thread: {e}"))?,
-            names: user::UserDb::host(),
-            fid_descriptors,
             max_open_files: config
                 .max_open_files
                 .unwrap_or((fid_descriptors / 2).max(16)),
@@ -351,7 +296,7 @@ impl Server {
     /// Waits until the write-behind thread has handed to the disk every
     /// stretch queued so far (tests watch its effect).
     pub fn wait_for_write_behind(&self) {
-        self.write_behind.wait();
+        self.share.write_behind.wait();
     }
 
     /// Serves one request and writes the whole framed reply into `reply`

@@ -86,7 +86,7 @@ impl Server {
     /// The fid pinned for a request, its O_PATH descriptor opened again
     /// from its path if it was released.
     pub(super) fn pin(&self, fid: &Arc<Fid>) -> OpResult<FidRef> {
-        let root = self.root.as_fd();
+        let root = self.share.root.as_fd();
         Ok(fid.pin(|path, refind| match refind {
             Refind::NoSymlinks => host::lookup_path(root, path),
             Refind::InRoot => host::resolve_path_in_root(root, path),
@@ -110,7 +110,7 @@ impl Server {
     /// what no sweep can close plus `sweep_slack` for each session so put
     /// off; and the descriptors of the requests in flight.
     pub(super) fn spare_descriptors(&self, s: &Session) {
-        let due = || fid::held_descriptors() > self.fid_descriptors && s.fids.sweep_due();
+        let due = || fid::held_descriptors() > self.share.fid_descriptors && s.fids.sweep_due();
         if !due() {
             return;
         }
@@ -118,8 +118,8 @@ impl Server {
             if !due() {
                 return; // another thread of the session swept meanwhile
             }
-            s.fids.release_idle(self.fid_descriptors / 8 * 7);
-            let over = fid::held_descriptors() > self.fid_descriptors;
+            s.fids.release_idle(self.share.fid_descriptors / 8 * 7);
+            let over = fid::held_descriptors() > self.share.fid_descriptors;
             s.fids
                 .put_off_sweeps(if over { self.sweep_slack() } else { 0 });
         });
@@ -130,11 +130,11 @@ impl Server {
     /// least 16). That sweep closed every idle descriptor of the session's,
     /// so the next one costs about what the session added since.
     fn sweep_slack(&self) -> usize {
-        (self.fid_descriptors / 64).max(16)
+        (self.share.fid_descriptors / 64).max(16)
     }
 
     pub(super) fn qid_of(&self, fd: BorrowedFd<'_>) -> OpResult<Qid> {
-        Ok(self.qids.qid(&self.stat(fd)?))
+        Ok(self.share.qids.qid(&self.stat(fd)?))
     }
 
     /// The file's attributes as the guest sees them: host ids mapped, and
@@ -146,10 +146,10 @@ impl Server {
     /// The guest's view of `stx`, the host statx of the file `fd` holds:
     /// ids mapped, and under mapped-xattr the attributes it keeps.
     fn guest_view(&self, fd: BorrowedFd<'_>, mut stx: libc::statx) -> OpResult<libc::statx> {
-        stx.stx_uid = self.uids.to_guest(stx.stx_uid);
-        stx.stx_gid = self.gids.to_guest(stx.stx_gid);
+        stx.stx_uid = self.share.uids.to_guest(stx.stx_uid);
+        stx.stx_gid = self.share.gids.to_guest(stx.stx_gid);
         let host_type = stx.stx_mode as u32 & libc::S_IFMT;
-        if self.model == SecurityModel::MappedXattr
+        if self.share.model == SecurityModel::MappedXattr
             && (host_type == libc::S_IFREG || host_type == libc::S_IFDIR)
         {
             MappedAttrs::read(fd)?.apply(&mut stx);
@@ -158,11 +158,11 @@ impl Server {
     }
 
     fn host_uid(&self, uid: u32) -> OpResult<u32> {
-        self.uids.to_host(uid).ok_or(errno(libc::EINVAL))
+        self.share.uids.to_host(uid).ok_or(errno(libc::EINVAL))
     }
 
     fn host_gid(&self, gid: u32) -> OpResult<u32> {
-        self.gids.to_host(gid).ok_or(errno(libc::EINVAL))
+        self.share.gids.to_host(gid).ok_or(errno(libc::EINVAL))
     }
 
     /// Records the guest's owner (and in mapped-xattr its mode and device
@@ -175,7 +175,7 @@ impl Server {
         mode: u32,
         rdev: u64,
     ) -> OpResult<()> {
-        match self.model {
+        match self.share.model {
             SecurityModel::Passthrough => {
                 host::chown(fd, self.host_uid(uid)?, self.host_gid(gid)?)?
             }
@@ -196,14 +196,14 @@ impl Server {
     }
 
     pub(super) fn mapped(&self) -> bool {
-        self.model == SecurityModel::MappedXattr
+        self.share.model == SecurityModel::MappedXattr
     }
 
     /// Walks a path relative to the share's root one component at a time.
     /// A path that goes through a symlink (one a 9P2000 walk followed) is
     /// resolved again with symlinks followed inside the share.
     pub(super) fn resolve(&self, rel: &Path) -> OpResult<OwnedFd> {
-        let mut fd = self.root.try_clone()?;
+        let mut fd = self.share.root.try_clone()?;
         for component in rel.components() {
             let Component::Normal(name) = component else {
                 return Err(errno(libc::EINVAL));
@@ -212,7 +212,7 @@ impl Server {
             fd = match host::lookup(fd.as_fd(), &name) {
                 Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTDIR) | Some(libc::ELOOP)) => {
                     let rel = cstring(rel.as_os_str().as_encoded_bytes())?;
-                    return Ok(host::resolve_in_root(self.root.as_fd(), &rel)?);
+                    return Ok(host::resolve_in_root(self.share.root.as_fd(), &rel)?);
                 }
                 other => other?,
             };
@@ -248,7 +248,7 @@ impl Server {
         if t.afid != protocol::NOFID {
             return Err(errno(libc::EBADF));
         }
-        let fd = self.root.try_clone()?;
+        let fd = self.share.root.try_clone()?;
         let qid = self.qid_of(fd.as_fd())?;
         let uid = match t.n_uname.filter(|&u| u != u32::MAX) {
             Some(uid) => uid,
@@ -256,11 +256,12 @@ impl Server {
             // 9P2000 names the user: a host user of that name, else the
             // share's owner.
             None => self
+                .share
                 .names
                 .uid_of(t.uname.as_bytes())
                 .map_or_else(|| self.stat(fd.as_fd()).map(|stx| stx.stx_uid), Ok)?,
         };
-        let user = s.users.attach(uid, self.names);
+        let user = s.users.attach(uid, self.share.names);
         let mut fid = Fid::new(fd, Default::default(), libc::S_IFDIR, user);
         // The root, found again from the empty path: an idle root fid (or
         // clone of one) gives up its descriptor like any other, so that
@@ -384,7 +385,7 @@ impl Server {
     ) -> OpResult<(WalkStep, libc::statx)> {
         let mut stx = self.stat(fd.as_fd())?;
         let mut step = WalkStep {
-            qid: self.qids.qid(&stx),
+            qid: self.share.qids.qid(&stx),
             file_type: stx.stx_mode as u32 & libc::S_IFMT,
             fd,
             path,
@@ -393,10 +394,10 @@ impl Server {
         };
         if follow && step.file_type == libc::S_IFLNK && self.is_host_symlink_fd(step.fd.as_fd())? {
             let rel = cstring(step.path.as_os_str().as_encoded_bytes())?;
-            match host::resolve_in_root(self.root.as_fd(), &rel) {
+            match host::resolve_in_root(self.share.root.as_fd(), &rel) {
                 Ok(target) => {
                     stx = self.stat(target.as_fd())?;
-                    step.qid = self.qids.qid(&stx);
+                    step.qid = self.share.qids.qid(&stx);
                     step.file_type = stx.stx_mode as u32 & libc::S_IFMT;
                     step.fd = target;
                 }
@@ -422,7 +423,7 @@ impl Server {
         let has_btime = st.stx_mask & libc::STATX_BTIME != 0;
         Ok(protocol::Rgetattr {
             valid: GETATTR_BASIC | if has_btime { GETATTR_BTIME } else { 0 },
-            qid: self.qids.qid(&st),
+            qid: self.share.qids.qid(&st),
             mode: st.stx_mode as u32,
             uid: st.stx_uid,
             gid: st.stx_gid,
@@ -609,7 +610,7 @@ impl Server {
         let host_uid = uid.map_or(Ok(u32::MAX), |u| self.host_uid(u))?;
         let host_gid = gid.map_or(Ok(u32::MAX), |g| self.host_gid(g))?;
         match host::chown(fid.fd(), host_uid, host_gid) {
-            Err(_) if self.model == SecurityModel::None => Ok(()),
+            Err(_) if self.share.model == SecurityModel::None => Ok(()),
             other => Ok(other?),
         }
     }
@@ -638,7 +639,7 @@ impl Server {
             // stands in.
             s.fids.hold(fid.shared());
         }
-        Ok((self.qids.qid(&stx), 0))
+        Ok((self.share.qids.qid(&stx), 0))
     }
 
     /// Opens a regular file or directory (from its O_PATH descriptor) with
@@ -698,7 +699,7 @@ impl Server {
             .open
             .set(OpenFile::new(fd, t.flags, false, stx.stx_dev(), slot));
         s.fids.replace(t.fid, Arc::new(new), &self.fid_limit)?;
-        Ok((self.qids.qid(&stx), 0))
+        Ok((self.share.qids.qid(&stx), 0))
     }
 
     /// Tlcreate (without O_EXCL) of a name that exists: opened as Tlopen
@@ -725,7 +726,7 @@ impl Server {
         let new = Fid::new(file, path, libc::S_IFREG, dir.user.clone());
         let _ = new.open.set(open);
         s.fids.replace(t.fid, Arc::new(new), &self.fid_limit)?;
-        Ok((self.qids.qid(&stx), 0))
+        Ok((self.share.qids.qid(&stx), 0))
     }
 
     pub(super) fn read(
@@ -782,9 +783,9 @@ impl Server {
             };
         };
         let written = source.write_to(open.fd.as_fd(), t.offset, t.count as usize)?;
-        let window = self.write_behind.window();
+        let window = self.share.write_behind.window();
         if let Some(from) = open.write_stream.advance(t.offset, written as u64, window) {
-            self.write_behind.start(open.fd.as_fd(), from);
+            self.share.write_behind.start(open.fd.as_fd(), from);
         }
         if open
             .kill_priv
@@ -849,7 +850,7 @@ impl Server {
                     _ => protocol::QTFILE,
                 },
                 version: 0,
-                path: self.qids.path(open.dev, entry.ino),
+                path: self.share.qids.path(open.dev, entry.ino),
             };
             entries.push(qid, entry.off, d_type, entry.name);
             c.pos = entry.off;

@@ -406,7 +406,7 @@ impl Server {
             let (major, minor) = (stx.stx_rdev_major, stx.stx_rdev_minor);
             extension = format!("{kind} {major} {minor}").into_bytes();
         }
-        let mut qid = self.qids.qid(stx);
+        let mut qid = self.share.qids.qid(stx);
         qid.ty = qid_type(mode);
         Ok(StatRecord {
             qid,
@@ -415,8 +415,8 @@ impl Server {
             mtime: seconds(&stx.stx_mtime),
             length,
             name: name.to_vec(),
-            uid: self.names.user(stx.stx_uid),
-            gid: self.names.group(stx.stx_gid),
+            uid: self.share.names.user(stx.stx_uid),
+            gid: self.share.names.group(stx.stx_gid),
             extension,
             n_uid: stx.stx_uid,
             n_gid: stx.stx_gid,
@@ -538,7 +538,11 @@ impl Server {
             set.gid = gid;
         } else if !st.gid.0.is_empty() && st.gid.0 != current.gid.as_bytes() {
             set.valid |= ATTR_GID;
-            set.gid = self.names.gid_of(st.gid.0).ok_or(errno(libc::EINVAL))?;
+            set.gid = self
+                .share
+                .names
+                .gid_of(st.gid.0)
+                .ok_or(errno(libc::EINVAL))?;
         }
         if st.length != KEEP64 {
             if fid.is_dir() {

@@ -53,7 +53,7 @@ impl Server {
 
     /// Whether the host keeps this guest attribute under the private prefix.
     fn kept_private(&self, name: &[u8]) -> bool {
-        self.model == SecurityModel::MappedXattr
+        self.share.model == SecurityModel::MappedXattr
             && (name.starts_with(ACL_PREFIX)
                 || name.starts_with(TRUSTED_PREFIX)
                 || name.starts_with(SECURITY_PREFIX))
