@@ -147,7 +147,7 @@ impl Server {
     }
 
     fn control_qid(&self, node: Node, fd: BorrowedFd<'_>) -> OpResult<Qid> {
-        let qid = self.qid_of(fd)?;
+        let qid = self.share.qid_of(fd)?;
         Ok(match node {
             Node::CtlDir => Qid {
                 ty: protocol::QTDIR,
@@ -179,7 +179,7 @@ impl Server {
 
     /// Rgetattr of a control file or directory, or a dangling link.
     pub(super) fn control_getattr(&self, fid: &FidRef) -> OpResult<protocol::Rgetattr> {
-        let stx = self.stat(fid.fd())?;
+        let stx = self.share.stat(fid.fd())?;
         let (mode, nlink, size) = match fid.node {
             Node::CtlDir => (libc::S_IFDIR | 0o555, 2, 0),
             Node::CtlFile { .. } => (libc::S_IFREG | 0o644, 1, self.content(fid)?.len() as u64),
@@ -233,7 +233,7 @@ impl Server {
             Node::CtlFile { .. } => {
                 // The file as the guest sees it: ids through the id maps,
                 // mapped-xattr's attributes laid over the host's.
-                let stx = self.stat(fid.fd())?;
+                let stx = self.share.stat(fid.fd())?;
                 let path = fid.path();
                 let name = match path.file_name() {
                     Some(name) => name.as_bytes().to_vec(),
@@ -344,7 +344,7 @@ impl Server {
             DirCommand::File(_) => Ok(()),
             DirCommand::Symlink { target, name } => {
                 let (parent, last, _) = self.resolve_name(dir, &name)?;
-                let gid = self.stat(parent.as_fd())?.stx_gid;
+                let gid = self.share.stat(parent.as_fd())?.stx_gid;
                 let target = cstring(&target)?;
                 self.make_symlink(parent.as_fd(), &last, &target, dir.user.uid, gid)
                     .map(drop)
@@ -370,7 +370,7 @@ impl Server {
                 minor,
             } => {
                 let (parent, last, _) = self.resolve_name(dir, &name)?;
-                let gid = self.stat(parent.as_fd())?.stx_gid;
+                let gid = self.share.stat(parent.as_fd())?.stx_gid;
                 let file_type = match kind {
                     NodeKind::Regular => libc::S_IFREG,
                     NodeKind::Block => libc::S_IFBLK,
@@ -412,7 +412,7 @@ impl Server {
         let last = parts.pop().ok_or(errno(libc::EINVAL))?;
         let parent: PathBuf = parts.iter().map(|p| OsStr::from_bytes(p)).collect();
         let path = super::child_path(&parent, &last);
-        Ok((self.resolve(&parent)?, host::component(&last)?, path))
+        Ok((self.share.resolve(&parent)?, host::component(&last)?, path))
     }
 }
 

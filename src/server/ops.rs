@@ -4,7 +4,7 @@
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::path::{Component, Path};
+use std::path::Path;
 use std::sync::Arc;
 
 use super::error::{cstring, errno};
@@ -133,93 +133,6 @@ impl Server {
         (self.share.fid_descriptors / 64).max(16)
     }
 
-    pub(super) fn qid_of(&self, fd: BorrowedFd<'_>) -> OpResult<Qid> {
-        Ok(self.share.qids.qid(&self.stat(fd)?))
-    }
-
-    /// The file's attributes as the guest sees them: host ids mapped, and
-    /// in mapped-xattr the stored uid/gid/mode/rdev laid over the host's.
-    pub(super) fn stat(&self, fd: BorrowedFd<'_>) -> OpResult<libc::statx> {
-        self.guest_view(fd, host::statx(fd)?)
-    }
-
-    /// The guest's view of `stx`, the host statx of the file `fd` holds:
-    /// ids mapped, and under mapped-xattr the attributes it keeps.
-    fn guest_view(&self, fd: BorrowedFd<'_>, mut stx: libc::statx) -> OpResult<libc::statx> {
-        stx.stx_uid = self.share.uids.to_guest(stx.stx_uid);
-        stx.stx_gid = self.share.gids.to_guest(stx.stx_gid);
-        let host_type = stx.stx_mode as u32 & libc::S_IFMT;
-        if self.share.model == SecurityModel::MappedXattr
-            && (host_type == libc::S_IFREG || host_type == libc::S_IFDIR)
-        {
-            MappedAttrs::read(fd)?.apply(&mut stx);
-        }
-        Ok(stx)
-    }
-
-    fn host_uid(&self, uid: u32) -> OpResult<u32> {
-        self.share.uids.to_host(uid).ok_or(errno(libc::EINVAL))
-    }
-
-    fn host_gid(&self, gid: u32) -> OpResult<u32> {
-        self.share.gids.to_host(gid).ok_or(errno(libc::EINVAL))
-    }
-
-    /// Records the guest's owner (and in mapped-xattr its mode and device
-    /// number) on a file just made.
-    fn set_new_attrs(
-        &self,
-        fd: BorrowedFd<'_>,
-        uid: u32,
-        gid: u32,
-        mode: u32,
-        rdev: u64,
-    ) -> OpResult<()> {
-        match self.share.model {
-            SecurityModel::Passthrough => {
-                host::chown(fd, self.host_uid(uid)?, self.host_gid(gid)?)?
-            }
-            SecurityModel::None => {
-                if let (Ok(uid), Ok(gid)) = (self.host_uid(uid), self.host_gid(gid)) {
-                    let _ = host::chown(fd, uid, gid);
-                }
-            }
-            SecurityModel::MappedXattr => MappedAttrs {
-                uid: Some(uid),
-                gid: Some(gid),
-                mode: Some(mode),
-                rdev: (rdev != 0).then_some(rdev),
-            }
-            .write(fd)?,
-        }
-        Ok(())
-    }
-
-    pub(super) fn mapped(&self) -> bool {
-        self.share.model == SecurityModel::MappedXattr
-    }
-
-    /// Walks a path relative to the share's root one component at a time.
-    /// A path that goes through a symlink (one a 9P2000 walk followed) is
-    /// resolved again with symlinks followed inside the share.
-    pub(super) fn resolve(&self, rel: &Path) -> OpResult<OwnedFd> {
-        let mut fd = self.share.root.try_clone()?;
-        for component in rel.components() {
-            let Component::Normal(name) = component else {
-                return Err(errno(libc::EINVAL));
-            };
-            let name = host::component(name.as_encoded_bytes())?;
-            fd = match host::lookup(fd.as_fd(), &name) {
-                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTDIR) | Some(libc::ELOOP)) => {
-                    let rel = cstring(rel.as_os_str().as_encoded_bytes())?;
-                    return Ok(host::resolve_in_root(self.share.root.as_fd(), &rel)?);
-                }
-                other => other?,
-            };
-        }
-        Ok(fd)
-    }
-
     /// The parent directory and last name of a fid's file.
     pub(super) fn parent_of(
         &self,
@@ -230,7 +143,7 @@ impl Server {
             return Err(errno(libc::EBUSY)); // the share's root
         };
         let name = host::component(name.as_encoded_bytes())?;
-        Ok((self.resolve(parent)?, name, path.clone()))
+        Ok((self.share.resolve(parent)?, name, path.clone()))
     }
 
     pub(super) fn version(&self, s: &Session, t: &protocol::Tversion<'_>) -> (u32, &'static [u8]) {
@@ -249,7 +162,7 @@ impl Server {
             return Err(errno(libc::EBADF));
         }
         let fd = self.share.root.try_clone()?;
-        let qid = self.qid_of(fd.as_fd())?;
+        let qid = self.share.qid_of(fd.as_fd())?;
         let uid = match t.n_uname.filter(|&u| u != u32::MAX) {
             Some(uid) => uid,
             None if s.dialect() == Dialect::Linux => 0,
@@ -259,7 +172,7 @@ impl Server {
                 .share
                 .names
                 .uid_of(t.uname.as_bytes())
-                .map_or_else(|| self.stat(fd.as_fd()).map(|stx| stx.stx_uid), Ok)?,
+                .map_or_else(|| self.share.stat(fd.as_fd()).map(|stx| stx.stx_uid), Ok)?,
         };
         let user = s.users.attach(uid, self.share.names);
         let mut fid = Fid::new(fd, Default::default(), libc::S_IFDIR, user);
@@ -351,7 +264,7 @@ impl Server {
             b".." => {
                 // Never above the root: ".." of the root is the root.
                 let parent = from.path.parent().unwrap_or(Path::new("")).to_path_buf();
-                (self.resolve(&parent)?, parent)
+                (self.share.resolve(&parent)?, parent)
             }
             b"." => (from.fd.try_clone_to_owned()?, from.path.clone()),
             _ => {
@@ -383,7 +296,7 @@ impl Server {
         nofollow: bool,
         follow: bool,
     ) -> OpResult<(WalkStep, libc::statx)> {
-        let mut stx = self.stat(fd.as_fd())?;
+        let mut stx = self.share.stat(fd.as_fd())?;
         let mut step = WalkStep {
             qid: self.share.qids.qid(&stx),
             file_type: stx.stx_mode as u32 & libc::S_IFMT,
@@ -396,7 +309,7 @@ impl Server {
             let rel = cstring(step.path.as_os_str().as_encoded_bytes())?;
             match host::resolve_in_root(self.share.root.as_fd(), &rel) {
                 Ok(target) => {
-                    stx = self.stat(target.as_fd())?;
+                    stx = self.share.stat(target.as_fd())?;
                     step.qid = self.share.qids.qid(&stx);
                     step.file_type = stx.stx_mode as u32 & libc::S_IFMT;
                     step.fd = target;
@@ -419,7 +332,7 @@ impl Server {
         if !fid.is_host_file() {
             return self.control_getattr(&fid);
         }
-        let st = self.stat(fid.fd())?;
+        let st = self.share.stat(fid.fd())?;
         let has_btime = st.stx_mask & libc::STATX_BTIME != 0;
         Ok(protocol::Rgetattr {
             valid: GETATTR_BASIC | if has_btime { GETATTR_BTIME } else { 0 },
@@ -495,10 +408,10 @@ impl Server {
     /// Sets the permission bits (and setuid, setgid, sticky) of a fid's
     /// file as the security model keeps them (Tsetattr, Twstat, ctl chmod).
     pub(super) fn set_mode(&self, fid: &FidRef, mode: u32) -> OpResult<()> {
-        let file_type = self.stat(fid.fd())?.stx_mode as u32 & libc::S_IFMT;
+        let file_type = self.share.stat(fid.fd())?.stx_mode as u32 & libc::S_IFMT;
         if file_type == libc::S_IFLNK {
             Err(errno(libc::EOPNOTSUPP)) // a symlink has no mode of its own
-        } else if self.mapped() {
+        } else if self.share.mapped() {
             let mode = Some(file_type | (mode & 0o7777));
             Ok(MappedAttrs {
                 mode,
@@ -523,8 +436,8 @@ impl Server {
         flags: i32,
         special_errno: i32,
     ) -> OpResult<(OwnedFd, libc::statx)> {
-        if self.mapped() {
-            let stx = self.stat(file)?;
+        if self.share.mapped() {
+            let stx = self.share.stat(file)?;
             match stx.stx_mode as u32 & libc::S_IFMT {
                 libc::S_IFREG | libc::S_IFDIR => {}
                 libc::S_IFLNK => return Err(errno(libc::ELOOP)),
@@ -533,7 +446,7 @@ impl Server {
             return Ok((host::open_file(file, flags, special_errno)?, stx));
         }
         let (fd, stx) = host::open_file_statx(file, flags, special_errno)?;
-        Ok((fd, self.guest_view(file, stx)?))
+        Ok((fd, self.share.guest_view(file, stx)?))
     }
 
     /// Truncates a fid's file: through its open descriptor if the fid is
@@ -580,13 +493,13 @@ impl Server {
     /// Clears setuid (and setgid of a group-executable file) after a
     /// write by a user other than root, as Linux does.
     fn clear_privileged_bits(&self, fid: &FidRef) -> OpResult<()> {
-        let mode = self.stat(fid.fd())?.stx_mode as u32;
+        let mode = self.share.stat(fid.fd())?.stx_mode as u32;
         let bits = privileged_bits(mode);
         if bits == 0 {
             return Ok(());
         }
         let new = mode & !bits;
-        if self.mapped() {
+        if self.share.mapped() {
             let mode = Some(new);
             Ok(MappedAttrs {
                 mode,
@@ -599,7 +512,7 @@ impl Server {
     }
 
     pub(super) fn chown(&self, fid: &FidRef, uid: Option<u32>, gid: Option<u32>) -> OpResult<()> {
-        if self.mapped() && !self.is_host_symlink(fid)? {
+        if self.share.mapped() && !self.is_host_symlink(fid)? {
             return Ok(MappedAttrs {
                 uid,
                 gid,
@@ -607,8 +520,8 @@ impl Server {
             }
             .write(fid.fd())?);
         }
-        let host_uid = uid.map_or(Ok(u32::MAX), |u| self.host_uid(u))?;
-        let host_gid = gid.map_or(Ok(u32::MAX), |g| self.host_gid(g))?;
+        let host_uid = uid.map_or(Ok(u32::MAX), |u| self.share.host_uid(u))?;
+        let host_gid = gid.map_or(Ok(u32::MAX), |g| self.share.host_gid(g))?;
         match host::chown(fid.fd(), host_uid, host_gid) {
             Err(_) if self.share.model == SecurityModel::None => Ok(()),
             other => Ok(other?),
@@ -665,7 +578,7 @@ impl Server {
     pub(super) fn lcreate(&self, s: &Session, t: &protocol::Tlcreate<'_>) -> OpResult<(Qid, u32)> {
         let dir = self.fid(s, t.fid)?;
         let name = host::component(t.name.as_bytes())?;
-        let host_mode = if self.mapped() {
+        let host_mode = if self.share.mapped() {
             MAPPED_FILE_MODE
         } else {
             t.mode & 0o7777
@@ -684,11 +597,14 @@ impl Server {
         };
         let file = host::reopen_path(fd.as_fd())?;
         let mode = libc::S_IFREG | (t.mode & 0o7777);
-        if let Err(e) = self.set_new_attrs(file.as_fd(), dir.user.uid, t.gid, mode, 0) {
+        if let Err(e) = self
+            .share
+            .set_new_attrs(file.as_fd(), dir.user.uid, t.gid, mode, 0)
+        {
             let _ = host::unlinkat(dir.fd(), &name, 0);
             return Err(e);
         }
-        let stx = self.stat(file.as_fd())?;
+        let stx = self.share.stat(file.as_fd())?;
         let new = Fid::new(
             file,
             child_path(&dir.path(), t.name.as_bytes()),
@@ -715,7 +631,7 @@ impl Server {
         slot: OpenSlot,
     ) -> OpResult<(Qid, u32)> {
         let file = host::lookup(dir.fd(), name)?;
-        match self.stat(file.as_fd())?.stx_mode as u32 & libc::S_IFMT {
+        match self.share.stat(file.as_fd())?.stx_mode as u32 & libc::S_IFMT {
             libc::S_IFREG => {}
             libc::S_IFDIR => return Err(errno(libc::EISDIR)),
             libc::S_IFLNK => return Err(errno(libc::ELOOP)),
@@ -838,7 +754,7 @@ impl Server {
                 }
                 break;
             }
-            let d_type = if self.mapped() && entry.d_type == libc::DT_REG {
+            let d_type = if self.share.mapped() && entry.d_type == libc::DT_REG {
                 mapped_d_type(open.fd.as_fd(), entry.name)
             } else {
                 entry.d_type
@@ -863,7 +779,7 @@ impl Server {
     pub(super) fn mkdir(&self, s: &Session, t: &protocol::Tmkdir<'_>) -> OpResult<Qid> {
         let dir = self.fid(s, t.dfid)?;
         let name = host::component(t.name.as_bytes())?;
-        let host_mode = if self.mapped() {
+        let host_mode = if self.share.mapped() {
             MAPPED_DIR_MODE
         } else {
             t.mode & 0o7777
@@ -890,7 +806,7 @@ impl Server {
         uid: u32,
         gid: u32,
     ) -> OpResult<Qid> {
-        if self.mapped() {
+        if self.share.mapped() {
             // A regular file holding the target: user.* xattrs cannot be
             // set on a host symlink.
             let flags =
@@ -928,7 +844,7 @@ impl Server {
         uid: u32,
         gid: u32,
     ) -> OpResult<Qid> {
-        if self.mapped() {
+        if self.share.mapped() {
             let flags =
                 libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
             host::openat(dir, name, flags, MAPPED_FILE_MODE)?;
@@ -950,8 +866,8 @@ impl Server {
         rdev: u64,
     ) -> OpResult<Qid> {
         let result = host::lookup(dir, name).map_err(Errno::from).and_then(|fd| {
-            self.set_new_attrs(fd.as_fd(), uid, gid, mode, rdev)?;
-            self.qid_of(fd.as_fd())
+            self.share.set_new_attrs(fd.as_fd(), uid, gid, mode, rdev)?;
+            self.share.qid_of(fd.as_fd())
         });
         if result.is_err() {
             let flags = if mode & libc::S_IFMT == libc::S_IFDIR {
@@ -983,7 +899,7 @@ impl Server {
             // mapped-xattr: the target is the content of a regular file.
             // (readlinkat of a non-symlink fails with ENOENT or EINVAL.)
             Err(e)
-                if self.mapped()
+                if self.share.mapped()
                     && matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOENT)) =>
             {
                 let fd = host::open_file(fd, libc::O_RDONLY, libc::EINVAL)?;

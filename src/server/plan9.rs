@@ -200,7 +200,7 @@ impl Server {
         if !dir.is_dir() {
             return Err(errno(libc::ENOTDIR));
         }
-        let dir_stat = self.stat(dir.fd())?;
+        let dir_stat = self.share.stat(dir.fd())?;
         let dir_perm = dir_stat.stx_mode as u32 & 0o777;
         let gid = dir_stat.stx_gid;
         let name = t.name;
@@ -370,7 +370,7 @@ impl Server {
         node: Node,
         name: &[u8],
     ) -> OpResult<StatRecord> {
-        self.record_of(dialect, fd, &self.stat(fd)?, node, name)
+        self.record_of(dialect, fd, &self.share.stat(fd)?, node, name)
     }
 
     /// `host_record` from the statx `stx` of `fd`, already taken.

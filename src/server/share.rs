@@ -4,11 +4,14 @@
 //! descriptor budget. The 9P layer (sessions, fids, dialects, the control
 //! namespace) reaches the host's files through it.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Component, Path};
 
+use super::error::{cstring, errno, OpResult};
 use super::fid::QidMapper;
-use super::security::{IdMap, SecurityModel};
+use super::security::{IdMap, MappedAttrs, SecurityModel};
 use super::{cwd, host, user, writeback, Config};
+use crate::protocol::Qid;
 
 /// One shared directory.
 pub(super) struct Share {
@@ -67,6 +70,99 @@ impl Share {
             names: user::UserDb::host(),
             fid_descriptors,
         })
+    }
+}
+
+impl Share {
+    pub(super) fn qid_of(&self, fd: BorrowedFd<'_>) -> OpResult<Qid> {
+        Ok(self.qids.qid(&self.stat(fd)?))
+    }
+
+    /// The file's attributes as the guest sees them: host ids mapped, and
+    /// in mapped-xattr the stored uid/gid/mode/rdev laid over the host's.
+    pub(super) fn stat(&self, fd: BorrowedFd<'_>) -> OpResult<libc::statx> {
+        self.guest_view(fd, host::statx(fd)?)
+    }
+
+    /// The guest's view of `stx`, the host statx of the file `fd` holds:
+    /// ids mapped, and under mapped-xattr the attributes it keeps.
+    pub(super) fn guest_view(
+        &self,
+        fd: BorrowedFd<'_>,
+        mut stx: libc::statx,
+    ) -> OpResult<libc::statx> {
+        stx.stx_uid = self.uids.to_guest(stx.stx_uid);
+        stx.stx_gid = self.gids.to_guest(stx.stx_gid);
+        let host_type = stx.stx_mode as u32 & libc::S_IFMT;
+        if self.model == SecurityModel::MappedXattr
+            && (host_type == libc::S_IFREG || host_type == libc::S_IFDIR)
+        {
+            MappedAttrs::read(fd)?.apply(&mut stx);
+        }
+        Ok(stx)
+    }
+
+    pub(super) fn host_uid(&self, uid: u32) -> OpResult<u32> {
+        self.uids.to_host(uid).ok_or(errno(libc::EINVAL))
+    }
+
+    pub(super) fn host_gid(&self, gid: u32) -> OpResult<u32> {
+        self.gids.to_host(gid).ok_or(errno(libc::EINVAL))
+    }
+
+    /// Records the guest's owner (and in mapped-xattr its mode and device
+    /// number) on a file just made.
+    pub(super) fn set_new_attrs(
+        &self,
+        fd: BorrowedFd<'_>,
+        uid: u32,
+        gid: u32,
+        mode: u32,
+        rdev: u64,
+    ) -> OpResult<()> {
+        match self.model {
+            SecurityModel::Passthrough => {
+                host::chown(fd, self.host_uid(uid)?, self.host_gid(gid)?)?
+            }
+            SecurityModel::None => {
+                if let (Ok(uid), Ok(gid)) = (self.host_uid(uid), self.host_gid(gid)) {
+                    let _ = host::chown(fd, uid, gid);
+                }
+            }
+            SecurityModel::MappedXattr => MappedAttrs {
+                uid: Some(uid),
+                gid: Some(gid),
+                mode: Some(mode),
+                rdev: (rdev != 0).then_some(rdev),
+            }
+            .write(fd)?,
+        }
+        Ok(())
+    }
+
+    pub(super) fn mapped(&self) -> bool {
+        self.model == SecurityModel::MappedXattr
+    }
+
+    /// Walks a path relative to the share's root one component at a time.
+    /// A path that goes through a symlink (one a 9P2000 walk followed) is
+    /// resolved again with symlinks followed inside the share.
+    pub(super) fn resolve(&self, rel: &Path) -> OpResult<OwnedFd> {
+        let mut fd = self.root.try_clone()?;
+        for component in rel.components() {
+            let Component::Normal(name) = component else {
+                return Err(errno(libc::EINVAL));
+            };
+            let name = host::component(name.as_encoded_bytes())?;
+            fd = match host::lookup(fd.as_fd(), &name) {
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTDIR) | Some(libc::ELOOP)) => {
+                    let rel = cstring(rel.as_os_str().as_encoded_bytes())?;
+                    return Ok(host::resolve_in_root(self.root.as_fd(), &rel)?);
+                }
+                other => other?,
+            };
+        }
+        Ok(fd)
     }
 }
 
