@@ -241,7 +241,7 @@ impl Server {
                 };
                 let mut target = [0u8; libc::PATH_MAX as usize];
                 let target = if stx.stx_mode as u32 & libc::S_IFMT == libc::S_IFLNK {
-                    let n = self.link_target(fid.fd(), &mut target)?;
+                    let n = self.share.link_target(fid.fd(), &mut target)?;
                     Some(&target[..n])
                 } else {
                     None
@@ -250,7 +250,7 @@ impl Server {
             }
             Node::File if fid.is_symlink() => {
                 let mut buf = [0u8; libc::PATH_MAX as usize];
-                let n = self.link_target(fid.fd(), &mut buf)?;
+                let n = self.share.link_target(fid.fd(), &mut buf)?;
                 Ok(buf[..n].to_vec())
             }
             _ => Ok(Vec::new()),
@@ -346,7 +346,8 @@ impl Server {
                 let (parent, last, _) = self.resolve_name(dir, &name)?;
                 let gid = self.share.stat(parent.as_fd())?.stx_gid;
                 let target = cstring(&target)?;
-                self.make_symlink(parent.as_fd(), &last, &target, dir.user.uid, gid)
+                self.share
+                    .make_symlink(parent.as_fd(), &last, &target, dir.user.uid, gid)
                     .map(drop)
             }
             DirCommand::Link { old, new } => {
@@ -380,7 +381,8 @@ impl Server {
                 };
                 let dev = libc::makedev(major, minor);
                 let mode = file_type | (mode & 0o7777);
-                self.make_node(parent.as_fd(), &last, mode, dev, dir.user.uid, gid)
+                self.share
+                    .make_node(parent.as_fd(), &last, mode, dev, dir.user.uid, gid)
                     .map(drop)
             }
         })();

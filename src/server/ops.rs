@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use super::error::{cstring, errno};
 use super::fid::{self, Fid, FidRef, Node, OpenFile, OpenSlot, Refind, XattrState};
-use super::security::{MappedAttrs, SecurityModel, MAPPED_DIR_MODE, MAPPED_FILE_MODE};
-use super::{child_path, host, Dialect, Errno, OpResult, ReadSink, Server, Session, WriteSource};
+use super::share::privileged_bits;
+use super::{child_path, host, Dialect, OpResult, ReadSink, Server, Session, WriteSource};
 use super::{MAX_MSIZE, MIN_MSIZE};
 use crate::protocol::flags::*;
 use crate::protocol::{self, Qid, WalkList};
@@ -305,7 +305,10 @@ impl Server {
             node: Node::File,
             nofollow,
         };
-        if follow && step.file_type == libc::S_IFLNK && self.is_host_symlink_fd(step.fd.as_fd())? {
+        if follow
+            && step.file_type == libc::S_IFLNK
+            && self.share.is_host_symlink_fd(step.fd.as_fd())?
+        {
             let rel = cstring(step.path.as_os_str().as_encoded_bytes())?;
             match host::resolve_in_root(self.share.root.as_fd(), &rel) {
                 Ok(target) => {
@@ -405,50 +408,6 @@ impl Server {
         Ok(())
     }
 
-    /// Sets the permission bits (and setuid, setgid, sticky) of a fid's
-    /// file as the security model keeps them (Tsetattr, Twstat, ctl chmod).
-    pub(super) fn set_mode(&self, fid: &FidRef, mode: u32) -> OpResult<()> {
-        let file_type = self.share.stat(fid.fd())?.stx_mode as u32 & libc::S_IFMT;
-        if file_type == libc::S_IFLNK {
-            Err(errno(libc::EOPNOTSUPP)) // a symlink has no mode of its own
-        } else if self.share.mapped() {
-            let mode = Some(file_type | (mode & 0o7777));
-            Ok(MappedAttrs {
-                mode,
-                ..Default::default()
-            }
-            .write(fid.fd())?)
-        } else {
-            Ok(host::chmod(fid.fd(), mode & 0o7777)?)
-        }
-    }
-
-    /// Opens the existing file `file` (an O_PATH descriptor) for I/O with
-    /// `flags`, with its statx as the guest sees it: only a regular file or
-    /// a directory in the guest's eyes and on the host (`host::open_file`);
-    /// a symlink is ELOOP, anything else `special_errno`. Under
-    /// mapped-xattr the guest's device nodes, fifos, sockets and symlinks
-    /// are regular files on the host: they are judged by the type kept in
-    /// their xattrs and never opened either.
-    pub(super) fn open_existing(
-        &self,
-        file: BorrowedFd<'_>,
-        flags: i32,
-        special_errno: i32,
-    ) -> OpResult<(OwnedFd, libc::statx)> {
-        if self.share.mapped() {
-            let stx = self.share.stat(file)?;
-            match stx.stx_mode as u32 & libc::S_IFMT {
-                libc::S_IFREG | libc::S_IFDIR => {}
-                libc::S_IFLNK => return Err(errno(libc::ELOOP)),
-                _ => return Err(errno(special_errno)),
-            }
-            return Ok((host::open_file(file, flags, special_errno)?, stx));
-        }
-        let (fd, stx) = host::open_file_statx(file, flags, special_errno)?;
-        Ok((fd, self.share.guest_view(file, stx)?))
-    }
-
     /// Truncates a fid's file: through its open descriptor if the fid is
     /// open for writing, else by opening it (only a regular file:
     /// truncate(2)'s EISDIR for a directory, EINVAL for anything else).
@@ -459,7 +418,7 @@ impl Server {
             }
             _ => {
                 let flags = libc::O_WRONLY | libc::O_NONBLOCK;
-                let (fd, _) = self.open_existing(fid.fd(), flags, libc::EINVAL)?;
+                let (fd, _) = self.share.open_existing(fid.fd(), flags, libc::EINVAL)?;
                 Ok(host::ftruncate(fd.as_fd(), size)?)
             }
         }
@@ -483,49 +442,16 @@ impl Server {
         if fid.is_host_file() && !fid.is_symlink() {
             return Ok(false);
         }
-        self.is_host_symlink_fd(fid.fd())
+        self.share.is_host_symlink_fd(fid.fd())
     }
 
-    fn is_host_symlink_fd(&self, fd: BorrowedFd<'_>) -> OpResult<bool> {
-        Ok(host::statx(fd)?.stx_mode as u32 & libc::S_IFMT == libc::S_IFLNK)
-    }
-
-    /// Clears setuid (and setgid of a group-executable file) after a
-    /// write by a user other than root, as Linux does.
-    fn clear_privileged_bits(&self, fid: &FidRef) -> OpResult<()> {
-        let mode = self.share.stat(fid.fd())?.stx_mode as u32;
-        let bits = privileged_bits(mode);
-        if bits == 0 {
-            return Ok(());
-        }
-        let new = mode & !bits;
-        if self.share.mapped() {
-            let mode = Some(new);
-            Ok(MappedAttrs {
-                mode,
-                ..Default::default()
-            }
-            .write(fid.fd())?)
-        } else {
-            Ok(host::chmod(fid.fd(), new & 0o7777)?)
-        }
+    pub(super) fn set_mode(&self, fid: &FidRef, mode: u32) -> OpResult<()> {
+        self.share.set_mode(fid.fd(), mode)
     }
 
     pub(super) fn chown(&self, fid: &FidRef, uid: Option<u32>, gid: Option<u32>) -> OpResult<()> {
-        if self.share.mapped() && !self.is_host_symlink(fid)? {
-            return Ok(MappedAttrs {
-                uid,
-                gid,
-                ..Default::default()
-            }
-            .write(fid.fd())?);
-        }
-        let host_uid = uid.map_or(Ok(u32::MAX), |u| self.share.host_uid(u))?;
-        let host_gid = gid.map_or(Ok(u32::MAX), |g| self.share.host_gid(g))?;
-        match host::chown(fid.fd(), host_uid, host_gid) {
-            Err(_) if self.share.model == SecurityModel::None => Ok(()),
-            other => Ok(other?),
-        }
+        self.share
+            .chown(fid.fd(), uid, gid, || self.is_host_symlink(fid))
     }
 
     pub(super) fn lopen(&self, s: &Session, t: &protocol::Tlopen) -> OpResult<(Qid, u32)> {
@@ -566,7 +492,7 @@ impl Server {
         slot: OpenSlot,
     ) -> OpResult<(OpenFile, libc::statx)> {
         let flags = open_flags(p9_flags) & !(libc::O_CREAT | libc::O_EXCL);
-        let (fd, stx) = self.open_existing(file, flags, libc::EPERM)?;
+        let (fd, stx) = self.share.open_existing(file, flags, libc::EPERM)?;
         let open = OpenFile::new(fd, p9_flags, is_dir, stx.stx_dev(), slot);
         if uid != 0 && privileged_bits(stx.stx_mode as u32) != 0 {
             open.kill_priv
@@ -578,11 +504,7 @@ impl Server {
     pub(super) fn lcreate(&self, s: &Session, t: &protocol::Tlcreate<'_>) -> OpResult<(Qid, u32)> {
         let dir = self.fid(s, t.fid)?;
         let name = host::component(t.name.as_bytes())?;
-        let host_mode = if self.share.mapped() {
-            MAPPED_FILE_MODE
-        } else {
-            t.mode & 0o7777
-        };
+        let host_mode = self.share.host_file_mode(t.mode);
         // O_EXCL whatever the client asked: only a file made here gets the
         // creator's attributes (or is removed if that fails), and an entry
         // that exists is opened only if it is a regular file.
@@ -707,7 +629,7 @@ impl Server {
             .kill_priv
             .swap(false, std::sync::atomic::Ordering::Relaxed)
         {
-            self.clear_privileged_bits(&fid)?;
+            self.share.clear_privileged_bits(fid.fd())?;
         }
         Ok(written as u32)
     }
@@ -754,11 +676,9 @@ impl Server {
                 }
                 break;
             }
-            let d_type = if self.share.mapped() && entry.d_type == libc::DT_REG {
-                mapped_d_type(open.fd.as_fd(), entry.name)
-            } else {
-                entry.d_type
-            };
+            let d_type = self
+                .share
+                .guest_d_type(open.fd.as_fd(), entry.name, entry.d_type);
             let qid = Qid {
                 ty: match d_type {
                     libc::DT_DIR => protocol::QTDIR,
@@ -779,48 +699,19 @@ impl Server {
     pub(super) fn mkdir(&self, s: &Session, t: &protocol::Tmkdir<'_>) -> OpResult<Qid> {
         let dir = self.fid(s, t.dfid)?;
         let name = host::component(t.name.as_bytes())?;
-        let host_mode = if self.share.mapped() {
-            MAPPED_DIR_MODE
-        } else {
-            t.mode & 0o7777
-        };
+        let host_mode = self.share.host_dir_mode(t.mode);
         host::mkdirat(dir.fd(), &name, host_mode)?;
         let mode = libc::S_IFDIR | (t.mode & 0o7777);
-        self.finish_create(dir.fd(), &name, dir.user.uid, t.gid, mode, 0)
+        self.share
+            .finish_create(dir.fd(), &name, dir.user.uid, t.gid, mode, 0)
     }
 
     pub(super) fn symlink(&self, s: &Session, t: &protocol::Tsymlink<'_>) -> OpResult<Qid> {
         let dir = self.fid(s, t.fid)?;
         let name = host::component(t.name.as_bytes())?;
         let target = cstring(t.symtgt.as_bytes())?;
-        self.make_symlink(dir.fd(), &name, &target, dir.user.uid, t.gid)
-    }
-
-    /// Makes the symlink `name` in `dir` owned by guest `uid`/`gid` as the
-    /// security model keeps it (Tsymlink, 9P2000.u Tcreate, ctl symlink).
-    pub(super) fn make_symlink(
-        &self,
-        dir: BorrowedFd<'_>,
-        name: &CString,
-        target: &CString,
-        uid: u32,
-        gid: u32,
-    ) -> OpResult<Qid> {
-        if self.share.mapped() {
-            // A regular file holding the target: user.* xattrs cannot be
-            // set on a host symlink.
-            let flags =
-                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-            let fd = host::openat(dir, name, flags, MAPPED_FILE_MODE)?;
-            let written = host::pwrite(fd.as_fd(), target.as_bytes(), 0);
-            if written.map_or(true, |n| n != target.as_bytes().len()) {
-                let _ = host::unlinkat(dir, name, 0);
-                return Err(errno(libc::EIO));
-            }
-        } else {
-            host::symlinkat(target, dir, name)?;
-        }
-        self.finish_create(dir, name, uid, gid, libc::S_IFLNK | 0o777, 0)
+        self.share
+            .make_symlink(dir.fd(), &name, &target, dir.user.uid, t.gid)
     }
 
     pub(super) fn mknod(&self, s: &Session, t: &protocol::Tmknod<'_>) -> OpResult<Qid> {
@@ -828,56 +719,8 @@ impl Server {
         let name = host::component(t.name.as_bytes())?;
         let dev = libc::makedev(t.major, t.minor);
         let mode = t.mode & (libc::S_IFMT | 0o7777);
-        self.make_node(dir.fd(), &name, mode, dev, dir.user.uid, t.gid)
-    }
-
-    /// Makes the file `name` of type and mode `mode` (and device number
-    /// `dev`) in `dir`, owned by guest `uid`/`gid`, as the security model
-    /// keeps it: in mapped-xattr never a real device, fifo or socket on the
-    /// host (Tmknod, 9P2000.u Tcreate, ctl mknod).
-    pub(super) fn make_node(
-        &self,
-        dir: BorrowedFd<'_>,
-        name: &CString,
-        mode: u32,
-        dev: u64,
-        uid: u32,
-        gid: u32,
-    ) -> OpResult<Qid> {
-        if self.share.mapped() {
-            let flags =
-                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-            host::openat(dir, name, flags, MAPPED_FILE_MODE)?;
-        } else {
-            host::mknodat(dir, name, mode, dev)?;
-        }
-        self.finish_create(dir, name, uid, gid, mode, dev)
-    }
-
-    /// Records the owner (and guest mode) of an entry just made in `dir`
-    /// and returns its qid; removes the entry if that fails.
-    fn finish_create(
-        &self,
-        dir: BorrowedFd<'_>,
-        name: &CString,
-        uid: u32,
-        gid: u32,
-        mode: u32,
-        rdev: u64,
-    ) -> OpResult<Qid> {
-        let result = host::lookup(dir, name).map_err(Errno::from).and_then(|fd| {
-            self.share.set_new_attrs(fd.as_fd(), uid, gid, mode, rdev)?;
-            self.share.qid_of(fd.as_fd())
-        });
-        if result.is_err() {
-            let flags = if mode & libc::S_IFMT == libc::S_IFDIR {
-                libc::AT_REMOVEDIR
-            } else {
-                0
-            };
-            let _ = host::unlinkat(dir, name, flags);
-        }
-        result
+        self.share
+            .make_node(dir.fd(), &name, mode, dev, dir.user.uid, t.gid)
     }
 
     pub(super) fn readlink(
@@ -890,23 +733,7 @@ impl Server {
         if !fid.is_symlink() {
             return Err(errno(libc::EINVAL));
         }
-        self.link_target(fid.fd(), buf)
-    }
-
-    /// The target of a symlink, in `buf`; returns its length.
-    pub(super) fn link_target(&self, fd: BorrowedFd<'_>, buf: &mut [u8]) -> OpResult<usize> {
-        match host::readlink(fd, buf) {
-            // mapped-xattr: the target is the content of a regular file.
-            // (readlinkat of a non-symlink fails with ENOENT or EINVAL.)
-            Err(e)
-                if self.share.mapped()
-                    && matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOENT)) =>
-            {
-                let fd = host::open_file(fd, libc::O_RDONLY, libc::EINVAL)?;
-                Ok(host::pread(fd.as_fd(), buf, 0)?)
-            }
-            other => Ok(other?),
-        }
+        self.share.link_target(fid.fd(), buf)
     }
 
     pub(super) fn link(&self, s: &Session, t: &protocol::Tlink<'_>) -> OpResult<()> {
@@ -1018,7 +845,7 @@ impl Server {
             // (never a fifo or a device node: fsync(2) of those is EINVAL).
             None => {
                 let flags = libc::O_RDONLY | libc::O_NONBLOCK;
-                let (fd, _) = self.open_existing(fid.fd(), flags, libc::EINVAL)?;
+                let (fd, _) = self.share.open_existing(fid.fd(), flags, libc::EINVAL)?;
                 host::fsync(fd.as_fd(), datasync)?
             }
         }
@@ -1036,41 +863,6 @@ pub(super) fn refind_after_step(node: Node, dialect: Dialect, nofollow: bool) ->
         (Node::File, Dialect::Plan9) if nofollow => Refind::Never,
         (Node::File, Dialect::Plan9) => Refind::InRoot,
         _ => Refind::Never,
-    }
-}
-
-/// The setuid/setgid bits a write by a non-root user removes: setuid, and
-/// setgid when group-executable (setgid alone means mandatory locking).
-fn privileged_bits(mode: u32) -> u32 {
-    let mut bits = mode & libc::S_ISUID;
-    if mode & (libc::S_ISGID | libc::S_IXGRP) == libc::S_ISGID | libc::S_IXGRP {
-        bits |= libc::S_ISGID;
-    }
-    bits
-}
-
-/// The guest's d_type of a regular host file in mapped-xattr (a fifo,
-/// socket, device or symlink is a regular file carrying its type).
-fn mapped_d_type(dir: BorrowedFd<'_>, name: &[u8]) -> u8 {
-    let Ok(name) = CString::new(name) else {
-        return libc::DT_REG;
-    };
-    let path = host::ProcPath::entry(dir, &name);
-    let mut mode = [0u8; 4];
-    let got = host::in_proc_dir(|proc| {
-        proc.xattr_get(&path, true, super::security::XATTR_MODE, &mut mode)
-    });
-    match got {
-        Ok(4) => match u32::from_le_bytes(mode) & libc::S_IFMT {
-            libc::S_IFIFO => libc::DT_FIFO,
-            libc::S_IFSOCK => libc::DT_SOCK,
-            libc::S_IFCHR => libc::DT_CHR,
-            libc::S_IFBLK => libc::DT_BLK,
-            libc::S_IFLNK => libc::DT_LNK,
-            libc::S_IFDIR => libc::DT_DIR,
-            _ => libc::DT_REG,
-        },
-        _ => libc::DT_REG,
     }
 }
 

@@ -393,7 +393,7 @@ impl Server {
             length = 0;
         } else if file_type == libc::S_IFLNK {
             let mut buf = [0u8; libc::PATH_MAX as usize];
-            let n = self.link_target(fd, &mut buf)?;
+            let n = self.share.link_target(fd, &mut buf)?;
             length = n as u64;
             if dialect == Dialect::Unix {
                 extension = buf[..n].to_vec();

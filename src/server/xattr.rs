@@ -13,7 +13,7 @@ use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
 use super::fid::{Fid, FidRef, XattrState};
-use super::security::{SecurityModel, XATTR_PRIVATE_PREFIX};
+use super::security::XATTR_PRIVATE_PREFIX;
 use super::{host, Errno, OpResult, Server, Session};
 use crate::protocol;
 
@@ -53,7 +53,7 @@ impl Server {
 
     /// Whether the host keeps this guest attribute under the private prefix.
     fn kept_private(&self, name: &[u8]) -> bool {
-        self.share.model == SecurityModel::MappedXattr
+        self.share.keeps_special_xattrs_private()
             && (name.starts_with(ACL_PREFIX)
                 || name.starts_with(TRUSTED_PREFIX)
                 || name.starts_with(SECURITY_PREFIX))

@@ -8,8 +8,11 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Component, Path};
 
 use super::error::{cstring, errno, OpResult};
+mod model;
+pub(super) use model::privileged_bits;
+
 use super::fid::QidMapper;
-use super::security::{IdMap, MappedAttrs, SecurityModel};
+use super::security::{IdMap, SecurityModel};
 use super::{cwd, host, user, writeback, Config};
 use crate::protocol::Qid;
 
@@ -84,64 +87,12 @@ impl Share {
         self.guest_view(fd, host::statx(fd)?)
     }
 
-    /// The guest's view of `stx`, the host statx of the file `fd` holds:
-    /// ids mapped, and under mapped-xattr the attributes it keeps.
-    pub(super) fn guest_view(
-        &self,
-        fd: BorrowedFd<'_>,
-        mut stx: libc::statx,
-    ) -> OpResult<libc::statx> {
-        stx.stx_uid = self.uids.to_guest(stx.stx_uid);
-        stx.stx_gid = self.gids.to_guest(stx.stx_gid);
-        let host_type = stx.stx_mode as u32 & libc::S_IFMT;
-        if self.model == SecurityModel::MappedXattr
-            && (host_type == libc::S_IFREG || host_type == libc::S_IFDIR)
-        {
-            MappedAttrs::read(fd)?.apply(&mut stx);
-        }
-        Ok(stx)
-    }
-
     pub(super) fn host_uid(&self, uid: u32) -> OpResult<u32> {
         self.uids.to_host(uid).ok_or(errno(libc::EINVAL))
     }
 
     pub(super) fn host_gid(&self, gid: u32) -> OpResult<u32> {
         self.gids.to_host(gid).ok_or(errno(libc::EINVAL))
-    }
-
-    /// Records the guest's owner (and in mapped-xattr its mode and device
-    /// number) on a file just made.
-    pub(super) fn set_new_attrs(
-        &self,
-        fd: BorrowedFd<'_>,
-        uid: u32,
-        gid: u32,
-        mode: u32,
-        rdev: u64,
-    ) -> OpResult<()> {
-        match self.model {
-            SecurityModel::Passthrough => {
-                host::chown(fd, self.host_uid(uid)?, self.host_gid(gid)?)?
-            }
-            SecurityModel::None => {
-                if let (Ok(uid), Ok(gid)) = (self.host_uid(uid), self.host_gid(gid)) {
-                    let _ = host::chown(fd, uid, gid);
-                }
-            }
-            SecurityModel::MappedXattr => MappedAttrs {
-                uid: Some(uid),
-                gid: Some(gid),
-                mode: Some(mode),
-                rdev: (rdev != 0).then_some(rdev),
-            }
-            .write(fd)?,
-        }
-        Ok(())
-    }
-
-    pub(super) fn mapped(&self) -> bool {
-        self.model == SecurityModel::MappedXattr
     }
 
     /// Walks a path relative to the share's root one component at a time.
