@@ -24,9 +24,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
-use super::ops::StatxDev;
+use super::share::StatxDev;
 use super::Errno;
-use crate::protocol::Qid;
 
 /// A directory opened for Treaddir: its descriptor position and entries
 /// read from the host but not yet sent.
@@ -897,73 +896,6 @@ impl Drop for FidTable {
     fn drop(&mut self) {
         self.uncount(self.lock().len());
     }
-}
-
-/// Computes a qid from a statx record. qid.path is the inode, with the
-/// device folded into the top bits for files on other filesystems than the
-/// share's root (see `QidMapper`).
-pub fn qid_type(mode: u32) -> u8 {
-    use crate::protocol::{QTDIR, QTFILE, QTSYMLINK};
-    match mode & libc::S_IFMT {
-        libc::S_IFDIR => QTDIR,
-        libc::S_IFLNK => QTSYMLINK,
-        _ => QTFILE,
-    }
-}
-
-/// Maps (device, inode) to a qid.path unique within the share: inodes of the
-/// root's filesystem map to themselves; each other device gets its own
-/// prefix in the top 16 bits.
-pub struct QidMapper {
-    root_dev: u64,
-    devices: Mutex<HashMap<u64, u64>>,
-}
-
-impl QidMapper {
-    pub fn new(root_dev: u64) -> Self {
-        QidMapper {
-            root_dev,
-            devices: Mutex::new(HashMap::new()),
-        }
-    }
-
-    pub fn path(&self, dev: u64, ino: u64) -> u64 {
-        const INO_BITS: u32 = 48;
-        const INO_MASK: u64 = (1 << INO_BITS) - 1;
-        if dev == self.root_dev && ino <= INO_MASK {
-            return ino;
-        }
-        let mut devices = self.devices.lock().unwrap_or_else(|e| e.into_inner());
-        let next = devices.len() as u64 + 1;
-        let prefix = *devices.entry(dev).or_insert(next);
-        (prefix << INO_BITS) | (ino & INO_MASK)
-    }
-
-    pub fn qid(&self, stx: &libc::statx) -> Qid {
-        let dev = libc::makedev(stx.stx_dev_major, stx.stx_dev_minor);
-        Qid {
-            ty: qid_type(stx.stx_mode as u32),
-            version: qid_version(stx),
-            path: self.path(dev, stx.stx_ino),
-        }
-    }
-}
-
-/// A version that changes whenever the content or the metadata does: a mix
-/// of mtime, ctime (every change moves it) and size.
-fn qid_version(stx: &libc::statx) -> u32 {
-    let mut h = 0xcbf2_9ce4_8422_2325u64;
-    for v in [
-        stx.stx_mtime.tv_sec as u64,
-        stx.stx_mtime.tv_nsec as u64,
-        stx.stx_ctime.tv_sec as u64,
-        stx.stx_ctime.tv_nsec as u64,
-        stx.stx_size,
-    ] {
-        h = (h ^ v).wrapping_mul(0x0100_0000_01b3);
-        h ^= h >> 29;
-    }
-    (h ^ (h >> 32)) as u32
 }
 
 #[cfg(test)]

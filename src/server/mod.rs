@@ -25,8 +25,9 @@ mod xattr;
 pub use crate::protocol::Dialect;
 pub use data::{NoData, ReadSink, SliceSource, VecSink, WriteSource};
 pub use error::{error_text, Errno, OpResult};
-pub use fid::{Fid, FidTable, QidMapper};
+pub use fid::{Fid, FidTable};
 pub use security::{IdMap, IdRange, SecurityModel};
+pub use share::QidMapper;
 use share::Share;
 
 use std::path::{Path, PathBuf};

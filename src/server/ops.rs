@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::error::{cstring, errno};
 use super::fid::{self, Fid, FidRef, Node, OpenFile, OpenSlot, Refind, XattrState};
-use super::share::privileged_bits;
+use super::share::{privileged_bits, StatxDev};
 use super::{child_path, host, Dialect, OpResult, ReadSink, Server, Session, WriteSource};
 use super::{MAX_MSIZE, MIN_MSIZE};
 use crate::protocol::flags::*;
@@ -924,15 +924,5 @@ impl WalkStep {
             node: self.node,
             nofollow: self.nofollow,
         }
-    }
-}
-
-pub(super) trait StatxDev {
-    fn stx_dev(&self) -> u64;
-}
-
-impl StatxDev for libc::statx {
-    fn stx_dev(&self) -> u64 {
-        libc::makedev(self.stx_dev_major, self.stx_dev_minor)
     }
 }

@@ -9,9 +9,11 @@ use std::path::{Component, Path};
 
 use super::error::{cstring, errno, OpResult};
 mod model;
+mod qid;
 pub(super) use model::privileged_bits;
+pub use qid::QidMapper;
+pub(super) use qid::StatxDev;
 
-use super::fid::QidMapper;
 use super::security::{IdMap, SecurityModel};
 use super::{cwd, host, user, writeback, Config};
 use crate::protocol::Qid;
