@@ -139,11 +139,8 @@ impl Server {
         fid: &FidRef,
     ) -> OpResult<(OwnedFd, CString, std::path::PathBuf)> {
         let path = fid.path();
-        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
-            return Err(errno(libc::EBUSY)); // the share's root
-        };
-        let name = host::component(name.as_encoded_bytes())?;
-        Ok((self.share.resolve(parent)?, name, path.clone()))
+        let (dir, name) = self.share.parent(&path)?;
+        Ok((dir, name, path))
     }
 
     pub(super) fn version(&self, s: &Session, t: &protocol::Tversion<'_>) -> (u32, &'static [u8]) {
@@ -296,33 +293,19 @@ impl Server {
         nofollow: bool,
         follow: bool,
     ) -> OpResult<(WalkStep, libc::statx)> {
-        let mut stx = self.share.stat(fd.as_fd())?;
-        let mut step = WalkStep {
-            qid: self.share.qids.qid(&stx),
-            file_type: stx.stx_mode as u32 & libc::S_IFMT,
-            fd,
+        let (landing, stx) = self.share.land(fd, &path, follow)?;
+        let step = WalkStep {
+            qid: landing.qid,
+            file_type: landing.file_type,
+            fd: landing.fd,
             path,
-            node: Node::File,
+            node: if landing.dangling {
+                Node::Dangling
+            } else {
+                Node::File
+            },
             nofollow,
         };
-        if follow
-            && step.file_type == libc::S_IFLNK
-            && self.share.is_host_symlink_fd(step.fd.as_fd())?
-        {
-            let rel = cstring(step.path.as_os_str().as_encoded_bytes())?;
-            match host::resolve_in_root(self.share.root.as_fd(), &rel) {
-                Ok(target) => {
-                    stx = self.share.stat(target.as_fd())?;
-                    step.qid = self.share.qids.qid(&stx);
-                    step.file_type = stx.stx_mode as u32 & libc::S_IFMT;
-                    step.fd = target;
-                }
-                Err(_) => {
-                    step.node = Node::Dangling;
-                    step.qid.ty = protocol::QTFILE;
-                }
-            }
-        }
         Ok((step, stx))
     }
 

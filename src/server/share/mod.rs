@@ -4,6 +4,7 @@
 //! descriptor budget. The 9P layer (sessions, fids, dialects, the control
 //! namespace) reaches the host's files through it.
 
+use std::ffi::CString;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Component, Path};
 
@@ -116,6 +117,66 @@ impl Share {
             };
         }
         Ok(fd)
+    }
+}
+
+/// Where a walk step lands on the host.
+pub(crate) struct Landing {
+    pub fd: OwnedFd,
+    pub qid: Qid,
+    /// S_IFMT of the file, as the guest sees it.
+    pub file_type: u32,
+    /// A symlink to be followed whose target is not in the share: the
+    /// step stays on the link, shown as a file.
+    pub dangling: bool,
+}
+
+impl Share {
+    /// The directory holding the file at `path` (from the root) and the
+    /// file's name in it; EBUSY for the root.
+    pub(crate) fn parent(&self, path: &Path) -> OpResult<(OwnedFd, CString)> {
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+            return Err(errno(libc::EBUSY));
+        };
+        let name = host::component(name.as_encoded_bytes())?;
+        Ok((self.resolve(parent)?, name))
+    }
+
+    /// A walk step onto `fd`, the file at `path`: with `follow`, a
+    /// symlink is followed inside the share. Also the statx of where it
+    /// landed.
+    pub(crate) fn land(
+        &self,
+        fd: OwnedFd,
+        path: &Path,
+        follow: bool,
+    ) -> OpResult<(Landing, libc::statx)> {
+        let mut stx = self.stat(fd.as_fd())?;
+        let mut landing = Landing {
+            qid: self.qids.qid(&stx),
+            file_type: stx.stx_mode as u32 & libc::S_IFMT,
+            fd,
+            dangling: false,
+        };
+        if follow
+            && landing.file_type == libc::S_IFLNK
+            && self.is_host_symlink_fd(landing.fd.as_fd())?
+        {
+            let rel = cstring(path.as_os_str().as_encoded_bytes())?;
+            match host::resolve_in_root(self.root.as_fd(), &rel) {
+                Ok(target) => {
+                    stx = self.stat(target.as_fd())?;
+                    landing.qid = self.qids.qid(&stx);
+                    landing.file_type = stx.stx_mode as u32 & libc::S_IFMT;
+                    landing.fd = target;
+                }
+                Err(_) => {
+                    landing.dangling = true;
+                    landing.qid.ty = crate::protocol::QTFILE;
+                }
+            }
+        }
+        Ok((landing, stx))
     }
 }
 
