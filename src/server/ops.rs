@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::error::{cstring, errno};
 use super::fid::{self, Fid, FidRef, Node, OpenFile, OpenSlot, Refind, XattrState};
-use super::share::{privileged_bits, StatxDev};
+use super::share::{privileged_bits, DirEntry, StatxDev};
 use super::{child_path, host, Dialect, OpResult, ReadSink, Server, Session, WriteSource};
 use super::{MAX_MSIZE, MIN_MSIZE};
 use crate::protocol::flags::*;
@@ -846,36 +846,6 @@ pub(super) fn refind_after_step(node: Node, dialect: Dialect, nofollow: bool) ->
         (Node::File, Dialect::Plan9) if nofollow => Refind::Never,
         (Node::File, Dialect::Plan9) => Refind::InRoot,
         _ => Refind::Never,
-    }
-}
-
-/// One linux_dirent64 record.
-pub(super) struct DirEntry<'a> {
-    pub ino: u64,
-    pub off: u64,
-    pub reclen: usize,
-    pub d_type: u8,
-    pub name: &'a [u8],
-}
-
-impl<'a> DirEntry<'a> {
-    /// Parses the record at the start of `buf`: `d_ino[8] d_off[8]
-    /// d_reclen[2] d_type[1] d_name[NUL-terminated]`.
-    pub fn parse(buf: &'a [u8]) -> Option<Self> {
-        const NAME_OFFSET: usize = 19;
-        let ino = u64::from_ne_bytes(buf.get(0..8)?.try_into().ok()?);
-        let off = u64::from_ne_bytes(buf.get(8..16)?.try_into().ok()?);
-        let reclen = u16::from_ne_bytes(buf.get(16..18)?.try_into().ok()?) as usize;
-        let d_type = *buf.get(18)?;
-        let name_area = buf.get(NAME_OFFSET..reclen)?;
-        let len = name_area.iter().position(|&b| b == 0)?;
-        Some(DirEntry {
-            ino,
-            off,
-            reclen,
-            d_type,
-            name: &name_area[..len],
-        })
     }
 }
 

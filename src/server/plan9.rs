@@ -12,6 +12,7 @@ use std::sync::Arc;
 use super::error::errno;
 use super::fid::{Fid, FidRef, Node, OpenFile, Refind};
 use super::ops::*;
+use super::share::DirEntry;
 use super::user::number;
 use super::{child_path, host, Dialect, OpResult, ReadSink, Server, Session};
 use crate::protocol::flags::*;

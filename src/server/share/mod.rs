@@ -9,8 +9,10 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Component, Path};
 
 use super::error::{cstring, errno, OpResult};
+mod dir;
 mod model;
 mod qid;
+pub use dir::{DirCursor, DirEntry};
 pub(super) use model::privileged_bits;
 pub use qid::QidMapper;
 pub(super) use qid::StatxDev;
