@@ -13,4 +13,5 @@ pub mod sandbox;
 pub mod seccomp;
 pub mod server;
 pub mod socket;
+mod sync;
 pub mod virtio;

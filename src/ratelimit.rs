@@ -4,6 +4,7 @@
 //! through after a suppressed stretch says how many were left out:
 //! `crate::warn_limited!("dropping a bad descriptor chain: {e:?}")`.
 
+use crate::sync::Locked;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -45,7 +46,7 @@ impl RateLimit {
 
     /// [`RateLimit::allow`] at a given time (tests).
     pub fn allow_at(&self, now: Instant) -> Option<u64> {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.state.locked();
         let elapsed = state
             .window
             .map(|start| now.saturating_duration_since(start));

@@ -21,6 +21,7 @@ use super::ops::{WalkFrom, WalkStep};
 use super::{host, Dialect, OpResult, ReadSink, Server, Session, WriteSource};
 use crate::protocol::flags::{GETATTR_BASIC, P9_ACCMODE, P9_RDONLY};
 use crate::protocol::{self, Qid};
+use crate::sync::Locked;
 
 /// Bits that set a control directory's and a control file's qid.path apart
 /// from the file they control.
@@ -266,7 +267,7 @@ impl Server {
         count: usize,
         sink: &mut dyn ReadSink,
     ) -> OpResult<u32> {
-        let mut snapshot = fid.content.lock().unwrap_or_else(|e| e.into_inner());
+        let mut snapshot = fid.content.locked();
         let content = match &mut *snapshot {
             Some(content) if offset != 0 => content,
             _ => snapshot.insert(self.content(fid)?),

@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 use super::share::{DirCursor, StatxDev};
 use super::Errno;
+use crate::sync::Locked;
 
 /// Descriptors the fids of this process hold (O_PATH and open ones): the
 /// open file limit is the process's, whatever the server or session.
@@ -214,7 +215,7 @@ impl PathHandle {
     }
 
     fn lock(&self) -> MutexGuard<'_, HandleState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.locked()
     }
 
     /// Closes the descriptor if no request holds it (and then it is no
@@ -421,7 +422,7 @@ impl Fid {
     }
 
     pub fn xattr_state(&self) -> std::sync::MutexGuard<'_, Option<XattrState>> {
-        self.xattr.lock().unwrap_or_else(|e| e.into_inner())
+        self.xattr.locked()
     }
 
     /// Pins the fid for a request. A released O_PATH descriptor is opened
@@ -503,7 +504,7 @@ impl Fid {
     }
 
     pub fn path(&self) -> PathBuf {
-        self.path.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.path.locked().clone()
     }
 }
 
@@ -737,7 +738,7 @@ impl FidTable {
     /// for a while). `sweep` decides again whether a sweep is needed:
     /// the other thread's may have done it.
     pub fn one_sweep_at_a_time<R>(&self, sweep: impl FnOnce() -> R) -> R {
-        let _sweeping = self.sweeping.lock().unwrap_or_else(|e| e.into_inner());
+        let _sweeping = self.sweeping.locked();
         sweep()
     }
 
@@ -788,14 +789,14 @@ impl FidTable {
     }
 
     fn clock(&self) -> MutexGuard<'_, Clock> {
-        self.clock.lock().unwrap_or_else(|e| e.into_inner())
+        self.clock.locked()
     }
 
     /// After a rename of `from` to `to`, points every fid at or below
     /// `from` at its new path.
     pub fn renamed(&self, from: &Path, to: &Path) {
         for fid in self.lock().values() {
-            let mut path = fid.path.lock().unwrap_or_else(|e| e.into_inner());
+            let mut path = fid.path.locked();
             if let Ok(rest) = path.strip_prefix(from) {
                 *path = if rest.as_os_str().is_empty() {
                     to.to_path_buf()
@@ -807,7 +808,7 @@ impl FidTable {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Arc<Fid>>> {
-        self.fids.lock().unwrap_or_else(|e| e.into_inner())
+        self.fids.locked()
     }
 }
 

@@ -41,6 +41,7 @@ use super::fid::{Fid, HeldFd, OpenFile, OpenSlot};
 use super::{host, Errno, OpResult, Server, Session};
 use crate::protocol::flags::*;
 use crate::protocol::{self, Rgetlock};
+use crate::sync::Locked;
 
 /// The largest file offset (the kernel's OFFSET_MAX): a range ending here
 /// runs to the end of the file, however long it grows.
@@ -238,7 +239,7 @@ impl FidLocks {
     /// Remembers that `who` locked `file` through this fid; true the first
     /// time.
     fn remember(&self, table: &Arc<LockTable>, file: FileKey, who: &OwnerKey) -> bool {
-        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        let mut held = self.held.locked();
         let held = held.get_or_insert_with(|| Held {
             table: Arc::clone(table),
             owners: Vec::new(),
@@ -253,7 +254,7 @@ impl FidLocks {
 
 impl Drop for FidLocks {
     fn drop(&mut self) {
-        let held = self.held.get_mut().unwrap_or_else(|e| e.into_inner());
+        let held = self.held.locked_mut();
         if let Some(held) = held.take() {
             held.table.release(&held.owners);
         }
@@ -268,7 +269,7 @@ enum Outcome {
 
 impl LockTable {
     fn files(&self) -> MutexGuard<'_, HashMap<FileKey, FileLocks>> {
-        self.files.lock().unwrap_or_else(|e| e.into_inner())
+        self.files.locked()
     }
 
     /// Sets (`kind` Some) or clears a lock of `who` on `start..=end` of

@@ -14,6 +14,7 @@ use super::{child_path, host, Dialect, OpResult, ReadSink, Server, Session, Writ
 use super::{MAX_MSIZE, MIN_MSIZE};
 use crate::protocol::flags::*;
 use crate::protocol::{self, Qid, WalkList};
+use crate::sync::Locked;
 
 /// Host open(2) flags for 9P2000.L open flags. O_DIRECT is dropped: the
 /// data moves through guest buffers with no alignment guarantee.
@@ -635,7 +636,7 @@ impl Server {
         let fid = self.fid(s, t.fid)?;
         let open = fid.open.get().ok_or(errno(libc::EBADF))?;
         let dir = open.dir.as_ref().ok_or(errno(libc::ENOTDIR))?;
-        let mut cursor = dir.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cursor = dir.locked();
         let limit = (t.count as usize)
             .min(reply_capacity)
             .min((s.msize() as usize).saturating_sub(protocol::RREAD_HEADER_SIZE));

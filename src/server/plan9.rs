@@ -19,6 +19,7 @@ use crate::protocol::flags::*;
 use crate::protocol::{self, Qid, Stat, StatBlob, StatExtension, Str, Wire};
 use crate::protocol::{DMAPPEND, DMDEVICE, DMDIR, DMEXCL, DMLINK, DMNAMEDPIPE, DMSETGID, DMSETUID};
 use crate::protocol::{DMSETVTX, DMSOCKET, DMSYMLINK};
+use crate::sync::Locked;
 
 /// "Don't touch" values of a Twstat.
 const KEEP16: u16 = u16::MAX;
@@ -438,7 +439,7 @@ impl Server {
         let dialect = s.dialect();
         let follow = dialect == Dialect::Plan9 && !fid.nofollow;
         let dir = open.dir.as_ref().ok_or(errno(libc::ENOTDIR))?;
-        let mut cursor = dir.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cursor = dir.locked();
         if offset == 0 {
             host::lseek(open.fd.as_fd(), 0)?;
             cursor.rewind();

@@ -32,6 +32,7 @@ use super::chain::{self, ChainView, Peek};
 use super::pool::{Pool, Request};
 use crate::protocol::{self, Header, Tmessage};
 use crate::server::{Server, Session, MAX_MSIZE};
+use crate::sync::Locked;
 
 /// Feature bit: the device has a mount tag in its config space.
 pub const VIRTIO_9P_MOUNT_TAG: u64 = 0;
@@ -232,13 +233,13 @@ impl P9Backend {
     }
 
     fn queue_thread(&self) -> MutexGuard<'_, QueueThread> {
-        self.queue_thread.lock().unwrap_or_else(|e| e.into_inner())
+        self.queue_thread.locked()
     }
 
     /// Pops every available request of the queue and serves it or hands it
     /// to the pool.
     fn process_queue(&self, vring: &VringRwLock) -> io::Result<()> {
-        let Some(atomic) = self.mem.lock().unwrap_or_else(|e| e.into_inner()).clone() else {
+        let Some(atomic) = self.mem.locked().clone() else {
             return Ok(());
         };
         let mem: Memory = atomic.memory().into_inner();
@@ -458,7 +459,7 @@ impl VhostUserBackend for P9Backend {
     }
 
     fn set_event_idx(&self, enabled: bool) {
-        *self.event_idx.lock().unwrap_or_else(|e| e.into_inner()) = enabled;
+        *self.event_idx.locked() = enabled;
     }
 
     fn get_config(&self, offset: u32, size: u32) -> Vec<u8> {
@@ -487,7 +488,7 @@ impl VhostUserBackend for P9Backend {
     }
 
     fn update_memory(&self, mem: GuestMemoryAtomic<GuestMemoryMmap>) -> io::Result<()> {
-        *self.mem.lock().unwrap_or_else(|e| e.into_inner()) = Some(mem);
+        *self.mem.locked() = Some(mem);
         Ok(())
     }
 

@@ -12,6 +12,7 @@
 //! Nothing here allocates per request: the queue and the parking list keep
 //! their capacity, and the tag counts are a fixed table.
 
+use crate::sync::Locked;
 use std::collections::VecDeque;
 use std::io;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -53,7 +54,7 @@ struct Shared<J> {
 
 impl<J> Shared<J> {
     fn lock(&self) -> MutexGuard<'_, State<J>> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.locked()
     }
 }
 
@@ -163,7 +164,7 @@ impl<J: Request> Pool<J> {
                 st.waking = st.idle;
                 self.shared.work.notify_all();
             }
-            st = self.shared.done.wait(st).unwrap_or_else(|e| e.into_inner());
+            st = crate::sync::wait(&self.shared.done, st);
         }
         st.draining = false;
     }
@@ -194,7 +195,7 @@ fn run<J: Request, W>(shared: &Shared<J>, mut state: W, serve: &dyn Fn(&mut W, J
                     return;
                 }
                 st.idle += 1;
-                st = shared.work.wait(st).unwrap_or_else(|e| e.into_inner());
+                st = crate::sync::wait(&shared.work, st);
                 st.idle -= 1;
                 st.waking = st.waking.saturating_sub(1);
             }

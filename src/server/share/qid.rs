@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::protocol::Qid;
+use crate::sync::Locked;
 
 /// The qid type of a file of Unix mode `mode`.
 pub fn qid_type(mode: u32) -> u8 {
@@ -39,7 +40,7 @@ impl QidMapper {
         if dev == self.root_dev && ino <= INO_MASK {
             return ino;
         }
-        let mut devices = self.devices.lock().unwrap_or_else(|e| e.into_inner());
+        let mut devices = self.devices.locked();
         let next = devices.len() as u64 + 1;
         let prefix = *devices.entry(dev).or_insert(next);
         (prefix << INO_BITS) | (ino & INO_MASK)
