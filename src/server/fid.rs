@@ -24,47 +24,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
+use super::share::budget::held_descriptors;
+use super::share::budget::{self, OpenSlot};
 use super::share::{DirCursor, StatxDev};
 use super::Errno;
 use crate::sync::Locked;
-
-/// Descriptors the fids of this process hold (O_PATH and open ones): the
-/// open file limit is the process's, whatever the server or session.
-static HELD: AtomicUsize = AtomicUsize::new(0);
-
-/// How many descriptors fids hold, in the whole process.
-pub fn held_descriptors() -> usize {
-    HELD.load(Ordering::Relaxed)
-}
-
-/// A descriptor counted in [`held_descriptors`] while it lives, beside the
-/// fids' own, and among the session's open files (`slot`): a lock owner's
-/// open file description (lock.rs), which no sweep can close. So sweeps
-/// close that many more idle ones, and a session holds no more such
-/// descriptors than its bound on open files.
-pub struct HeldFd {
-    fd: OwnedFd,
-    _slot: OpenSlot,
-}
-
-impl HeldFd {
-    pub fn new(fd: OwnedFd, slot: OpenSlot) -> Self {
-        HELD.fetch_add(1, Ordering::Relaxed);
-        HeldFd { fd, _slot: slot }
-    }
-}
-
-impl AsFd for HeldFd {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
-    }
-}
-
-impl Drop for HeldFd {
-    fn drop(&mut self) {
-        HELD.fetch_sub(1, Ordering::Relaxed);
-    }
-}
 
 /// The open state of a fid after Tlopen / Tlcreate.
 pub struct OpenFile {
@@ -124,19 +88,9 @@ impl WriteStream {
     }
 }
 
-/// One of the files a session may hold open, given back when the open
-/// file goes (clunk, Tversion, the session's end).
-pub struct OpenSlot(Arc<AtomicUsize>);
-
-impl Drop for OpenSlot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 impl OpenFile {
     pub fn new(fd: OwnedFd, flags: u32, is_dir: bool, dev: u64, slot: OpenSlot) -> Self {
-        HELD.fetch_add(1, Ordering::Relaxed);
+        budget::hold();
         OpenFile {
             _slot: slot,
             fd: Arc::new(fd),
@@ -152,7 +106,7 @@ impl OpenFile {
 
 impl Drop for OpenFile {
     fn drop(&mut self) {
-        HELD.fetch_sub(1, Ordering::Relaxed);
+        budget::release();
     }
 }
 
@@ -206,7 +160,7 @@ impl FileIdentity {
 
 impl PathHandle {
     fn new(fd: OwnedFd) -> Self {
-        HELD.fetch_add(1, Ordering::Relaxed);
+        budget::hold();
         PathHandle {
             state: Mutex::new(HandleState::Open(Arc::new(fd))),
             used: AtomicBool::new(true),
@@ -234,7 +188,7 @@ impl PathHandle {
         };
         *state = HandleState::Released(FileIdentity::of(&stx));
         self.queued.store(false, Ordering::Relaxed);
-        HELD.fetch_sub(1, Ordering::Relaxed);
+        budget::release();
         Release::Closed
     }
 }
@@ -242,7 +196,7 @@ impl PathHandle {
 impl Drop for PathHandle {
     fn drop(&mut self) {
         if let HandleState::Open(_) = &*self.lock() {
-            HELD.fetch_sub(1, Ordering::Relaxed);
+            budget::release();
         }
     }
 }
@@ -461,7 +415,7 @@ impl Fid {
         }
         let fd = Arc::new(fd);
         *state = HandleState::Open(Arc::clone(&fd));
-        HELD.fetch_add(1, Ordering::Relaxed);
+        budget::hold();
         Ok(FidRef {
             fid: Arc::clone(self),
             fd,
@@ -661,12 +615,7 @@ impl FidTable {
 
     /// A slot for one more open file, or EMFILE if the session holds `max`.
     pub fn open_slot(&self, max: usize) -> Result<OpenSlot, Errno> {
-        self.open_files
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .map_err(|_| Errno(libc::EMFILE))?;
-        Ok(OpenSlot(Arc::clone(&self.open_files)))
+        OpenSlot::take(&self.open_files, max)
     }
 
     /// Counts `bytes` (all its capacity) against the session's budget of

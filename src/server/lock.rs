@@ -37,7 +37,8 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::fid::{Fid, HeldFd, OpenFile, OpenSlot};
+use super::fid::{Fid, OpenFile};
+use super::share::budget::{HeldFd, OpenSlot};
 use super::{host, Errno, OpResult, Server, Session};
 use crate::protocol::flags::*;
 use crate::protocol::{self, Rgetlock};

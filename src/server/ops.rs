@@ -8,7 +8,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::error::{cstring, errno};
-use super::fid::{self, Fid, FidRef, Node, OpenFile, OpenSlot, Refind, XattrState};
+use super::fid::{Fid, FidRef, Node, OpenFile, Refind, XattrState};
+use super::share::budget::{held_descriptors, OpenSlot};
 use super::share::{privileged_bits, DirEntry, StatxDev};
 use super::{child_path, host, Dialect, OpResult, ReadSink, Server, Session, WriteSource};
 use super::{MAX_MSIZE, MIN_MSIZE};
@@ -111,7 +112,7 @@ impl Server {
     /// what no sweep can close plus `sweep_slack` for each session so put
     /// off; and the descriptors of the requests in flight.
     pub(super) fn spare_descriptors(&self, s: &Session) {
-        let due = || fid::held_descriptors() > self.share.fid_descriptors && s.fids.sweep_due();
+        let due = || held_descriptors() > self.share.fid_descriptors && s.fids.sweep_due();
         if !due() {
             return;
         }
@@ -120,7 +121,7 @@ impl Server {
                 return; // another thread of the session swept meanwhile
             }
             s.fids.release_idle(self.share.fid_descriptors / 8 * 7);
-            let over = fid::held_descriptors() > self.share.fid_descriptors;
+            let over = held_descriptors() > self.share.fid_descriptors;
             s.fids
                 .put_off_sweeps(if over { self.sweep_slack() } else { 0 });
         });

@@ -9,6 +9,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Component, Path};
 
 use super::error::{cstring, errno, OpResult};
+pub(super) mod budget;
 mod dir;
 mod model;
 mod qid;
