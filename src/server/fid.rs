@@ -311,7 +311,7 @@ pub struct Fid {
     pub pinned: Option<OpenSlot>,
     /// Lock owners that locked through this fid (lock.rs): released when
     /// the fid goes (Tclunk, Tremove, Tversion, end of the session).
-    pub(crate) locks: super::lock::FidLocks,
+    pub(crate) locks: super::share::locks::FidLocks,
 }
 
 /// The state of an xattr fid.
@@ -489,7 +489,7 @@ pub struct FidTable {
     /// from the first insert on.
     counted_in: OnceLock<Arc<AtomicUsize>>,
     /// The POSIX locks the connection's clients hold (lock.rs).
-    pub(crate) locks: Arc<super::lock::LockTable>,
+    pub(crate) locks: Arc<super::share::locks::LockTable>,
     /// Bytes of xattr values the fids hold (`XattrValue`).
     xattr_bytes: Arc<AtomicUsize>,
     /// Files the fids hold open, and lock owners' descriptors (`OpenSlot`).
