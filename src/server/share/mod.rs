@@ -14,6 +14,7 @@ mod dir;
 pub(super) mod locks;
 mod model;
 mod qid;
+pub(super) mod xattr;
 pub use dir::{DirCursor, DirEntry};
 pub(super) use model::privileged_bits;
 pub use qid::QidMapper;
