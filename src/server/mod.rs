@@ -319,13 +319,15 @@ impl Server {
         }
         let result = match self.admit(session, &request).map(|()| request) {
             Err(refused) => Err(refused),
-            Ok(Tmessage::Read(t)) => match self.read(session, &t, sink) {
-                Ok(count) => {
-                    protocol::data_reply_header(protocol::Rread::TYPE, tag, count, reply);
-                    Ok(())
-                }
-                Err(e) => Err(e),
-            },
+            Ok(Tmessage::Read(t)) => {
+                let read = match session.dialect() {
+                    Dialect::Linux => self.read(session, &t, sink),
+                    Dialect::Unix | Dialect::Plan9 => self.plan9_read(session, &t, sink),
+                };
+                read.map(|count| {
+                    protocol::data_reply_header(protocol::Rread::TYPE, tag, count, reply)
+                })
+            }
             Ok(Tmessage::Write(t)) if self.is_control_file(session, t.fid) => {
                 match self.ctl_write(session, &t, source) {
                     Ok(count) => {

@@ -574,9 +574,6 @@ impl Server {
                 _ => Err(errno(libc::EBADF)),
             };
         };
-        if open.dir.is_some() && s.dialect() != Dialect::Linux {
-            return self.read_stat_records(s, &fid, open, t.offset, count, sink);
-        }
         Ok(sink.read_from(open.fd.as_fd(), t.offset, count)? as u32)
     }
 

@@ -425,9 +425,28 @@ impl Server {
         })
     }
 
+    /// Tread in 9P2000 and 9P2000.u: of an open directory, its stat
+    /// records; of anything else, as in 9P2000.L.
+    pub(super) fn plan9_read(
+        &self,
+        s: &Session,
+        t: &protocol::Tread,
+        sink: &mut dyn ReadSink,
+    ) -> OpResult<u32> {
+        let fid = self.any_fid(s, t.fid)?;
+        match fid.open.get() {
+            Some(open) if open.dir.is_some() && fid.content_open.get().is_none() => {
+                let limit = (s.msize() as usize).saturating_sub(protocol::RREAD_HEADER_SIZE);
+                let count = (t.count as usize).min(sink.capacity()).min(limit);
+                self.read_stat_records(s, &fid, open, t.offset, count, sink)
+            }
+            _ => self.read(s, t, sink),
+        }
+    }
+
     /// A 9P2000 read of a directory: whole stat records, continuing only
     /// from offset 0 or where the previous read ended (read(5)).
-    pub(super) fn read_stat_records(
+    fn read_stat_records(
         &self,
         s: &Session,
         fid: &FidRef,
