@@ -11,6 +11,7 @@ pub mod ctl_syntax;
 mod data;
 mod error;
 mod fid;
+mod fid_table;
 mod gate;
 pub mod host;
 mod lock;
@@ -25,7 +26,8 @@ mod xattr;
 pub use crate::protocol::Dialect;
 pub use data::{NoData, ReadSink, SliceSource, VecSink, WriteSource};
 pub use error::{error_text, Errno, OpResult};
-pub use fid::{Fid, FidTable};
+pub use fid::Fid;
+pub use fid_table::FidTable;
 pub use security::{IdMap, IdRange, SecurityModel};
 pub use share::QidMapper;
 use share::Share;
@@ -140,7 +142,7 @@ pub struct Server {
     ctl: bool,
     trace: bool,
     /// Per-session bounds (see `Config`).
-    fid_limit: fid::FidLimit,
+    fid_limit: fid_table::FidLimit,
     max_xattr_bytes: usize,
     /// Files one session may hold open, lock owners' descriptors included
     /// (Config::max_open_files).
@@ -276,7 +278,7 @@ impl Server {
             max_open_files: config
                 .max_open_files
                 .unwrap_or((fid_descriptors / 2).max(16)),
-            fid_limit: fid::FidLimit::new(
+            fid_limit: fid_table::FidLimit::new(
                 config.max_fids,
                 config
                     .max_fids_total
