@@ -48,6 +48,13 @@ pub(super) fn writes(flags: u32) -> bool {
     flags & P9_ACCMODE != P9_RDONLY || flags & P9_TRUNC != 0
 }
 
+/// How many bytes a Tread may return: what it asks for, within the sink
+/// and the msize.
+pub(super) fn read_count(s: &Session, t: &protocol::Tread, sink: &dyn ReadSink) -> usize {
+    let limit = (s.msize() as usize).saturating_sub(protocol::RREAD_HEADER_SIZE);
+    (t.count as usize).min(sink.capacity()).min(limit)
+}
+
 pub(super) fn time(sec: u64, nsec: u64, set: bool, given: bool) -> libc::timespec {
     let tv_nsec = match (given, set) {
         (false, _) => libc::UTIME_OMIT,
@@ -559,8 +566,7 @@ impl Server {
         sink: &mut dyn ReadSink,
     ) -> OpResult<u32> {
         let fid = self.any_fid(s, t.fid)?;
-        let limit = (s.msize() as usize).saturating_sub(protocol::RREAD_HEADER_SIZE);
-        let count = (t.count as usize).min(sink.capacity()).min(limit);
+        let count = read_count(s, t, sink);
         if fid.content_open.get().is_some() {
             return self.read_content(&fid, t.offset, count, sink);
         }

@@ -436,8 +436,7 @@ impl Server {
         let fid = self.any_fid(s, t.fid)?;
         match fid.open.get() {
             Some(open) if open.dir.is_some() && fid.content_open.get().is_none() => {
-                let limit = (s.msize() as usize).saturating_sub(protocol::RREAD_HEADER_SIZE);
-                let count = (t.count as usize).min(sink.capacity()).min(limit);
+                let count = read_count(s, t, sink);
                 self.read_stat_records(s, &fid, open, t.offset, count, sink)
             }
             _ => self.read(s, t, sink),

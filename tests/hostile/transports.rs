@@ -87,6 +87,21 @@ fn mode_and_group(path: &Path) -> (u32, u32, u32) {
     (md.mode() & 0o7777, md.uid(), md.gid())
 }
 
+/// The daemon serving `share` on a vhost-user socket and a `--listen
+/// unix:` socket.
+fn both_sockets(share: &Path, vhost: &Path, unix: &Path) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .arg("--socket-path")
+        .arg(vhost)
+        .args(["--tag", "t", "--log-level", "warn", "--shared-dir"])
+        .arg(share)
+        .arg("--listen")
+        .arg(format!("unix:{}", unix.display()))
+        .stdin(Stdio::null());
+    command
+}
+
 #[test]
 fn sockets_are_the_daemon_users_alone_whatever_the_umask() {
     let share = share();
@@ -95,18 +110,9 @@ fn sockets_are_the_daemon_users_alone_whatever_the_umask() {
         (&["--socket-group", "65534"][..], (0o660, 0, 65534)),
     ] {
         let dir = tempfile::tempdir().unwrap();
-        let vhost = dir.path().join("vhost.sock");
-        let unix = dir.path().join("9p.sock");
-        let mut command = Command::new(BIN);
-        command
-            .arg("--socket-path")
-            .arg(&vhost)
-            .args(["--tag", "t", "--log-level", "warn", "--shared-dir"])
-            .arg(share.path())
-            .arg("--listen")
-            .arg(format!("unix:{}", unix.display()))
-            .args(extra)
-            .stdin(Stdio::null());
+        let (vhost, unix) = (dir.path().join("vhost.sock"), dir.path().join("9p.sock"));
+        let mut command = both_sockets(share.path(), &vhost, &unix);
+        command.args(extra);
         // SAFETY: umask is async-signal-safe; nothing else runs in the child.
         unsafe {
             command.pre_exec(|| {
@@ -140,16 +146,7 @@ fn socket_files_appear_only_once_they_listen() {
     let mask = libc::IN_CREATE | libc::IN_MOVED_TO;
     // SAFETY: a C string and our descriptor.
     assert!(unsafe { libc::inotify_add_watch(fd, c.as_ptr(), mask) } >= 0);
-    let mut command = Command::new(BIN);
-    command
-        .arg("--socket-path")
-        .arg(&vhost)
-        .args(["--tag", "t", "--log-level", "warn", "--shared-dir"])
-        .arg(share.path())
-        .arg("--listen")
-        .arg(format!("unix:{}", unix.display()))
-        .stdin(Stdio::null());
-    let _child = Killed(command.spawn().unwrap());
+    let _child = Killed(both_sockets(share.path(), &vhost, &unix).spawn().unwrap());
     wait_for_socket(&vhost);
     wait_for_socket(&unix);
     std::os::unix::net::UnixStream::connect(&unix).expect("connect to --listen");

@@ -132,11 +132,17 @@ impl Share {
     pub(crate) fn set_mode(&self, fd: BorrowedFd<'_>, mode: u32) -> OpResult<()> {
         let file_type = self.stat(fd)?.stx_mode as u32 & libc::S_IFMT;
         if file_type == libc::S_IFLNK {
-            Err(errno(libc::EOPNOTSUPP)) // a symlink has no mode of its own
-        } else if self.mapped() {
-            let mode = Some(file_type | (mode & 0o7777));
+            return Err(errno(libc::EOPNOTSUPP)); // a symlink has no mode of its own
+        }
+        self.write_mode(fd, file_type | (mode & 0o7777))
+    }
+
+    /// Keeps `mode` (type and permission bits) as the file's: in its
+    /// xattrs under mapped-xattr, else its permission bits on the host.
+    fn write_mode(&self, fd: BorrowedFd<'_>, mode: u32) -> OpResult<()> {
+        if self.mapped() {
             Ok(MappedAttrs {
-                mode,
+                mode: Some(mode),
                 ..Default::default()
             }
             .write(fd)?)
@@ -183,17 +189,7 @@ impl Share {
         if bits == 0 {
             return Ok(());
         }
-        let new = mode & !bits;
-        if self.mapped() {
-            let mode = Some(new);
-            Ok(MappedAttrs {
-                mode,
-                ..Default::default()
-            }
-            .write(fd)?)
-        } else {
-            Ok(host::chmod(fd, new & 0o7777)?)
-        }
+        self.write_mode(fd, mode & !bits)
     }
 
     /// Makes the symlink `name` in `dir` owned by guest `uid`/`gid` as the
@@ -209,9 +205,7 @@ impl Share {
         if self.mapped() {
             // A regular file holding the target: user.* xattrs cannot be
             // set on a host symlink.
-            let flags =
-                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-            let fd = host::openat(dir, name, flags, MAPPED_FILE_MODE)?;
+            let fd = create_mapped_file(dir, name)?;
             let written = host::pwrite(fd.as_fd(), target.as_bytes(), 0);
             if written.map_or(true, |n| n != target.as_bytes().len()) {
                 let _ = host::unlinkat(dir, name, 0);
@@ -237,9 +231,7 @@ impl Share {
         gid: u32,
     ) -> OpResult<Qid> {
         if self.mapped() {
-            let flags =
-                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-            host::openat(dir, name, flags, MAPPED_FILE_MODE)?;
+            create_mapped_file(dir, name)?;
         } else {
             host::mknodat(dir, name, mode, dev)?;
         }
@@ -291,6 +283,13 @@ impl Share {
 
 /// The setuid/setgid bits a write by a non-root user removes: setuid, and
 /// setgid when group-executable (setgid alone means mandatory locking).
+/// A new empty regular file `name` in `dir`, as mapped-xattr keeps the
+/// guest's special files and symlinks.
+fn create_mapped_file(dir: BorrowedFd<'_>, name: &CString) -> std::io::Result<OwnedFd> {
+    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    host::openat(dir, name, flags, MAPPED_FILE_MODE)
+}
+
 pub(crate) fn privileged_bits(mode: u32) -> u32 {
     let mut bits = mode & libc::S_ISUID;
     if mode & (libc::S_ISGID | libc::S_IXGRP) == libc::S_ISGID | libc::S_IXGRP {
