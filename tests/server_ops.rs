@@ -10,6 +10,7 @@ mod common;
 use vhost_user_9p::protocol::*;
 use vhost_user_9p::server::{Config, IdMap, IdRange, SecurityModel};
 
+use common::inotify::opens_during;
 use common::inproc::{InProc as Client, Reply, ROOT};
 use vhost_user_9p::server::user::Users;
 
@@ -568,36 +569,6 @@ fn create_of_an_existing_name_opens_only_a_regular_file() {
     c.walk(3, 4, &["file"]).ok();
 }
 
-/// Opens of `paths` seen by inotify while `f` runs.
-fn opens_during(paths: &[&Path], f: impl FnOnce()) -> usize {
-    // SAFETY: plain syscalls on a descriptor this function owns.
-    unsafe {
-        let fd = libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC);
-        assert!(fd >= 0);
-        for path in paths {
-            let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
-            assert!(libc::inotify_add_watch(fd, c.as_ptr(), libc::IN_OPEN) >= 0);
-        }
-        f();
-        let mut buf = [0u8; 4096];
-        let mut opens = 0;
-        loop {
-            let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
-            if n <= 0 {
-                break;
-            }
-            let mut at = 0;
-            while at < n as usize {
-                let event = &*(buf.as_ptr().add(at) as *const libc::inotify_event);
-                opens += usize::from(event.mask & libc::IN_OPEN != 0);
-                at += std::mem::size_of::<libc::inotify_event>() + event.len as usize;
-            }
-        }
-        libc::close(fd);
-        opens
-    }
-}
-
 /// No request opens a fifo or device node of the share on the host: not
 /// Tlopen, Tfsync of a fid that is not open, a truncate by Tsetattr, or
 /// Tlcreate of the name. (A regular file's open shows, to prove the watch.)
@@ -608,7 +579,7 @@ fn fifos_and_device_nodes_are_never_opened_on_the_host() {
     let file = dir.path().join("file");
     fs::write(&file, "x").unwrap();
     let mut client = client(dir.path(), SecurityModel::Passthrough, IdMap::default());
-    let opens = opens_during(&[&fifo, &null], || {
+    let (opens, ()) = opens_during(&[&fifo, &null], || {
         for (fid, name) in [(2, "fifo"), (3, "null")] {
             client.walk(ROOT, fid, &[name]).ok();
             let fsync = client.call(Tmessage::Fsync(Tfsync { fid, datasync: 0 }));
@@ -634,7 +605,7 @@ fn fifos_and_device_nodes_are_never_opened_on_the_host() {
         }
     });
     assert_eq!(opens, 0, "a fifo or device node was opened on the host");
-    let opens = opens_during(&[&file], || {
+    let (opens, ()) = opens_during(&[&file], || {
         client.walk(ROOT, 5, &["file"]).ok();
         client
             .call(Tmessage::Fsync(Tfsync {

@@ -14,6 +14,7 @@
 
 #![allow(dead_code)]
 
+pub mod inotify;
 pub mod inproc;
 pub mod vring;
 

@@ -24,44 +24,11 @@ use vhost_user_9p::server::security::SecurityModel;
 use vhost_user_9p::server::user::Users;
 use vhost_user_9p::server::Config;
 
+use crate::common::inotify::opens_during;
 use crate::common::inproc::{InProc, Reply, ROOT};
 use crate::common::wait_for_socket;
 
 const BIN: &str = env!("CARGO_BIN_EXE_vhost-user-9p");
-
-/// Opens of `paths` that inotify saw while `f` ran.
-pub fn opens_during<R>(paths: &[&Path], f: impl FnOnce() -> R) -> (usize, R) {
-    // SAFETY: plain system calls on a descriptor this function owns; the
-    // events are read from a buffer the kernel filled.
-    unsafe {
-        let fd = libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC);
-        assert!(fd >= 0);
-        for path in paths {
-            let c = CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
-            assert!(
-                libc::inotify_add_watch(fd, c.as_ptr(), libc::IN_OPEN) >= 0,
-                "watch {path:?}"
-            );
-        }
-        let result = f();
-        let mut buf = [0u8; 4096];
-        let mut opens = 0;
-        loop {
-            let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
-            if n <= 0 {
-                break;
-            }
-            let mut at = 0;
-            while at < n as usize {
-                let event = &*(buf.as_ptr().add(at) as *const libc::inotify_event);
-                opens += usize::from(event.mask & libc::IN_OPEN != 0);
-                at += std::mem::size_of::<libc::inotify_event>() + event.len as usize;
-            }
-        }
-        libc::close(fd);
-        (opens, result)
-    }
-}
 
 fn c_path(path: &Path) -> CString {
     CString::new(path.as_os_str().as_encoded_bytes()).unwrap()

@@ -11,6 +11,7 @@ use vhost_user_9p::protocol::*;
 use vhost_user_9p::server::user::{Users, NOBODY};
 use vhost_user_9p::server::Config;
 
+use crate::common::inotify::events_during;
 use crate::common::inproc::{InProc, ROOT};
 use crate::common::{wait_for_socket, Daemon};
 
@@ -139,45 +140,19 @@ fn socket_files_appear_only_once_they_listen() {
     let dir = tempfile::tempdir().unwrap();
     let vhost = dir.path().join("vhost.sock");
     let unix = dir.path().join("9p.sock");
-    let c = std::ffi::CString::new(dir.path().as_os_str().as_encoded_bytes()).unwrap();
-    // SAFETY: an inotify descriptor this test owns, closed below.
-    let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
-    assert!(fd >= 0);
     let mask = libc::IN_CREATE | libc::IN_MOVED_TO;
-    // SAFETY: a C string and our descriptor.
-    assert!(unsafe { libc::inotify_add_watch(fd, c.as_ptr(), mask) } >= 0);
-    let _child = Killed(both_sockets(share.path(), &vhost, &unix).spawn().unwrap());
-    wait_for_socket(&vhost);
-    wait_for_socket(&unix);
-    std::os::unix::net::UnixStream::connect(&unix).expect("connect to --listen");
-    let mut events = Vec::new();
-    let mut buf = [0u8; 4096];
-    // SAFETY: reads into our buffer; the kernel wrote whole events.
-    unsafe {
-        loop {
-            let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
-            if n <= 0 {
-                break;
-            }
-            let mut at = 0;
-            while at < n as usize {
-                let event = &*(buf.as_ptr().add(at) as *const libc::inotify_event);
-                let start = at + std::mem::size_of::<libc::inotify_event>();
-                let name = &buf[start..start + event.len as usize];
-                let name = String::from_utf8_lossy(name)
-                    .trim_end_matches('\0')
-                    .to_string();
-                events.push((name, event.mask & mask));
-                at = start + event.len as usize;
-            }
-        }
-        libc::close(fd);
-    }
+    let (events, _child) = events_during(&[dir.path()], mask, || {
+        let child = Killed(both_sockets(share.path(), &vhost, &unix).spawn().unwrap());
+        wait_for_socket(&vhost);
+        wait_for_socket(&unix);
+        std::os::unix::net::UnixStream::connect(&unix).expect("connect to --listen");
+        child
+    });
     for name in ["vhost.sock", "9p.sock"] {
         let seen: Vec<u32> = events
             .iter()
-            .filter(|(n, _)| n == name)
-            .map(|&(_, m)| m)
+            .filter(|e| e.name == name)
+            .map(|e| e.mask & mask)
             .collect();
         assert_eq!(seen, [libc::IN_MOVED_TO], "{name}: {events:?}");
     }
