@@ -404,27 +404,19 @@ impl Server {
     /// open for writing, else by opening it (only a regular file:
     /// truncate(2)'s EISDIR for a directory, EINVAL for anything else).
     pub(super) fn truncate(&self, fid: &FidRef, size: u64) -> OpResult<()> {
-        match fid.open.get() {
-            Some(open) if open.flags & P9_ACCMODE != P9_RDONLY => {
-                Ok(host::ftruncate(open.fd.as_fd(), size)?)
-            }
-            _ => {
-                let flags = libc::O_WRONLY | libc::O_NONBLOCK;
-                let (fd, _) = self.share.open_existing(fid.fd(), flags, libc::EINVAL)?;
-                Ok(host::ftruncate(fd.as_fd(), size)?)
-            }
-        }
+        let open_for_write = fid
+            .open
+            .get()
+            .filter(|open| open.flags & P9_ACCMODE != P9_RDONLY)
+            .map(|open| open.fd.as_fd());
+        self.share.truncate(open_for_write, fid.fd(), size)
     }
 
     /// Sets a fid's access and modification times (a symlink's own, not
     /// its target's).
     pub(super) fn set_times(&self, fid: &FidRef, times: &[libc::timespec; 2]) -> OpResult<()> {
-        if self.is_host_symlink(fid)? {
-            let (parent, name, _) = self.parent_of(fid)?;
-            Ok(host::utimens_at(parent.as_fd(), &name, times)?)
-        } else {
-            Ok(host::utimens(fid.fd(), times)?)
-        }
+        let symlink_at = self.is_host_symlink(fid)?.then(|| fid.path());
+        self.share.set_times(fid.fd(), symlink_at.as_deref(), times)
     }
 
     /// Whether the fid's file is a symlink on the host (in mapped-xattr,
@@ -687,11 +679,8 @@ impl Server {
     pub(super) fn mkdir(&self, s: &Session, t: &protocol::Tmkdir<'_>) -> OpResult<Qid> {
         let dir = self.fid(s, t.dfid)?;
         let name = host::component(t.name.as_bytes())?;
-        let host_mode = self.share.host_dir_mode(t.mode);
-        host::mkdirat(dir.fd(), &name, host_mode)?;
-        let mode = libc::S_IFDIR | (t.mode & 0o7777);
         self.share
-            .finish_create(dir.fd(), &name, dir.user.uid, t.gid, mode, 0)
+            .mkdir(dir.fd(), &name, t.mode, dir.user.uid, t.gid)
     }
 
     pub(super) fn symlink(&self, s: &Session, t: &protocol::Tsymlink<'_>) -> OpResult<Qid> {
@@ -728,7 +717,7 @@ impl Server {
         let dir = self.fid(s, t.dfid)?;
         let fid = self.fid(s, t.fid)?;
         let name = host::component(t.name.as_bytes())?;
-        Ok(host::link(fid.fd(), dir.fd(), &name)?)
+        self.share.link(fid.fd(), dir.fd(), &name)
     }
 
     pub(super) fn renameat(&self, s: &Session, t: &protocol::Trenameat<'_>) -> OpResult<()> {
@@ -736,7 +725,8 @@ impl Server {
         let newdir = self.fid(s, t.newdirfid)?;
         let oldname = host::component(t.oldname.as_bytes())?;
         let newname = host::component(t.newname.as_bytes())?;
-        host::renameat(olddir.fd(), &oldname, newdir.fd(), &newname)?;
+        self.share
+            .rename(olddir.fd(), &oldname, newdir.fd(), &newname)?;
         s.fids.renamed(
             &child_path(&olddir.path(), t.oldname.as_bytes()),
             &child_path(&newdir.path(), t.newname.as_bytes()),
@@ -749,7 +739,8 @@ impl Server {
         let newdir = self.fid(s, t.dfid)?;
         let newname = host::component(t.name.as_bytes())?;
         let (parent, oldname, oldpath) = self.parent_of(&fid)?;
-        host::renameat(parent.as_fd(), &oldname, newdir.fd(), &newname)?;
+        self.share
+            .rename(parent.as_fd(), &oldname, newdir.fd(), &newname)?;
         s.fids
             .renamed(&oldpath, &child_path(&newdir.path(), t.name.as_bytes()));
         Ok(())
@@ -758,12 +749,8 @@ impl Server {
     pub(super) fn unlinkat(&self, s: &Session, t: &protocol::Tunlinkat<'_>) -> OpResult<()> {
         let dir = self.fid(s, t.dirfid)?;
         let name = host::component(t.name.as_bytes())?;
-        let flags = if t.flags & AT_REMOVEDIR_9P != 0 {
-            libc::AT_REMOVEDIR
-        } else {
-            0
-        };
-        Ok(host::unlinkat(dir.fd(), &name, flags)?)
+        self.share
+            .unlink(dir.fd(), &name, t.flags & AT_REMOVEDIR_9P != 0)
     }
 
     pub(super) fn clunk(&self, s: &Session, t: &protocol::Tclunk) -> OpResult<()> {
@@ -795,20 +782,12 @@ impl Server {
     /// Removes the directory entry a fid was walked to (for 9P2000, the
     /// link itself when the walk followed one).
     fn unlink_fid_file(&self, fid: &FidRef) -> OpResult<()> {
-        let (parent, name, _) = self.parent_of(fid)?;
-        let flags = if fid.is_dir() { libc::AT_REMOVEDIR } else { 0 };
-        match host::unlinkat(parent.as_fd(), &name, flags) {
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTDIR) | Some(libc::EISDIR)) => {
-                let other = flags ^ libc::AT_REMOVEDIR;
-                Ok(host::unlinkat(parent.as_fd(), &name, other)?)
-            }
-            other => Ok(other?),
-        }
+        self.share.unlink_path(&fid.path(), fid.is_dir())
     }
 
     pub(super) fn statfs(&self, s: &Session, t: &protocol::Tstatfs) -> OpResult<protocol::Rstatfs> {
         let fid = self.any_fid(s, t.fid)?;
-        let st = host::fstatfs(fid.fd())?;
+        let st = self.share.statfs(fid.fd())?;
         // SAFETY: fsid_t is two ints; reading them as such is sound.
         let fsid: [i32; 2] = unsafe { std::mem::transmute(st.f_fsid) };
         Ok(protocol::Rstatfs {
@@ -827,17 +806,8 @@ impl Server {
     pub(super) fn fsync(&self, s: &Session, t: &protocol::Tfsync) -> OpResult<()> {
         let fid = self.fid(s, t.fid)?;
         let datasync = t.datasync != 0;
-        match fid.open.get() {
-            Some(open) => host::fsync(open.fd.as_fd(), datasync)?,
-            // Only a regular file or directory is opened on the host for it
-            // (never a fifo or a device node: fsync(2) of those is EINVAL).
-            None => {
-                let flags = libc::O_RDONLY | libc::O_NONBLOCK;
-                let (fd, _) = self.share.open_existing(fid.fd(), flags, libc::EINVAL)?;
-                host::fsync(fd.as_fd(), datasync)?
-            }
-        }
-        Ok(())
+        let open = fid.open.get().map(|open| open.fd.as_fd());
+        self.share.fsync(open, fid.fd(), datasync)
     }
 }
 

@@ -11,6 +11,7 @@ use std::path::{Component, Path};
 use super::error::{cstring, errno, OpResult};
 pub(super) mod budget;
 mod dir;
+mod files;
 pub(super) mod locks;
 mod model;
 mod qid;

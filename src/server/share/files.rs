@@ -1,0 +1,135 @@
+//! Changes to the share's files and entries that every dialect makes the
+//! same way: directories, links, renames, removals, sizes, times,
+//! filesystem statistics and syncs.
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::Path;
+
+use super::Share;
+use crate::protocol::Qid;
+use crate::server::error::OpResult;
+use crate::server::host;
+
+impl Share {
+    /// Makes the directory `name` in `dir` with guest mode `mode`, owned
+    /// by guest `uid`/`gid`.
+    pub(crate) fn mkdir(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &CString,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    ) -> OpResult<Qid> {
+        host::mkdirat(dir, name, self.host_dir_mode(mode))?;
+        let mode = libc::S_IFDIR | (mode & 0o7777);
+        self.finish_create(dir, name, uid, gid, mode, 0)
+    }
+
+    /// Makes `name` in `dir` a hard link to the file `file` holds.
+    pub(crate) fn link(
+        &self,
+        file: BorrowedFd<'_>,
+        dir: BorrowedFd<'_>,
+        name: &CString,
+    ) -> OpResult<()> {
+        Ok(host::link(file, dir, name)?)
+    }
+
+    /// Renames `from_name` in `from` to `to_name` in `to`.
+    pub(crate) fn rename(
+        &self,
+        from: BorrowedFd<'_>,
+        from_name: &CString,
+        to: BorrowedFd<'_>,
+        to_name: &CString,
+    ) -> OpResult<()> {
+        Ok(host::renameat(from, from_name, to, to_name)?)
+    }
+
+    /// Removes the entry `name` of `dir`: a directory with `dir_entry`,
+    /// anything else without.
+    pub(crate) fn unlink(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &CString,
+        dir_entry: bool,
+    ) -> OpResult<()> {
+        let flags = if dir_entry { libc::AT_REMOVEDIR } else { 0 };
+        Ok(host::unlinkat(dir, name, flags)?)
+    }
+
+    /// Removes the entry at `path` (from the root), a directory or not
+    /// (`is_dir` is the first guess: the other is tried if the entry turns
+    /// out to be the other kind).
+    pub(crate) fn unlink_path(&self, path: &Path, is_dir: bool) -> OpResult<()> {
+        let (parent, name) = self.parent(path)?;
+        let flags = if is_dir { libc::AT_REMOVEDIR } else { 0 };
+        match host::unlinkat(parent.as_fd(), &name, flags) {
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTDIR) | Some(libc::EISDIR)) => {
+                let other = flags ^ libc::AT_REMOVEDIR;
+                Ok(host::unlinkat(parent.as_fd(), &name, other)?)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// Sets the size of the file `file` holds: through `open_for_write`
+    /// if the caller has it open for writing, else by opening it (only a
+    /// regular file: truncate(2)'s EISDIR for a directory, EINVAL for
+    /// anything else).
+    pub(crate) fn truncate(
+        &self,
+        open_for_write: Option<BorrowedFd<'_>>,
+        file: BorrowedFd<'_>,
+        size: u64,
+    ) -> OpResult<()> {
+        if let Some(fd) = open_for_write {
+            return Ok(host::ftruncate(fd, size)?);
+        }
+        let flags = libc::O_WRONLY | libc::O_NONBLOCK;
+        let (fd, _) = self.open_existing(file, flags, libc::EINVAL)?;
+        Ok(host::ftruncate(fd.as_fd(), size)?)
+    }
+
+    /// Sets the access and modification times of the file `file` holds;
+    /// of a host symlink (`symlink_at`: its path from the root), the link's
+    /// own.
+    pub(crate) fn set_times(
+        &self,
+        file: BorrowedFd<'_>,
+        symlink_at: Option<&Path>,
+        times: &[libc::timespec; 2],
+    ) -> OpResult<()> {
+        match symlink_at {
+            Some(path) => {
+                let (parent, name) = self.parent(path)?;
+                Ok(host::utimens_at(parent.as_fd(), &name, times)?)
+            }
+            None => Ok(host::utimens(file, times)?),
+        }
+    }
+
+    /// The statistics of the filesystem the file `file` holds is on.
+    pub(crate) fn statfs(&self, file: BorrowedFd<'_>) -> OpResult<libc::statfs64> {
+        Ok(host::fstatfs(file)?)
+    }
+
+    /// Syncs the file: through `open` if the caller has it open, else by
+    /// opening it (only a regular file or directory: fsync(2) of a fifo or
+    /// device node is EINVAL, and they are never opened).
+    pub(crate) fn fsync(
+        &self,
+        open: Option<BorrowedFd<'_>>,
+        file: BorrowedFd<'_>,
+        datasync: bool,
+    ) -> OpResult<()> {
+        if let Some(fd) = open {
+            return Ok(host::fsync(fd, datasync)?);
+        }
+        let flags = libc::O_RDONLY | libc::O_NONBLOCK;
+        let (fd, _) = self.open_existing(file, flags, libc::EINVAL)?;
+        Ok(host::fsync(fd.as_fd(), datasync)?)
+    }
+}
