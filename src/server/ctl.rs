@@ -82,7 +82,7 @@ impl Server {
             return Ok(None);
         };
         let c = host::component(name)?;
-        if host::statx_at(from.fd, &c, 0).is_ok() {
+        if self.share.exists(from.fd, &c) {
             return Ok(None); // a real entry wins
         }
         let fd = from.fd.try_clone_to_owned()?;
@@ -130,7 +130,7 @@ impl Server {
             b"," => (from.fd.try_clone_to_owned()?, from.path.clone(), true),
             _ => {
                 let c = host::component(name)?;
-                let fd = host::lookup(from.fd, &c)?;
+                let fd = self.share.lookup(from.fd, &c)?;
                 let path = super::child_path(&from.path, name);
                 let step = self.step_to(fd, path, from.nofollow, !from.nofollow)?;
                 (step.fd, step.path, false)
@@ -354,13 +354,14 @@ impl Server {
             DirCommand::Link { old, new } => {
                 let (old_parent, old_last, _) = self.resolve_name(dir, &old)?;
                 let (new_parent, new_last, _) = self.resolve_name(dir, &new)?;
-                let file = host::lookup(old_parent.as_fd(), &old_last)?;
-                Ok(host::link(file.as_fd(), new_parent.as_fd(), &new_last)?)
+                let file = self.share.lookup(old_parent.as_fd(), &old_last)?;
+                self.share.link(file.as_fd(), new_parent.as_fd(), &new_last)
             }
             DirCommand::Rename { old, new } => {
                 let (old_parent, old_last, old_path) = self.resolve_name(dir, &old)?;
                 let (new_parent, new_last, new_path) = self.resolve_name(dir, &new)?;
-                host::renameat(old_parent.as_fd(), &old_last, new_parent.as_fd(), &new_last)?;
+                self.share
+                    .rename(old_parent.as_fd(), &old_last, new_parent.as_fd(), &new_last)?;
                 s.fids.renamed(&old_path, &new_path);
                 Ok(())
             }

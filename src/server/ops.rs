@@ -275,7 +275,10 @@ impl Server {
             b"." => (from.fd.try_clone_to_owned()?, from.path.clone()),
             _ => {
                 let c = host::component(name)?;
-                (host::lookup(from.fd, &c)?, child_path(&from.path, name))
+                (
+                    self.share.lookup(from.fd, &c)?,
+                    child_path(&from.path, name),
+                )
             }
         };
         let follow = s.dialect() == Dialect::Plan9 && !from.nofollow;
@@ -536,7 +539,7 @@ impl Server {
         t: &protocol::Tlcreate<'_>,
         slot: OpenSlot,
     ) -> OpResult<(Qid, u32)> {
-        let file = host::lookup(dir.fd(), name)?;
+        let file = self.share.lookup(dir.fd(), name)?;
         match self.share.stat(file.as_fd())?.stx_mode as u32 & libc::S_IFMT {
             libc::S_IFREG => {}
             libc::S_IFDIR => return Err(errno(libc::EISDIR)),

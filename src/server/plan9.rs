@@ -194,7 +194,7 @@ impl Server {
     /// request runs with).
     fn check_removable(&self, fid: &FidRef) -> OpResult<()> {
         let (parent, _, _) = self.parent_of(fid)?;
-        Ok(host::access(parent.as_fd(), libc::W_OK | libc::X_OK)?)
+        self.share.may_change_entries(parent.as_fd())
     }
 
     pub(super) fn create(&self, s: &Session, t: &protocol::Tcreate<'_>) -> OpResult<(Qid, u32)> {
@@ -308,7 +308,7 @@ impl Server {
         name: &[u8],
     ) -> OpResult<Qid> {
         let c = host::component(name)?;
-        let fd = host::lookup(dir.fd(), &c)?;
+        let fd = self.share.lookup(dir.fd(), &c)?;
         let step = self.step_to(fd, child_path(&dir.path(), name), dir.nofollow, false)?;
         let mut fid = Fid::new(step.fd, step.path, step.file_type, dir.user.clone());
         fid.nofollow = dir.nofollow;
@@ -503,7 +503,7 @@ impl Server {
         follow: bool,
     ) -> OpResult<StatRecord> {
         let c = host::component(name)?;
-        let fd = host::lookup(dir, &c)?;
+        let fd = self.share.lookup(dir, &c)?;
         let (step, stx) = self.step_and_stat(fd, child_path(dir_path, name), !follow, follow)?;
         self.record_of(dialect, step.fd.as_fd(), &stx, step.node, name)
     }
@@ -600,7 +600,8 @@ impl Server {
         if let Some(name) = new_name {
             let (parent, old, old_path) = self.parent_of(&fid)?;
             let new = host::component(name)?;
-            host::renameat(parent.as_fd(), &old, parent.as_fd(), &new)?;
+            self.share
+                .rename(parent.as_fd(), &old, parent.as_fd(), &new)?;
             let new_path = child_path(old_path.parent().unwrap_or("".as_ref()), name);
             s.fids.renamed(&old_path, &new_path);
         }

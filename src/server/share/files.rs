@@ -3,7 +3,7 @@
 //! filesystem statistics and syncs.
 
 use std::ffi::CString;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use super::Share;
@@ -35,6 +35,22 @@ impl Share {
         name: &CString,
     ) -> OpResult<()> {
         Ok(host::link(file, dir, name)?)
+    }
+
+    /// The entry `name` of `dir` (not followed if a symlink).
+    pub(crate) fn lookup(&self, dir: BorrowedFd<'_>, name: &CString) -> OpResult<OwnedFd> {
+        Ok(host::lookup(dir, name)?)
+    }
+
+    /// Whether `dir` has an entry `name`.
+    pub(crate) fn exists(&self, dir: BorrowedFd<'_>, name: &CString) -> bool {
+        host::statx_at(dir, name, 0).is_ok()
+    }
+
+    /// Whether the request's user may remove entries of `dir` (write and
+    /// search permission), as access(2) says; Err if not.
+    pub(crate) fn may_change_entries(&self, dir: BorrowedFd<'_>) -> OpResult<()> {
+        Ok(host::access(dir, libc::W_OK | libc::X_OK)?)
     }
 
     /// Renames `from_name` in `from` to `to_name` in `to`.
