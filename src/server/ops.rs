@@ -7,7 +7,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::sync::Arc;
 
-use super::error::{cstring, errno};
+use super::error::{cstring, errno, Errno};
 use super::fid::{Fid, FidRef, Node, OpenFile, Refind, XattrState};
 use super::share::budget::{held_descriptors, OpenSlot};
 use super::share::{privileged_bits, DirEntry, StatxDev};
@@ -95,10 +95,9 @@ impl Server {
     /// The fid pinned for a request, its O_PATH descriptor opened again
     /// from its path if it was released.
     pub(super) fn pin(&self, fid: &Arc<Fid>) -> OpResult<FidRef> {
-        let root = self.share.root.as_fd();
         Ok(fid.pin(|path, refind| match refind {
-            Refind::NoSymlinks => host::lookup_path(root, path),
-            Refind::InRoot => host::resolve_path_in_root(root, path),
+            Refind::NoSymlinks => self.share.reopen(path, false),
+            Refind::InRoot => self.share.reopen(path, true),
             // Such a fid's descriptor is never released.
             Refind::Never => Err(io::Error::from_raw_os_error(libc::ESTALE)),
         })?)
@@ -491,29 +490,25 @@ impl Server {
     pub(super) fn lcreate(&self, s: &Session, t: &protocol::Tlcreate<'_>) -> OpResult<(Qid, u32)> {
         let dir = self.fid(s, t.fid)?;
         let name = host::component(t.name.as_bytes())?;
-        let host_mode = self.share.host_file_mode(t.mode);
         // O_EXCL whatever the client asked: only a file made here gets the
         // creator's attributes (or is removed if that fails), and an entry
         // that exists is opened only if it is a regular file.
-        let flags = open_flags(t.flags) | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
         let slot = s.fids.open_slot(self.max_open_files)?;
-        let fd = match host::openat(dir.fd(), &name, flags, host_mode) {
-            Ok(fd) => fd,
-            Err(e) if e.raw_os_error() == Some(libc::EEXIST) && t.flags & P9_EXCL == 0 => {
+        let created = self.share.create_file(
+            dir.fd(),
+            &name,
+            open_flags(t.flags),
+            t.mode,
+            dir.user.uid,
+            t.gid,
+        );
+        let (fd, file, stx) = match created {
+            Ok(created) => created,
+            Err(Errno(libc::EEXIST)) if t.flags & P9_EXCL == 0 => {
                 return self.create_over_existing(s, &dir, &name, t, slot);
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         };
-        let file = host::reopen_path(fd.as_fd())?;
-        let mode = libc::S_IFREG | (t.mode & 0o7777);
-        if let Err(e) = self
-            .share
-            .set_new_attrs(file.as_fd(), dir.user.uid, t.gid, mode, 0)
-        {
-            let _ = host::unlinkat(dir.fd(), &name, 0);
-            return Err(e);
-        }
-        let stx = self.share.stat(file.as_fd())?;
         let new = Fid::new(
             file,
             child_path(&dir.path(), t.name.as_bytes()),

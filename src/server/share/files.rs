@@ -37,6 +37,44 @@ impl Share {
         Ok(host::link(file, dir, name)?)
     }
 
+    /// Creates the regular file `name` in `dir` and opens it with the host
+    /// open flags `flags` (O_CREAT | O_EXCL added: only a file made here
+    /// gets the creator's attributes), with guest mode `mode`, owned by
+    /// guest `uid`/`gid`: its open descriptor, an O_PATH one, and its statx
+    /// as the guest sees it. An existing entry is EEXIST; a file whose
+    /// attributes cannot be set is removed again.
+    pub(crate) fn create_file(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &CString,
+        flags: i32,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    ) -> OpResult<(OwnedFd, OwnedFd, libc::statx)> {
+        let flags = flags | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
+        let fd = host::openat(dir, name, flags, self.host_file_mode(mode))?;
+        let file = host::reopen_path(fd.as_fd())?;
+        let mode = libc::S_IFREG | (mode & 0o7777);
+        if let Err(e) = self.set_new_attrs(file.as_fd(), uid, gid, mode, 0) {
+            let _ = host::unlinkat(dir, name, 0);
+            return Err(e);
+        }
+        let stx = self.stat(file.as_fd())?;
+        Ok((fd, file, stx))
+    }
+
+    /// The file at `path` (from the root) again, reached one component at
+    /// a time without following symlinks, or with `in_root` following them
+    /// inside the share (a fid whose walk followed them).
+    pub(crate) fn reopen(&self, path: &Path, in_root: bool) -> std::io::Result<OwnedFd> {
+        if in_root {
+            host::resolve_path_in_root(self.root.as_fd(), path)
+        } else {
+            host::lookup_path(self.root.as_fd(), path)
+        }
+    }
+
     /// The entry `name` of `dir` (not followed if a symlink).
     pub(crate) fn lookup(&self, dir: BorrowedFd<'_>, name: &CString) -> OpResult<OwnedFd> {
         Ok(host::lookup(dir, name)?)
