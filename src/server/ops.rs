@@ -635,9 +635,7 @@ impl Server {
             .min(reply_capacity)
             .min((s.msize() as usize).saturating_sub(protocol::RREAD_HEADER_SIZE));
         if t.offset != cursor.pos {
-            host::lseek(open.fd.as_fd(), t.offset)?;
-            cursor.rewind();
-            cursor.pos = t.offset;
+            cursor.seek(open.fd.as_fd(), t.offset)?;
         }
         let mut entries = protocol::ReaddirWriter::start(out, tag, limit);
         loop {

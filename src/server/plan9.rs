@@ -459,8 +459,7 @@ impl Server {
         let dir = open.dir.as_ref().ok_or(errno(libc::ENOTDIR))?;
         let mut cursor = dir.locked();
         if offset == 0 {
-            host::lseek(open.fd.as_fd(), 0)?;
-            cursor.rewind();
+            cursor.seek(open.fd.as_fd(), 0)?;
         } else if offset != cursor.stat_offset {
             return Err(errno(libc::EINVAL));
         }

@@ -68,6 +68,16 @@ impl DirCursor {
         true
     }
 
+    /// Positions `dir` (the directory's open descriptor) and the cursor at
+    /// the readdir cookie `pos` (0: the start), forgetting what was read
+    /// ahead.
+    pub fn seek(&mut self, dir: BorrowedFd<'_>, pos: u64) -> std::io::Result<()> {
+        host::lseek(dir, pos)?;
+        self.rewind();
+        self.pos = pos;
+        Ok(())
+    }
+
     /// Forgets the position after the directory descriptor was seeked to 0.
     pub fn rewind(&mut self) {
         self.pos = 0;
