@@ -142,17 +142,17 @@ impl<J: Request> Pool<J> {
         }
     }
 
+    /// Whether no request is waiting or being served.
+    pub fn is_idle(&self) -> bool {
+        self.shared.lock().pending == 0
+    }
+
     /// Waits until every submitted request has been answered.
     ///
     /// A parked Tflush waits for a request in flight, which is being served
     /// unless it is itself a parked Tflush: only a guest flushing flushes
     /// in a cycle can make them wait on each other. When nothing but parked
     /// requests is left, they are served as they are.
-    /// Whether no request is waiting or being served.
-    pub fn is_idle(&self) -> bool {
-        self.shared.lock().pending == 0
-    }
-
     pub fn drain(&self) {
         let mut st = self.shared.lock();
         st.draining = true;
