@@ -19,7 +19,7 @@ use crate::sync::Locked;
 
 /// Host open(2) flags for 9P2000.L open flags. O_DIRECT is dropped: the
 /// data moves through guest buffers with no alignment guarantee.
-fn open_flags(flags: u32) -> i32 {
+fn host_open_flags(flags: u32) -> i32 {
     let mut out = match flags & P9_ACCMODE {
         P9_WRONLY => libc::O_WRONLY,
         P9_RDWR => libc::O_RDWR,
@@ -477,7 +477,7 @@ impl Server {
         p9_flags: u32,
         slot: OpenSlot,
     ) -> OpResult<(OpenFile, libc::statx)> {
-        let flags = open_flags(p9_flags) & !(libc::O_CREAT | libc::O_EXCL);
+        let flags = host_open_flags(p9_flags) & !(libc::O_CREAT | libc::O_EXCL);
         let (fd, stx) = self.share.open_existing(file, flags, libc::EPERM)?;
         let open = OpenFile::new(fd, p9_flags, is_dir, stx.stx_dev(), slot);
         if uid != 0 && privileged_bits(stx.stx_mode as u32) != 0 {
@@ -497,7 +497,7 @@ impl Server {
         let created = self.share.create_file(
             dir.fd(),
             &name,
-            open_flags(t.flags),
+            host_open_flags(t.flags),
             t.mode,
             dir.user.uid,
             t.gid,

@@ -27,7 +27,7 @@ const KEEP32: u32 = u32::MAX;
 const KEEP64: u64 = u64::MAX;
 
 /// 9P2000.L open flags for a 9P2000 open mode.
-fn open_flags(mode: u8) -> u32 {
+fn lopen_flags_of_mode(mode: u8) -> u32 {
     let mut flags = match mode & 3 {
         OWRITE => P9_WRONLY,
         ORDWR => P9_RDWR,
@@ -45,7 +45,7 @@ fn open_flags(mode: u8) -> u32 {
 /// Whether a Topen or Tcreate mode may change the share: writing,
 /// truncation, or removal at clunk (ORCLOSE).
 pub(super) fn open_mode_changes(mode: u8) -> bool {
-    writes(open_flags(mode)) || mode & ORCLOSE != 0
+    writes(lopen_flags_of_mode(mode)) || mode & ORCLOSE != 0
 }
 
 /// Whether a Twstat changes anything: every field but `muid` (which the
@@ -64,7 +64,7 @@ pub(super) fn wstat_changes(st: &Stat<'_>) -> bool {
 }
 
 /// The qid type that goes with a stat mode.
-fn qid_type(mode: u32) -> u8 {
+fn qid_type_of_dm(mode: u32) -> u8 {
     let mut ty = protocol::QTFILE;
     for (bit, qt) in [
         (DMDIR, protocol::QTDIR),
@@ -170,7 +170,7 @@ fn seconds(t: &libc::statx_timestamp) -> u32 {
 impl Server {
     pub(super) fn open(&self, s: &Session, t: &protocol::Topen) -> OpResult<(Qid, u32)> {
         let fid = self.any_fid(s, t.fid)?;
-        let flags = open_flags(t.mode);
+        let flags = lopen_flags_of_mode(t.mode);
         if !fid.is_host_file() || fid.is_symlink() {
             if fid.content_open.get().is_some() {
                 return Err(errno(libc::EBADF));
@@ -282,7 +282,7 @@ impl Server {
         }
         // create(5): a file's permissions are limited by its parent's.
         let mode = unix_permissions(t.perm) & (!0o666 | dir_perm);
-        let flags = open_flags(t.mode) | P9_EXCL;
+        let flags = lopen_flags_of_mode(t.mode) | P9_EXCL;
         let created = self.lcreate(
             s,
             &protocol::Tlcreate {
@@ -409,7 +409,7 @@ impl Server {
             extension = format!("{kind} {major} {minor}").into_bytes();
         }
         let mut qid = self.share.qids.qid(stx);
-        qid.ty = qid_type(mode);
+        qid.ty = qid_type_of_dm(mode);
         Ok(StatRecord {
             qid,
             mode,
@@ -665,19 +665,19 @@ mod tests {
 
     #[test]
     fn qid_types_follow_the_mode() {
-        assert_eq!(qid_type(DMDIR | 0o755), protocol::QTDIR);
-        assert_eq!(qid_type(DMAPPEND | 0o444), protocol::QTAPPEND);
-        assert_eq!(qid_type(DMSYMLINK | 0o777), protocol::QTSYMLINK);
-        assert_eq!(qid_type(0o644), protocol::QTFILE);
+        assert_eq!(qid_type_of_dm(DMDIR | 0o755), protocol::QTDIR);
+        assert_eq!(qid_type_of_dm(DMAPPEND | 0o444), protocol::QTAPPEND);
+        assert_eq!(qid_type_of_dm(DMSYMLINK | 0o777), protocol::QTSYMLINK);
+        assert_eq!(qid_type_of_dm(0o644), protocol::QTFILE);
     }
 
     #[test]
     fn open_modes() {
-        assert_eq!(open_flags(0), P9_RDONLY);
-        assert_eq!(open_flags(3), P9_RDONLY); // OEXEC
-        assert_eq!(open_flags(OWRITE | OTRUNC), P9_WRONLY | P9_TRUNC);
-        assert_eq!(open_flags(ORDWR | OAPPEND), P9_RDWR | P9_APPEND);
-        assert_eq!(open_flags(ORCLOSE), P9_RDONLY);
+        assert_eq!(lopen_flags_of_mode(0), P9_RDONLY);
+        assert_eq!(lopen_flags_of_mode(3), P9_RDONLY); // OEXEC
+        assert_eq!(lopen_flags_of_mode(OWRITE | OTRUNC), P9_WRONLY | P9_TRUNC);
+        assert_eq!(lopen_flags_of_mode(ORDWR | OAPPEND), P9_RDWR | P9_APPEND);
+        assert_eq!(lopen_flags_of_mode(ORCLOSE), P9_RDONLY);
     }
 
     #[test]
