@@ -556,9 +556,20 @@ impl Server {
         sink: &mut dyn ReadSink,
     ) -> OpResult<u32> {
         let fid = self.any_fid(s, t.fid)?;
+        self.read_fid(s, &fid, t, sink)
+    }
+
+    /// Tread of `fid`, already looked up.
+    pub(super) fn read_fid(
+        &self,
+        s: &Session,
+        fid: &FidRef,
+        t: &protocol::Tread,
+        sink: &mut dyn ReadSink,
+    ) -> OpResult<u32> {
         let count = read_count(s, t, sink);
         if fid.content_open.get().is_some() {
-            return self.read_content(&fid, t.offset, count, sink);
+            return self.read_content(fid, t.offset, count, sink);
         }
         let Some(open) = fid.open.get() else {
             return match &*fid.xattr_state() {

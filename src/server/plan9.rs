@@ -439,7 +439,7 @@ impl Server {
                 let count = read_count(s, t, sink);
                 self.read_stat_records(s, &fid, open, t.offset, count, sink)
             }
-            _ => self.read(s, t, sink),
+            _ => self.read_fid(s, &fid, t, sink),
         }
     }
 
