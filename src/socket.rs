@@ -14,7 +14,7 @@ use std::thread;
 
 use log::info;
 
-use crate::protocol::{self, Header, Tmessage};
+use crate::protocol::{self, Header};
 use crate::server::user::{Credentials, Users};
 use crate::server::{Server, Session, SliceSource, VecSink, MAX_MSIZE};
 
@@ -424,29 +424,16 @@ pub fn serve_frame(
         reply.clear();
         return;
     };
-    let body = &frame[protocol::HEADER_SIZE..];
-    match Tmessage::decode(header.msg_type, body) {
-        Ok(msg) => {
-            let payload = if header.msg_type == protocol::Twrite::TYPE {
-                &frame[protocol::TWRITE_HEADER_SIZE.min(frame.len())..]
-            } else {
-                &[][..]
-            };
-            let limit = (session.msize() as usize).saturating_sub(protocol::RREAD_HEADER_SIZE);
-            let mut sink = VecSink { buf: data, limit };
-            server.handle(
-                session,
-                header.tag,
-                msg,
-                &mut SliceSource(payload),
-                &mut sink,
-                reply,
-            );
-            if reply.get(4) != Some(&protocol::Rread::TYPE) {
-                data.clear(); // only an Rread's data follows its reply
-            }
-        }
-        Err(e) => session.undecodable_reply(header.msg_type, header.tag, e, reply),
+    let payload = if header.msg_type == protocol::Twrite::TYPE {
+        &frame[protocol::TWRITE_HEADER_SIZE.min(frame.len())..]
+    } else {
+        &[][..]
+    };
+    let limit = (session.msize() as usize).saturating_sub(protocol::RREAD_HEADER_SIZE);
+    let mut sink = VecSink { buf: data, limit };
+    server.serve(session, frame, &mut SliceSource(payload), &mut sink, reply);
+    if reply.get(4) != Some(&protocol::Rread::TYPE) {
+        data.clear(); // only an Rread's data follows its reply
     }
 }
 

@@ -1,8 +1,8 @@
-//! Rreaddir written entry by entry into the reply buffer: `size type tag
-//! count` then `qid[13] offset[8] type[1] name[s]` per entry, the sizes
-//! filled in once the last entry is known.
+//! Rreaddir written entry by entry into the reply buffer: room for its
+//! header (`size type tag count`, written once the count is known:
+//! `data_header`), then `qid[13] offset[8] type[1] name[s]` per entry.
 
-use super::{data_reply_header, Qid, Rreaddir, Str, Wire, RREAD_HEADER_SIZE};
+use super::{Qid, Str, Wire, RREAD_HEADER_SIZE};
 
 /// An Rreaddir being written into `out`, at most `limit` bytes of entries.
 pub struct ReaddirWriter<'a> {
@@ -12,10 +12,10 @@ pub struct ReaddirWriter<'a> {
 }
 
 impl<'a> ReaddirWriter<'a> {
-    /// Clears `out` and writes the header of an Rreaddir with tag `tag`.
-    pub fn start(out: &'a mut Vec<u8>, tag: u16, limit: usize) -> ReaddirWriter<'a> {
+    /// Clears `out` and leaves room for the header of an Rreaddir.
+    pub fn start(out: &'a mut Vec<u8>, limit: usize) -> ReaddirWriter<'a> {
         out.clear();
-        data_reply_header(Rreaddir::TYPE, tag, 0, out);
+        out.resize(RREAD_HEADER_SIZE, 0);
         ReaddirWriter {
             out,
             limit,
@@ -53,19 +53,16 @@ impl<'a> ReaddirWriter<'a> {
         self.used += Self::entry_size(name.len());
     }
 
-    /// Fills in the message's size and count.
-    pub fn finish(self) {
-        let size = self.out.len() as u32;
-        self.out[0..4].copy_from_slice(&size.to_le_bytes());
-        let count = (self.out.len() - RREAD_HEADER_SIZE) as u32;
-        self.out[7..11].copy_from_slice(&count.to_le_bytes());
+    /// The bytes of entries written: the Rreaddir's count.
+    pub fn finish(self) -> u32 {
+        self.used as u32
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{decode_rmessage, Rmessage, QTDIR};
+    use crate::protocol::{data_header, decode_rmessage, Rmessage, Rreaddir, QTDIR};
 
     #[test]
     fn entries_decode_as_an_rreaddir_and_stop_at_the_limit() {
@@ -76,12 +73,13 @@ mod tests {
             path: 42,
         };
         let limit = ReaddirWriter::entry_size(1) + ReaddirWriter::entry_size(2);
-        let mut w = ReaddirWriter::start(&mut out, 9, limit);
+        let mut w = ReaddirWriter::start(&mut out, limit);
         assert!(w.is_empty() && w.fits(1));
         w.push(qid, 1, libc::DT_DIR, b".");
         w.push(qid, 2, libc::DT_DIR, b"..");
         assert!(!w.fits(0) && w.room() == 0);
-        w.finish();
+        let count = w.finish();
+        out[..RREAD_HEADER_SIZE].copy_from_slice(&data_header(Rreaddir::TYPE, 9, count));
         let (tag, reply) = decode_rmessage(&out).unwrap();
         assert_eq!(tag, 9);
         let Rmessage::Readdir(r) = reply else {

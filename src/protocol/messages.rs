@@ -1,6 +1,6 @@
 //! 9P2000.L messages, the 9P2000 messages and their 9P2000.u variants,
 //! each declared once: the declaration gives the struct, its encoder and its
-//! decoder.
+//! decoder, and for a 9P2000.L message its `--trace` line.
 //!
 //! Framing: `size[4] type[1] tag[2] body`. Twrite and Rread carry only their
 //! fixed fields here; their data follows the fixed fields on the wire and is
@@ -23,7 +23,31 @@ pub const NOTAG: u16 = 0xffff;
 /// "No fid" in Tattach/Tauth.
 pub const NOFID: u32 = 0xffff_ffff;
 
+/// Declares a message: its struct, type byte, encoder and decoder.
+///
+/// A message declared `traced` also gets its `--trace` line from the
+/// declaration (the 9P2000 ones are written by hand in `trace`, as Plan 9
+/// prints them): `Name tag T`, then each field as ` name value`, its value
+/// printed as the field's hint says:
+/// - no hint: decimal (`fid: u32`);
+/// - `as hex`: `0x` and hex digits, for flags and masks (`flags: u32 as hex`);
+/// - `as octal`: C's `%#o`, for modes (`mode: u32 as octal` prints `0755`);
+/// - `as text`: a string, escaped to one line (`name: Str<'a> as text`);
+/// - `as qid`: fcallfmt's `(path version type)` (`qid: Qid as qid`);
+/// - `as time(label)` on a seconds field followed by its nanoseconds field
+///   `as nsec`: the pair as one ` label SEC.NSEC`, seconds signed
+///   (`atime_sec: u64 as time(atime), atime_nsec: u64 as nsec`);
+/// - `as dump(label)`: bytes as ` label N 'first 64 bytes'`, N their
+///   length, as fcallfmt's Rread (`data: Data<'a> as dump(count)`).
 macro_rules! message {
+    ($(#[$doc:meta])* traced $name:ident $(<$lt:lifetime>)? = $id:literal {
+        $($field:ident : $ty:ty $(as $hint:ident $(($label:ident))?)?),* $(,)?
+    }) => {
+        message!($(#[$doc])* $name $(<$lt>)? = $id { $($field: $ty),* });
+        $crate::protocol::trace::trace_line!($name $(<$lt>)? {
+            $($field $(as $hint $(($label))?)?),*
+        });
+    };
     ($(#[$doc:meta])* $name:ident $(<$lt:lifetime>)? = $id:literal { $($field:ident : $ty:ty),* $(,)? }) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -46,68 +70,82 @@ macro_rules! message {
     };
 }
 
-// ---- 9P2000.L ----
-message!(Rlerror = 7 { ecode: u32 });
-message!(Tstatfs = 8 { fid: u32 });
-message!(Rstatfs = 9 {
-    fs_type: u32, bsize: u32, blocks: u64, bfree: u64, bavail: u64,
-    files: u64, ffree: u64, fsid: u64, namelen: u32,
+// ---- 9P2000.L, traced as declared ----
+message!(traced Rlerror = 7 { ecode: u32 });
+message!(traced Tstatfs = 8 { fid: u32 });
+message!(traced Rstatfs = 9 {
+    fs_type: u32 as hex, bsize: u32, blocks: u64, bfree: u64, bavail: u64,
+    files: u64, ffree: u64, fsid: u64 as hex, namelen: u32,
 });
-message!(Tlopen = 12 { fid: u32, flags: u32 });
-message!(Rlopen = 13 { qid: Qid, iounit: u32 });
-message!(Tlcreate<'a> = 14 { fid: u32, name: Str<'a>, flags: u32, mode: u32, gid: u32 });
-message!(Rlcreate = 15 { qid: Qid, iounit: u32 });
-message!(Tsymlink<'a> = 16 { fid: u32, name: Str<'a>, symtgt: Str<'a>, gid: u32 });
-message!(Rsymlink = 17 { qid: Qid });
-message!(Tmknod<'a> = 18 { dfid: u32, name: Str<'a>, mode: u32, major: u32, minor: u32, gid: u32 });
-message!(Rmknod = 19 { qid: Qid });
-message!(Trename<'a> = 20 { fid: u32, dfid: u32, name: Str<'a> });
-message!(Rrename = 21 {});
-message!(Treadlink = 22 { fid: u32 });
-message!(Rreadlink<'a> = 23 { target: Str<'a> });
-message!(Tgetattr = 24 { fid: u32, request_mask: u64 });
+message!(traced Tlopen = 12 { fid: u32, flags: u32 as hex });
+message!(traced Rlopen = 13 { qid: Qid as qid, iounit: u32 });
+message!(traced Tlcreate<'a> = 14 {
+    fid: u32, name: Str<'a> as text, flags: u32 as hex, mode: u32 as octal, gid: u32,
+});
+message!(traced Rlcreate = 15 { qid: Qid as qid, iounit: u32 });
+message!(traced Tsymlink<'a> = 16 {
+    fid: u32, name: Str<'a> as text, symtgt: Str<'a> as text, gid: u32,
+});
+message!(traced Rsymlink = 17 { qid: Qid as qid });
+message!(traced Tmknod<'a> = 18 {
+    dfid: u32, name: Str<'a> as text, mode: u32 as octal, major: u32, minor: u32, gid: u32,
+});
+message!(traced Rmknod = 19 { qid: Qid as qid });
+message!(traced Trename<'a> = 20 { fid: u32, dfid: u32, name: Str<'a> as text });
+message!(traced Rrename = 21 {});
+message!(traced Treadlink = 22 { fid: u32 });
+message!(traced Rreadlink<'a> = 23 { target: Str<'a> as text });
+message!(traced Tgetattr = 24 { fid: u32, request_mask: u64 as hex });
 message!(
     /// Attributes of a file; `valid` says which fields the server filled.
-    Rgetattr = 25 {
-    valid: u64, qid: Qid, mode: u32, uid: u32, gid: u32, nlink: u64, rdev: u64,
-    size: u64, blksize: u64, blocks: u64,
-    atime_sec: u64, atime_nsec: u64, mtime_sec: u64, mtime_nsec: u64,
-    ctime_sec: u64, ctime_nsec: u64, btime_sec: u64, btime_nsec: u64,
+    traced Rgetattr = 25 {
+    valid: u64 as hex, qid: Qid as qid, mode: u32 as octal, uid: u32, gid: u32,
+    nlink: u64, rdev: u64, size: u64, blksize: u64, blocks: u64,
+    atime_sec: u64 as time(atime), atime_nsec: u64 as nsec,
+    mtime_sec: u64 as time(mtime), mtime_nsec: u64 as nsec,
+    ctime_sec: u64 as time(ctime), ctime_nsec: u64 as nsec,
+    btime_sec: u64 as time(btime), btime_nsec: u64 as nsec,
     gen: u64, data_version: u64,
 });
-message!(Tsetattr = 26 {
-    fid: u32, valid: u32, mode: u32, uid: u32, gid: u32, size: u64,
-    atime_sec: u64, atime_nsec: u64, mtime_sec: u64, mtime_nsec: u64,
+message!(traced Tsetattr = 26 {
+    fid: u32, valid: u32 as hex, mode: u32 as octal, uid: u32, gid: u32, size: u64,
+    atime_sec: u64 as time(atime), atime_nsec: u64 as nsec,
+    mtime_sec: u64 as time(mtime), mtime_nsec: u64 as nsec,
 });
-message!(Rsetattr = 27 {});
-message!(Txattrwalk<'a> = 30 { fid: u32, newfid: u32, name: Str<'a> });
-message!(Rxattrwalk = 31 { size: u64 });
-message!(Txattrcreate<'a> = 32 { fid: u32, name: Str<'a>, attr_size: u64, flags: u32 });
-message!(Rxattrcreate = 33 {});
-message!(Treaddir = 40 { fid: u32, offset: u64, count: u32 });
+message!(traced Rsetattr = 27 {});
+message!(traced Txattrwalk<'a> = 30 { fid: u32, newfid: u32, name: Str<'a> as text });
+message!(traced Rxattrwalk = 31 { size: u64 });
+message!(traced Txattrcreate<'a> = 32 {
+    fid: u32, name: Str<'a> as text, attr_size: u64, flags: u32 as hex,
+});
+message!(traced Rxattrcreate = 33 {});
+message!(traced Treaddir = 40 { fid: u32, offset: u64, count: u32 });
 message!(
     /// Directory entries, each `qid[13] offset[8] type[1] name[s]`.
-    Rreaddir<'a> = 41 { data: Data<'a> });
-message!(Tfsync = 50 { fid: u32, datasync: u32 });
-message!(Rfsync = 51 {});
-message!(Tlock<'a> = 52 {
-    fid: u32, lock_type: u8, flags: u32, start: u64, length: u64, proc_id: u32, client_id: Str<'a>,
+    traced Rreaddir<'a> = 41 { data: Data<'a> as dump(count) });
+message!(traced Tfsync = 50 { fid: u32, datasync: u32 });
+message!(traced Rfsync = 51 {});
+message!(traced Tlock<'a> = 52 {
+    fid: u32, lock_type: u8, flags: u32 as hex, start: u64, length: u64, proc_id: u32,
+    client_id: Str<'a> as text,
 });
-message!(Rlock = 53 { status: u8 });
-message!(Tgetlock<'a> = 54 {
-    fid: u32, lock_type: u8, start: u64, length: u64, proc_id: u32, client_id: Str<'a>,
+message!(traced Rlock = 53 { status: u8 });
+message!(traced Tgetlock<'a> = 54 {
+    fid: u32, lock_type: u8, start: u64, length: u64, proc_id: u32, client_id: Str<'a> as text,
 });
-message!(Rgetlock<'a> = 55 {
-    lock_type: u8, start: u64, length: u64, proc_id: u32, client_id: Str<'a>,
+message!(traced Rgetlock<'a> = 55 {
+    lock_type: u8, start: u64, length: u64, proc_id: u32, client_id: Str<'a> as text,
 });
-message!(Tlink<'a> = 70 { dfid: u32, fid: u32, name: Str<'a> });
-message!(Rlink = 71 {});
-message!(Tmkdir<'a> = 72 { dfid: u32, name: Str<'a>, mode: u32, gid: u32 });
-message!(Rmkdir = 73 { qid: Qid });
-message!(Trenameat<'a> = 74 { olddirfid: u32, oldname: Str<'a>, newdirfid: u32, newname: Str<'a> });
-message!(Rrenameat = 75 {});
-message!(Tunlinkat<'a> = 76 { dirfid: u32, name: Str<'a>, flags: u32 });
-message!(Runlinkat = 77 {});
+message!(traced Tlink<'a> = 70 { dfid: u32, fid: u32, name: Str<'a> as text });
+message!(traced Rlink = 71 {});
+message!(traced Tmkdir<'a> = 72 { dfid: u32, name: Str<'a> as text, mode: u32 as octal, gid: u32 });
+message!(traced Rmkdir = 73 { qid: Qid as qid });
+message!(traced Trenameat<'a> = 74 {
+    olddirfid: u32, oldname: Str<'a> as text, newdirfid: u32, newname: Str<'a> as text,
+});
+message!(traced Rrenameat = 75 {});
+message!(traced Tunlinkat<'a> = 76 { dirfid: u32, name: Str<'a> as text, flags: u32 as hex });
+message!(traced Runlinkat = 77 {});
 
 // ---- base protocol ----
 message!(Tversion<'a> = 100 { msize: u32, version: Str<'a> });

@@ -24,7 +24,9 @@
 //! 9P2000.L messages have no Plan 9 format; they are printed the same way,
 //! every field under its struct name: fids and counts in decimal, flags and
 //! masks in hex, modes in octal, times as `SEC.NSEC` (seconds signed, as
-//! the Linux client reads them).
+//! the Linux client reads them). Their lines are generated from their
+//! declarations in `messages.rs`, where each field's hint says how it
+//! prints (see `message!` there, and `trace_line` here).
 
 use std::fmt::{self, Display, Formatter, Write};
 
@@ -69,6 +71,95 @@ impl Display for ReplyTrace<'_> {
         reply(f, self.tag, self.msg, self.data)
     }
 }
+
+/// Writes a `traced` message's line from its declaration in `messages.rs`,
+/// where `message!` describes the hints: gives the struct a
+/// `trace(f, tag)` method writing `Name tag T field value ...`.
+macro_rules! trace_line {
+    ($name:ident $(<$lt:lifetime>)? { $($fields:tt)* }) => {
+        impl $(<$lt>)? $name $(<$lt>)? {
+            /// Writes the message as `--trace` shows it, after the `<-N- `
+            /// or `-N-> ` prefix.
+            pub(in crate::protocol) fn trace(
+                &self,
+                f: &mut std::fmt::Formatter<'_>,
+                tag: u16,
+            ) -> std::fmt::Result {
+                write!(f, concat!(stringify!($name), " tag {}"), tag)?;
+                $crate::protocol::trace::trace_fields!(f self $($fields)*);
+                Ok(())
+            }
+        }
+    };
+}
+pub(super) use trace_line;
+
+/// The ` name value` of each field, as its hint says; `time` takes the
+/// `nsec` field after it too.
+macro_rules! trace_fields {
+    ($f:ident $m:ident) => {};
+    ($f:ident $m:ident $sec:ident as time($label:ident), $nsec:ident as nsec
+     $(, $($rest:tt)*)?) => {
+        write!(
+            $f,
+            concat!(" ", stringify!($label), " {}"),
+            $crate::protocol::trace::Time($m.$sec, $m.$nsec)
+        )?;
+        $crate::protocol::trace::trace_fields!($f $m $($($rest)*)?);
+    };
+    ($f:ident $m:ident $sec:ident as time $($rest:tt)*) => {
+        compile_error!(concat!(
+            "`",
+            stringify!($sec),
+            " as time(label)` must be followed by its nanoseconds field `as nsec`"
+        ));
+    };
+    ($f:ident $m:ident $data:ident as dump($label:ident) $(, $($rest:tt)*)?) => {
+        write!(
+            $f,
+            concat!(" ", stringify!($label), " {} {}"),
+            $m.$data.0.len(),
+            $crate::protocol::trace::Dump($m.$data.0)
+        )?;
+        $crate::protocol::trace::trace_fields!($f $m $($($rest)*)?);
+    };
+    ($f:ident $m:ident $field:ident $(as $hint:ident)? $(, $($rest:tt)*)?) => {
+        write!(
+            $f,
+            concat!(" ", stringify!($field), " {}"),
+            $crate::protocol::trace::trace_value!([$($hint)?] $m.$field)
+        )?;
+        $crate::protocol::trace::trace_fields!($f $m $($($rest)*)?);
+    };
+}
+pub(super) use trace_fields;
+
+/// A field's value as its hint says; decimal without one.
+macro_rules! trace_value {
+    ([] $v:expr) => {
+        $v
+    };
+    ([hex] $v:expr) => {
+        format_args!("{:#x}", $v)
+    };
+    ([octal] $v:expr) => {
+        $crate::protocol::trace::Octal($v)
+    };
+    ([text] $v:expr) => {
+        $crate::protocol::trace::Text($v.0)
+    };
+    ([qid] $v:expr) => {
+        $crate::protocol::trace::QidFmt($v)
+    };
+    ([$hint:ident] $v:expr) => {
+        compile_error!(concat!(
+            "no trace hint `",
+            stringify!($hint),
+            "` (see `message!` in messages.rs)"
+        ))
+    };
+}
+pub(super) use trace_value;
 
 fn request(
     f: &mut Formatter<'_>,
@@ -175,171 +266,26 @@ fn request(
             write!(f, "Twstat tag {tag} fid {fid} stat {}", StatRecord(&stat.0))
         }
 
-        // ---- 9P2000.L ----
-        Tmessage::Statfs(Tstatfs { fid }) => write!(f, "Tstatfs tag {tag} fid {fid}"),
-        Tmessage::Lopen(Tlopen { fid, flags }) => {
-            write!(f, "Tlopen tag {tag} fid {fid} flags {flags:#x}")
-        }
-        Tmessage::Lcreate(Tlcreate {
-            fid,
-            name,
-            flags,
-            mode,
-            gid,
-        }) => write!(
-            f,
-            "Tlcreate tag {tag} fid {fid} name {} flags {flags:#x} mode {} gid {gid}",
-            Text(name.0),
-            Octal(mode)
-        ),
-        Tmessage::Symlink(Tsymlink {
-            fid,
-            name,
-            symtgt,
-            gid,
-        }) => write!(
-            f,
-            "Tsymlink tag {tag} fid {fid} name {} symtgt {} gid {gid}",
-            Text(name.0),
-            Text(symtgt.0)
-        ),
-        Tmessage::Mknod(Tmknod {
-            dfid,
-            name,
-            mode,
-            major,
-            minor,
-            gid,
-        }) => write!(
-            f,
-            "Tmknod tag {tag} dfid {dfid} name {} mode {} major {major} minor {minor} gid {gid}",
-            Text(name.0),
-            Octal(mode)
-        ),
-        Tmessage::Rename(Trename { fid, dfid, name }) => {
-            write!(
-                f,
-                "Trename tag {tag} fid {fid} dfid {dfid} name {}",
-                Text(name.0)
-            )
-        }
-        Tmessage::Readlink(Treadlink { fid }) => write!(f, "Treadlink tag {tag} fid {fid}"),
-        Tmessage::Getattr(Tgetattr { fid, request_mask }) => {
-            write!(
-                f,
-                "Tgetattr tag {tag} fid {fid} request_mask {request_mask:#x}"
-            )
-        }
-        Tmessage::Setattr(Tsetattr {
-            fid,
-            valid,
-            mode,
-            uid,
-            gid,
-            size,
-            atime_sec,
-            atime_nsec,
-            mtime_sec,
-            mtime_nsec,
-        }) => write!(
-            f,
-            "Tsetattr tag {tag} fid {fid} valid {valid:#x} mode {} uid {uid} gid {gid} size {size} \
-             atime {} mtime {}",
-            Octal(mode),
-            Time(atime_sec, atime_nsec),
-            Time(mtime_sec, mtime_nsec)
-        ),
-        Tmessage::Xattrwalk(Txattrwalk { fid, newfid, name }) => {
-            write!(
-                f,
-                "Txattrwalk tag {tag} fid {fid} newfid {newfid} name {}",
-                Text(name.0)
-            )
-        }
-        Tmessage::Xattrcreate(Txattrcreate {
-            fid,
-            name,
-            attr_size,
-            flags,
-        }) => write!(
-            f,
-            "Txattrcreate tag {tag} fid {fid} name {} attr_size {attr_size} flags {flags:#x}",
-            Text(name.0)
-        ),
-        Tmessage::Readdir(Treaddir { fid, offset, count }) => {
-            write!(
-                f,
-                "Treaddir tag {tag} fid {fid} offset {offset} count {count}"
-            )
-        }
-        Tmessage::Fsync(Tfsync { fid, datasync }) => {
-            write!(f, "Tfsync tag {tag} fid {fid} datasync {datasync}")
-        }
-        Tmessage::Lock(Tlock {
-            fid,
-            lock_type,
-            flags,
-            start,
-            length,
-            proc_id,
-            client_id,
-        }) => write!(
-            f,
-            "Tlock tag {tag} fid {fid} lock_type {lock_type} flags {flags:#x} start {start} \
-             length {length} proc_id {proc_id} client_id {}",
-            Text(client_id.0)
-        ),
-        Tmessage::Getlock(Tgetlock {
-            fid,
-            lock_type,
-            start,
-            length,
-            proc_id,
-            client_id,
-        }) => write!(
-            f,
-            "Tgetlock tag {tag} fid {fid} lock_type {lock_type} start {start} length {length} \
-             proc_id {proc_id} client_id {}",
-            Text(client_id.0)
-        ),
-        Tmessage::Link(Tlink { dfid, fid, name }) => {
-            write!(
-                f,
-                "Tlink tag {tag} dfid {dfid} fid {fid} name {}",
-                Text(name.0)
-            )
-        }
-        Tmessage::Mkdir(Tmkdir {
-            dfid,
-            name,
-            mode,
-            gid,
-        }) => write!(
-            f,
-            "Tmkdir tag {tag} dfid {dfid} name {} mode {} gid {gid}",
-            Text(name.0),
-            Octal(mode)
-        ),
-        Tmessage::Renameat(Trenameat {
-            olddirfid,
-            oldname,
-            newdirfid,
-            newname,
-        }) => write!(
-            f,
-            "Trenameat tag {tag} olddirfid {olddirfid} oldname {} newdirfid {newdirfid} newname {}",
-            Text(oldname.0),
-            Text(newname.0)
-        ),
-        Tmessage::Unlinkat(Tunlinkat {
-            dirfid,
-            name,
-            flags,
-        }) => write!(
-            f,
-            "Tunlinkat tag {tag} dirfid {dirfid} name {} flags {flags:#x}",
-            Text(name.0)
-        ),
+        // ---- 9P2000.L, generated from the declarations (`message!`) ----
+        Tmessage::Statfs(m) => m.trace(f, tag),
+        Tmessage::Lopen(m) => m.trace(f, tag),
+        Tmessage::Lcreate(m) => m.trace(f, tag),
+        Tmessage::Symlink(m) => m.trace(f, tag),
+        Tmessage::Mknod(m) => m.trace(f, tag),
+        Tmessage::Rename(m) => m.trace(f, tag),
+        Tmessage::Readlink(m) => m.trace(f, tag),
+        Tmessage::Getattr(m) => m.trace(f, tag),
+        Tmessage::Setattr(m) => m.trace(f, tag),
+        Tmessage::Xattrwalk(m) => m.trace(f, tag),
+        Tmessage::Xattrcreate(m) => m.trace(f, tag),
+        Tmessage::Readdir(m) => m.trace(f, tag),
+        Tmessage::Fsync(m) => m.trace(f, tag),
+        Tmessage::Lock(m) => m.trace(f, tag),
+        Tmessage::Getlock(m) => m.trace(f, tag),
+        Tmessage::Link(m) => m.trace(f, tag),
+        Tmessage::Mkdir(m) => m.trace(f, tag),
+        Tmessage::Renameat(m) => m.trace(f, tag),
+        Tmessage::Unlinkat(m) => m.trace(f, tag),
     }
 }
 
@@ -347,7 +293,11 @@ fn reply(f: &mut Formatter<'_>, tag: u16, msg: &Rmessage<'_>, data: Option<&[u8]
     match *msg {
         // ---- 9P2000, as fcallfmt ----
         Rmessage::Version(Rversion { msize, version }) => {
-            write!(f, "Rversion tag {tag} msize {msize} version '{}'", Text(version.0))
+            write!(
+                f,
+                "Rversion tag {tag} msize {msize} version '{}'",
+                Text(version.0)
+            )
         }
         Rmessage::Auth(Rauth { aqid }) => write!(f, "Rauth tag {tag} qid {}", QidFmt(aqid)),
         Rmessage::Attach(Rattach { qid }) => write!(f, "Rattach tag {tag} qid {}", QidFmt(qid)),
@@ -367,7 +317,9 @@ fn reply(f: &mut Formatter<'_>, tag: u16, msg: &Rmessage<'_>, data: Option<&[u8]
             }
             Ok(())
         }
-        Rmessage::Open(Ropen { qid, iounit }) => write!(f, "Ropen tag {tag} qid {} iounit {iounit}", QidFmt(qid)),
+        Rmessage::Open(Ropen { qid, iounit }) => {
+            write!(f, "Ropen tag {tag} qid {} iounit {iounit}", QidFmt(qid))
+        }
         Rmessage::Create(Rcreate { qid, iounit }) => {
             write!(f, "Rcreate tag {tag} qid {} iounit {iounit}", QidFmt(qid))
         }
@@ -381,83 +333,31 @@ fn reply(f: &mut Formatter<'_>, tag: u16, msg: &Rmessage<'_>, data: Option<&[u8]
         Rmessage::Stat(Rstat { stat }) => write!(f, "Rstat tag {tag} stat {}", StatRecord(&stat.0)),
         Rmessage::Wstat(Rwstat {}) => write!(f, "Rwstat tag {tag}"),
 
-        // ---- 9P2000.L ----
-        Rmessage::Lerror(Rlerror { ecode }) => write!(f, "Rlerror tag {tag} ecode {ecode}"),
-        Rmessage::Statfs(Rstatfs {
-            fs_type,
-            bsize,
-            blocks,
-            bfree,
-            bavail,
-            files,
-            ffree,
-            fsid,
-            namelen,
-        }) => write!(
-            f,
-            "Rstatfs tag {tag} fs_type {fs_type:#x} bsize {bsize} blocks {blocks} bfree {bfree} \
-             bavail {bavail} files {files} ffree {ffree} fsid {fsid:#x} namelen {namelen}"
-        ),
-        Rmessage::Lopen(Rlopen { qid, iounit }) => write!(f, "Rlopen tag {tag} qid {} iounit {iounit}", QidFmt(qid)),
-        Rmessage::Lcreate(Rlcreate { qid, iounit }) => {
-            write!(f, "Rlcreate tag {tag} qid {} iounit {iounit}", QidFmt(qid))
+        // ---- 9P2000.L, generated from the declarations (`message!`) ----
+        Rmessage::Lerror(m) => m.trace(f, tag),
+        Rmessage::Statfs(m) => m.trace(f, tag),
+        Rmessage::Lopen(m) => m.trace(f, tag),
+        Rmessage::Lcreate(m) => m.trace(f, tag),
+        Rmessage::Symlink(m) => m.trace(f, tag),
+        Rmessage::Mknod(m) => m.trace(f, tag),
+        Rmessage::Rename(m) => m.trace(f, tag),
+        Rmessage::Readlink(m) => m.trace(f, tag),
+        Rmessage::Getattr(m) => m.trace(f, tag),
+        Rmessage::Setattr(m) => m.trace(f, tag),
+        Rmessage::Xattrwalk(m) => m.trace(f, tag),
+        Rmessage::Xattrcreate(m) => m.trace(f, tag),
+        Rmessage::Readdir(Rreaddir { data: own }) => {
+            // Sent apart from the message, the entries come as `data`.
+            let data = data.map_or(own, Data);
+            Rreaddir { data }.trace(f, tag)
         }
-        Rmessage::Symlink(Rsymlink { qid }) => write!(f, "Rsymlink tag {tag} qid {}", QidFmt(qid)),
-        Rmessage::Mknod(Rmknod { qid }) => write!(f, "Rmknod tag {tag} qid {}", QidFmt(qid)),
-        Rmessage::Rename(Rrename {}) => write!(f, "Rrename tag {tag}"),
-        Rmessage::Readlink(Rreadlink { target }) => write!(f, "Rreadlink tag {tag} target {}", Text(target.0)),
-        Rmessage::Getattr(Rgetattr {
-            valid,
-            qid,
-            mode,
-            uid,
-            gid,
-            nlink,
-            rdev,
-            size,
-            blksize,
-            blocks,
-            atime_sec,
-            atime_nsec,
-            mtime_sec,
-            mtime_nsec,
-            ctime_sec,
-            ctime_nsec,
-            btime_sec,
-            btime_nsec,
-            gen,
-            data_version,
-        }) => write!(
-            f,
-            "Rgetattr tag {tag} valid {valid:#x} qid {} mode {} uid {uid} gid {gid} nlink {nlink} \
-             rdev {rdev} size {size} blksize {blksize} blocks {blocks} atime {} mtime {} ctime {} \
-             btime {} gen {gen} data_version {data_version}",
-            QidFmt(qid),
-            Octal(mode),
-            Time(atime_sec, atime_nsec),
-            Time(mtime_sec, mtime_nsec),
-            Time(ctime_sec, ctime_nsec),
-            Time(btime_sec, btime_nsec)
-        ),
-        Rmessage::Setattr(Rsetattr {}) => write!(f, "Rsetattr tag {tag}"),
-        Rmessage::Xattrwalk(Rxattrwalk { size }) => write!(f, "Rxattrwalk tag {tag} size {size}"),
-        Rmessage::Xattrcreate(Rxattrcreate {}) => write!(f, "Rxattrcreate tag {tag}"),
-        Rmessage::Readdir(Rreaddir { data: Data(own) }) => {
-            let entries = data.unwrap_or(own);
-            write!(f, "Rreaddir tag {tag} count {} {}", entries.len(), Dump(entries))
-        }
-        Rmessage::Fsync(Rfsync {}) => write!(f, "Rfsync tag {tag}"),
-        Rmessage::Lock(Rlock { status }) => write!(f, "Rlock tag {tag} status {status}"),
-        Rmessage::Getlock(Rgetlock { lock_type, start, length, proc_id, client_id }) => write!(
-            f,
-            "Rgetlock tag {tag} lock_type {lock_type} start {start} length {length} proc_id {proc_id} \
-             client_id {}",
-            Text(client_id.0)
-        ),
-        Rmessage::Link(Rlink {}) => write!(f, "Rlink tag {tag}"),
-        Rmessage::Mkdir(Rmkdir { qid }) => write!(f, "Rmkdir tag {tag} qid {}", QidFmt(qid)),
-        Rmessage::Renameat(Rrenameat {}) => write!(f, "Rrenameat tag {tag}"),
-        Rmessage::Unlinkat(Runlinkat {}) => write!(f, "Runlinkat tag {tag}"),
+        Rmessage::Fsync(m) => m.trace(f, tag),
+        Rmessage::Lock(m) => m.trace(f, tag),
+        Rmessage::Getlock(m) => m.trace(f, tag),
+        Rmessage::Link(m) => m.trace(f, tag),
+        Rmessage::Mkdir(m) => m.trace(f, tag),
+        Rmessage::Renameat(m) => m.trace(f, tag),
+        Rmessage::Unlinkat(m) => m.trace(f, tag),
     }
 }
 
@@ -478,7 +378,7 @@ fn dump_field(f: &mut Formatter<'_>, data: Option<&[u8]>) -> fmt::Result {
 }
 
 /// A string: lossy UTF-8, with backslash and control characters escaped.
-struct Text<'a>(&'a [u8]);
+pub(super) struct Text<'a>(pub(super) &'a [u8]);
 
 impl Display for Text<'_> {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
@@ -512,7 +412,7 @@ impl Display for Text<'_> {
 }
 
 /// fcallfmt's QIDFMT, `(%.16llux %lud %s)`, with its `qidtype` letters.
-struct QidFmt(Qid);
+pub(super) struct QidFmt(pub(super) Qid);
 
 impl Display for QidFmt {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
@@ -566,7 +466,7 @@ impl Display for Perm {
 }
 
 /// C's `%#o`: octal with a leading 0 (and plain `0` for zero).
-struct Octal(u32);
+pub(super) struct Octal(pub(super) u32);
 
 impl Display for Octal {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
@@ -578,7 +478,7 @@ impl Display for Octal {
 }
 
 /// A 9P2000.L timestamp, `sec[8] nsec[8]`, as `SEC.NSEC`.
-struct Time(u64, u64);
+pub(super) struct Time(pub(super) u64, pub(super) u64);
 
 impl Display for Time {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
@@ -642,7 +542,7 @@ const DUMP_LIMIT: usize = 64;
 /// fcallfmt's `dumpsome`: the first 64 bytes quoted, as text when they are
 /// all printable (tab and newline included), else as hex in groups of four
 /// bytes; `...` after the quote when there was more.
-struct Dump<'a>(&'a [u8]);
+pub(super) struct Dump<'a>(pub(super) &'a [u8]);
 
 impl Display for Dump<'_> {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {

@@ -13,10 +13,11 @@ use std::fmt;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, PathBuf};
+use std::sync::Mutex;
 
 use super::ctl_syntax::{self, DirCommand, FileCommand, NodeKind, StatFields, Time};
 use super::error::{cstring, errno};
-use super::fid::{FidRef, Node};
+use super::fid::{FidRef, Node, Opened};
 use super::ops::{WalkFrom, WalkStep};
 use super::{host, Dialect, OpResult, ReadSink, Server, Session, WriteSource};
 use crate::protocol::flags::{GETATTR_BASIC, P9_ACCMODE, P9_RDONLY};
@@ -45,6 +46,15 @@ impl fmt::Display for CtlFailure {
     }
 }
 
+impl From<CtlFailure> for super::reply::Failure {
+    fn from(failure: CtlFailure) -> Self {
+        super::reply::Failure {
+            errno: failure.errno,
+            text: Some(failure.message),
+        }
+    }
+}
+
 impl CtlFailure {
     fn new(errno: i32, message: impl Into<String>) -> Self {
         CtlFailure {
@@ -61,13 +71,6 @@ impl CtlFailure {
 }
 
 impl Server {
-    /// Whether `fid` is a control file (its writes are commands).
-    pub(super) fn is_control_file(&self, s: &Session, fid: u32) -> bool {
-        s.fids
-            .get(fid)
-            .is_some_and(|fid| matches!(fid.node, Node::CtlFile { .. }))
-    }
-
     /// A walk onto a control name from directory `from`; None if `name` is
     /// not one (or a real entry has it).
     pub(super) fn walk_to_control(
@@ -221,9 +224,7 @@ impl Server {
             Node::File if writes => return Err(errno(libc::EACCES)),
             _ => {}
         }
-        fid.content_open
-            .set(flags)
-            .map_err(|_| errno(libc::EBADF))?;
+        fid.set_opened(Opened::content(flags))?;
         Ok((self.control_qid(fid.node, fid.fd())?, 0))
     }
 
@@ -263,11 +264,12 @@ impl Server {
     pub(super) fn read_content(
         &self,
         fid: &FidRef,
+        snapshot: &Mutex<Option<Vec<u8>>>,
         offset: u64,
         count: usize,
         sink: &mut dyn ReadSink,
     ) -> OpResult<u32> {
-        let mut snapshot = fid.content.locked();
+        let mut snapshot = snapshot.locked();
         let content = match &mut *snapshot {
             Some(content) if offset != 0 => content,
             _ => snapshot.insert(self.content(fid)?),
@@ -279,19 +281,19 @@ impl Server {
 
     /// A write to a control file: every command is parsed before any is
     /// applied, so a malformed write changes nothing.
+    /// A write to the control file `fid` (of its own directory if
+    /// `own_dir`).
     pub(super) fn ctl_write(
         &self,
         s: &Session,
+        fid: &FidRef,
+        own_dir: bool,
         t: &protocol::Twrite,
         source: &mut dyn WriteSource,
     ) -> Result<u32, CtlFailure> {
         let bad = |e: i32| CtlFailure::new(e, super::error_text(e));
-        let fid = self.any_fid(s, t.fid).map_err(|e| bad(e.0))?;
-        let Node::CtlFile { own_dir } = fid.node else {
-            return Err(bad(libc::EBADF));
-        };
-        match fid.content_open.get() {
-            Some(flags) if flags & P9_ACCMODE != P9_RDONLY => {}
+        match fid.opened.get() {
+            Some(Opened::Content { flags, .. }) if flags & P9_ACCMODE != P9_RDONLY => {}
             _ => return Err(bad(libc::EBADF)),
         }
         let count = t.count as usize;
@@ -303,11 +305,11 @@ impl Server {
         let invalid = |e: ctl_syntax::CtlError| CtlFailure::new(libc::EINVAL, e.to_string());
         if own_dir {
             for command in ctl_syntax::parse_dir_commands(&text).map_err(invalid)? {
-                self.apply_dir_command(s, &fid, command)?;
+                self.apply_dir_command(s, fid, command)?;
             }
         } else {
             for command in ctl_syntax::parse_file_commands(&text).map_err(invalid)? {
-                self.apply_file_command(&fid, command)?;
+                self.apply_file_command(fid, command)?;
             }
         }
         Ok(t.count)

@@ -290,25 +290,51 @@ pub struct Fid {
     /// The user the client attached as (and the credentials its requests
     /// run with).
     pub user: Arc<super::user::User>,
-    pub open: OnceLock<OpenFile>,
+    /// What the fid stands for.
     pub node: Node,
+    /// What it was opened as, once it is.
+    pub opened: OnceLock<Opened>,
     /// Walked through `,nofollow`: walks from here do not follow symlinks.
     pub nofollow: bool,
-    /// Opened (with these 9P2000.L flags) as content the server makes up:
-    /// a control file or directory, or a symlink read as its target.
-    pub content_open: OnceLock<u32>,
-    /// What such a fid reads: made by a read at offset 0 (or the first
-    /// read), kept for the reads further on, so that a reader taking it in
-    /// pieces gets one text even if the file changes meanwhile.
-    pub content: Mutex<Option<Vec<u8>>>,
-    /// An extended attribute read (Txattrwalk) or being written (Txattrcreate).
-    xattr: Mutex<Option<XattrState>>,
     /// A slot among the session's open files, for a fid whose descriptor
     /// is never closed while it lives (`Refind::Never`, set by a walk).
     pub pinned: Option<OpenSlot>,
     /// Lock owners that locked through this fid (lock.rs): released when
     /// the fid goes (Tclunk, Tremove, Tversion, end of the session).
     pub(crate) locks: super::share::locks::FidLocks,
+}
+
+/// What a fid was opened as: set once, by the request that opens it.
+pub enum Opened {
+    /// The host file or directory (Tlopen, Tlcreate, Topen, Tcreate).
+    File(OpenFile),
+    /// Content the server makes up, opened with these 9P2000.L flags: a
+    /// control file or directory, or a symlink 9P2000 reads as its target.
+    Content {
+        flags: u32,
+        /// What the fid reads: made by a read at offset 0 (or the first
+        /// read), kept for the reads further on, so that a reader taking
+        /// it in pieces gets one text even if the file changes meanwhile.
+        snapshot: Mutex<Option<Vec<u8>>>,
+    },
+    /// An extended attribute: read (Txattrwalk) or being written
+    /// (Txattrcreate); None once a pending write was applied.
+    Xattr(Mutex<Option<XattrState>>),
+}
+
+impl Opened {
+    /// Content opened with 9P2000.L `flags`.
+    pub fn content(flags: u32) -> Opened {
+        Opened::Content {
+            flags,
+            snapshot: Mutex::new(None),
+        }
+    }
+
+    /// An xattr fid in `state`.
+    pub fn xattr(state: XattrState) -> Opened {
+        Opened::Xattr(Mutex::new(Some(state)))
+    }
 }
 
 /// The state of an xattr fid.
@@ -361,19 +387,27 @@ impl Fid {
             path: Mutex::new(path),
             file_type,
             user,
-            open: OnceLock::new(),
             node: Node::File,
+            opened: OnceLock::new(),
             nofollow: false,
-            content_open: OnceLock::new(),
-            content: Mutex::new(None),
-            xattr: Mutex::new(None),
             pinned: None,
             locks: Default::default(),
         }
     }
 
-    pub fn xattr_state(&self) -> std::sync::MutexGuard<'_, Option<XattrState>> {
-        self.xattr.locked()
+    /// The host file or directory the fid has open.
+    pub fn open_file(&self) -> Option<&OpenFile> {
+        match self.opened.get() {
+            Some(Opened::File(open)) => Some(open),
+            _ => None,
+        }
+    }
+
+    /// Opens the fid as `opened`; EBADF if it was opened already.
+    pub fn set_opened(&self, opened: Opened) -> Result<(), super::Errno> {
+        self.opened
+            .set(opened)
+            .map_err(|_| super::Errno(libc::EBADF))
     }
 
     /// Pins the fid for a request. A released O_PATH descriptor is opened
@@ -397,7 +431,7 @@ impl Fid {
             }
             HandleState::Released(identity) => *identity,
         };
-        if let Some(open) = self.open.get() {
+        if let Some(open) = self.open_file() {
             return Ok(FidRef {
                 fid: Arc::clone(self),
                 fd: Arc::clone(&open.fd),
@@ -425,7 +459,7 @@ impl Fid {
     /// it can be found again from its path, or its open descriptor stands
     /// in for it.
     fn releasable(&self) -> bool {
-        self.refind != Refind::Never || self.open.get().is_some()
+        self.refind != Refind::Never || self.open_file().is_some()
     }
 
     /// Marks the fid queued in its session's `Clock` if it holds an O_PATH

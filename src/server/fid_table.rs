@@ -464,7 +464,11 @@ mod clock_tests {
         let pinned = never.pin(|_, _| unreachable!()).unwrap();
         let file = host::open_file(pinned.fd(), libc::O_RDONLY, libc::EPERM).unwrap();
         drop(pinned);
-        let _ = never.open.set(OpenFile::new(file, 0, false, 0, slot));
+        let _ = never
+            .opened
+            .set(crate::server::fid::Opened::File(OpenFile::new(
+                file, 0, false, 0, slot,
+            )));
         table.hold(&never);
         assert_eq!(table.queued(), 1);
         assert_eq!(table.sweep(|_| false).released, 1);

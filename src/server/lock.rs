@@ -45,7 +45,7 @@ fn wire_range(start: u64, end: u64) -> (u64, u64) {
 /// The fid's open file and the host file it is.
 fn open_file(s: &Session, fid: u32) -> OpResult<(Arc<Fid>, FileKey)> {
     let fid = s.fids.get(fid).ok_or(Errno(libc::EBADF))?;
-    let open = fid.open.get().ok_or(Errno(libc::EBADF))?;
+    let open = fid.open_file().ok_or(Errno(libc::EBADF))?;
     let file = FileKey::of(open.fd.as_fd())?;
     Ok((fid, file))
 }
@@ -69,7 +69,7 @@ impl Server {
         }
         let (start, end) = range(t.start, t.length)?;
         let (fid, file) = open_file(s, t.fid)?;
-        let open = fid.open.get().ok_or(Errno(libc::EBADF))?;
+        let open = fid.open_file().ok_or(Errno(libc::EBADF))?;
         let who = OwnerKey::new(t.client_id.as_bytes(), t.proc_id)?;
         // A blocking request gets a short grace period before BLOCKED: the
         // Linux client drops its local lock before sending the unlock, so a
@@ -133,7 +133,7 @@ impl Server {
         };
         let (start, end) = range(t.start, t.length)?;
         let (fid, file) = open_file(s, t.fid)?;
-        let open = fid.open.get().ok_or(Errno(libc::EBADF))?;
+        let open = fid.open_file().ok_or(Errno(libc::EBADF))?;
         let who = OwnerKey::new(t.client_id.as_bytes(), t.proc_id)?;
         let conflict = s
             .fids

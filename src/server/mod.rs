@@ -17,9 +17,12 @@ pub mod host;
 mod lock;
 mod ops;
 mod plan9;
+mod reply;
+mod route;
 pub mod security;
 mod share;
 pub mod user;
+mod walk;
 mod writeback;
 mod xattr;
 
@@ -35,11 +38,7 @@ use share::Share;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering};
 
-use crate::protocol::{self, trace, Rerror, Rlerror, Rmessage, Str, Tmessage};
-
-/// Bytes of Tread/Twrite data handed to a trace line: the 64 it shows, and
-/// one more to tell it there is more.
-const TRACE_DATA: usize = 65;
+use crate::protocol::{self, Tmessage};
 
 /// Largest msize the server agrees to.
 pub const MAX_MSIZE: u32 = 4 * 1024 * 1024;
@@ -208,63 +207,7 @@ impl Session {
     fn set_msize(&self, msize: u32) {
         self.msize.store(msize, Ordering::Relaxed);
     }
-
-    /// The error reply of this session's dialect: Rlerror in 9P2000.L,
-    /// Rerror with the error's text (and in 9P2000.u its number) otherwise.
-    /// `text` overrides the errno's standard text.
-    pub fn error_reply(&self, tag: u16, errno: i32, text: Option<&str>, reply: &mut Vec<u8>) {
-        reply.clear();
-        let dialect = self.dialect();
-        if dialect == Dialect::Linux {
-            let ecode = errno as u32;
-            Rmessage::Lerror(Rlerror { ecode }).encode(tag, reply);
-            return;
-        }
-        let standard;
-        let text = match text {
-            Some(text) => text,
-            None => {
-                standard = error_text(errno);
-                &standard
-            }
-        };
-        // Short enough for any msize (a control file's message may quote
-        // what it was sent).
-        // (str::floor_char_boundary is newer than the crate's MSRV.)
-        let mut end = text.len().min(MAX_ERROR_TEXT);
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        let text = &text[..end];
-        Rmessage::Error(Rerror {
-            ename: Str(text.as_bytes()),
-            errno: (dialect == Dialect::Unix).then_some(errno as u32),
-        })
-        .encode(tag, reply);
-    }
 }
-
-impl Session {
-    /// The error reply to a request that cannot be decoded: EOPNOTSUPP for
-    /// a type the server does not know, EINVAL for a malformed one.
-    pub fn undecodable_reply(
-        &self,
-        msg_type: u8,
-        tag: u16,
-        e: protocol::DecodeError,
-        reply: &mut Vec<u8>,
-    ) {
-        log::debug!("undecodable request type {msg_type} tag {tag}: {e}");
-        let errno = match e {
-            protocol::DecodeError::UnknownType(_) => libc::EOPNOTSUPP,
-            _ => libc::EINVAL,
-        };
-        self.error_reply(tag, errno, None, reply);
-    }
-}
-
-/// The longest error text an Rerror carries.
-const MAX_ERROR_TEXT: usize = 1024;
 
 impl Server {
     /// Opens the shared directory. Fails with a message fit for the user.
@@ -302,10 +245,42 @@ impl Server {
         self.share.write_behind.wait();
     }
 
-    /// Serves one request and writes the whole framed reply into `reply`
-    /// (which is cleared first). For Rread the data went to `sink`, and
-    /// `reply` holds only the header (its `size` counts the data). Other
-    /// replies are kept within `sink.capacity()` + 11 bytes.
+    /// Decodes and serves one request. `request` holds the whole message
+    /// but for a Twrite's data, which `source` gives; an Rread's data goes
+    /// to `sink`, the rest of the reply into `reply`. Returns the reply's
+    /// size on the wire, data included (0: no reply, `request` is not even
+    /// a header).
+    pub fn serve(
+        &self,
+        session: &Session,
+        request: &[u8],
+        source: &mut dyn WriteSource,
+        sink: &mut dyn ReadSink,
+        reply: &mut Vec<u8>,
+    ) -> u32 {
+        reply.clear();
+        let Ok(header) = protocol::Header::parse(request) else {
+            return 0;
+        };
+        match Tmessage::decode(header.msg_type, &request[protocol::HEADER_SIZE..]) {
+            Ok(message) => self.handle(session, header.tag, message, source, sink, reply),
+            Err(e) => {
+                log::debug!(
+                    "undecodable request type {} tag {}: {e}",
+                    header.msg_type,
+                    header.tag
+                );
+                let errno = match e {
+                    protocol::DecodeError::UnknownType(_) => libc::EOPNOTSUPP,
+                    _ => libc::EINVAL,
+                };
+                self.refuse(session, header.tag, errno, reply)
+            }
+        }
+    }
+
+    /// Serves one decoded request (see `serve`): the gate, then the
+    /// operation `route` picks, then the reply, encoded and traced.
     pub fn handle(
         &self,
         session: &Session,
@@ -314,243 +289,17 @@ impl Server {
         source: &mut dyn WriteSource,
         sink: &mut dyn ReadSink,
         reply: &mut Vec<u8>,
-    ) {
-        reply.clear();
+    ) -> u32 {
         if self.trace {
-            self.trace_request(session, tag, &request, source);
+            reply::trace_request(session, tag, &request, source);
         }
-        let result = match self.admit(session, &request).map(|()| request) {
-            Err(refused) => Err(refused),
-            Ok(Tmessage::Read(t)) => {
-                let read = match session.dialect() {
-                    Dialect::Linux => self.read(session, &t, sink),
-                    Dialect::Unix | Dialect::Plan9 => self.plan9_read(session, &t, sink),
-                };
-                read.map(|count| {
-                    protocol::data_reply_header(protocol::Rread::TYPE, tag, count, reply)
-                })
-            }
-            Ok(Tmessage::Write(t)) if self.is_control_file(session, t.fid) => {
-                match self.ctl_write(session, &t, source) {
-                    Ok(count) => {
-                        Rmessage::Write(protocol::Rwrite { count }).encode(tag, reply);
-                        Ok(())
-                    }
-                    Err(failure) => {
-                        let text = failure.to_string();
-                        session.error_reply(tag, failure.errno, Some(&text), reply);
-                        Ok(())
-                    }
-                }
-            }
-            Ok(other) => self.dispatch(session, other, source, sink.capacity(), tag, reply),
+        let mut scratch = route::Scratch::default();
+        let outcome = match self.admit(session, &request) {
+            Ok(()) => self.route(session, request, source, sink, reply, &mut scratch),
+            Err(refused) => Err(refused.into()),
         };
-        if let Err(Errno(errno)) = result {
-            session.error_reply(tag, errno, None, reply);
-        }
-        // Nothing larger than the msize agreed on goes back: a 9P2000.u
-        // stat or a readlink of a symlink with a long target, say, under a
-        // small msize.
-        if protocol::Header::parse(reply).is_ok_and(|h| h.size > session.msize()) {
-            session.error_reply(tag, libc::EMSGSIZE, None, reply);
-        }
-        if self.trace {
-            self.trace_reply(session, reply, &*sink);
-        }
+        self.respond(session, tag, outcome, &*sink, reply)
     }
-
-    fn dispatch(
-        &self,
-        s: &Session,
-        request: Tmessage<'_>,
-        source: &mut dyn WriteSource,
-        reply_capacity: usize,
-        tag: u16,
-        out: &mut Vec<u8>,
-    ) -> OpResult<()> {
-        use protocol::*;
-        let reply = match request {
-            Tmessage::Version(t) => {
-                let (msize, version) = self.version(s, &t);
-                Rmessage::Version(Rversion {
-                    msize,
-                    version: Str(version),
-                })
-            }
-            // No authentication: ENOENT is how 9P2000.L servers (diod) say
-            // "not required", and what its clients expect.
-            Tmessage::Auth(_) => return Err(Errno(libc::ENOENT)),
-            Tmessage::Attach(t) => Rmessage::Attach(Rattach {
-                qid: self.attach(s, &t)?,
-            }),
-            Tmessage::Flush(_) => Rmessage::Flush(Rflush {}),
-            Tmessage::Walk(t) => Rmessage::Walk(Rwalk {
-                qids: self.walk(s, &t)?,
-            }),
-            Tmessage::Clunk(t) => {
-                self.clunk(s, &t)?;
-                Rmessage::Clunk(Rclunk {})
-            }
-            Tmessage::Getattr(t) => Rmessage::Getattr(self.getattr(s, &t)?),
-            Tmessage::Setattr(t) => {
-                self.setattr(s, &t)?;
-                Rmessage::Setattr(Rsetattr {})
-            }
-            Tmessage::Lopen(t) => {
-                let (qid, iounit) = self.lopen(s, &t)?;
-                Rmessage::Lopen(Rlopen { qid, iounit })
-            }
-            Tmessage::Lcreate(t) => {
-                let (qid, iounit) = self.lcreate(s, &t)?;
-                Rmessage::Lcreate(Rlcreate { qid, iounit })
-            }
-            Tmessage::Write(t) => Rmessage::Write(Rwrite {
-                count: self.write(s, &t, source)?,
-            }),
-            Tmessage::Mkdir(t) => Rmessage::Mkdir(Rmkdir {
-                qid: self.mkdir(s, &t)?,
-            }),
-            Tmessage::Symlink(t) => Rmessage::Symlink(Rsymlink {
-                qid: self.symlink(s, &t)?,
-            }),
-            Tmessage::Mknod(t) => Rmessage::Mknod(Rmknod {
-                qid: self.mknod(s, &t)?,
-            }),
-            Tmessage::Readlink(t) => {
-                let mut buf = [0u8; libc::PATH_MAX as usize];
-                let n = self.readlink(s, &t, &mut buf)?;
-                Rmessage::Readlink(Rreadlink {
-                    target: Str(&buf[..n]),
-                })
-                .encode(tag, out);
-                return Ok(());
-            }
-            Tmessage::Link(t) => {
-                self.link(s, &t)?;
-                Rmessage::Link(Rlink {})
-            }
-            Tmessage::Rename(t) => {
-                self.rename(s, &t)?;
-                Rmessage::Rename(Rrename {})
-            }
-            Tmessage::Renameat(t) => {
-                self.renameat(s, &t)?;
-                Rmessage::Renameat(Rrenameat {})
-            }
-            Tmessage::Unlinkat(t) => {
-                self.unlinkat(s, &t)?;
-                Rmessage::Unlinkat(Runlinkat {})
-            }
-            Tmessage::Remove(t) => {
-                self.remove(s, &t)?;
-                Rmessage::Remove(Rremove {})
-            }
-            Tmessage::Statfs(t) => Rmessage::Statfs(self.statfs(s, &t)?),
-            Tmessage::Fsync(t) => {
-                self.fsync(s, &t)?;
-                Rmessage::Fsync(Rfsync {})
-            }
-            Tmessage::Lock(t) => Rmessage::Lock(Rlock {
-                status: self.lock(s, &t)?,
-            }),
-            Tmessage::Getlock(t) => Rmessage::Getlock(self.getlock(s, &t)?),
-            Tmessage::Xattrwalk(t) => Rmessage::Xattrwalk(Rxattrwalk {
-                size: self.xattrwalk(s, &t)?,
-            }),
-            Tmessage::Xattrcreate(t) => {
-                self.xattrcreate(s, &t)?;
-                Rmessage::Xattrcreate(Rxattrcreate {})
-            }
-            Tmessage::Readdir(t) => return self.readdir(s, &t, reply_capacity, tag, out),
-            Tmessage::Open(t) => {
-                let (qid, iounit) = self.open(s, &t)?;
-                Rmessage::Open(Ropen { qid, iounit })
-            }
-            Tmessage::Create(t) => {
-                let (qid, iounit) = self.create(s, &t)?;
-                Rmessage::Create(Rcreate { qid, iounit })
-            }
-            Tmessage::Stat(t) => return self.stat_reply(s, &t, tag, out),
-            Tmessage::Wstat(t) => {
-                self.wstat(s, &t)?;
-                Rmessage::Wstat(Rwstat {})
-            }
-            Tmessage::Read(_) => unreachable!("handled by Server::handle"),
-        };
-        reply.encode(tag, out);
-        Ok(())
-    }
-
-    /// Prints a request to stderr (--trace), with the first bytes of a
-    /// Twrite's data.
-    fn trace_request(
-        &self,
-        s: &Session,
-        tag: u16,
-        msg: &Tmessage<'_>,
-        source: &mut dyn WriteSource,
-    ) {
-        let mut head = [0u8; TRACE_DATA];
-        let data = match msg {
-            Tmessage::Write(_) => {
-                let n = source.copy_to(&mut head);
-                Some(&head[..n])
-            }
-            _ => None,
-        };
-        let conn = s.id;
-        trace_line(trace::RequestTrace {
-            conn,
-            tag,
-            msg,
-            data,
-        });
-    }
-
-    /// Prints the reply in `reply` (--trace); an Rread's data is in `sink`.
-    fn trace_reply(&self, s: &Session, reply: &[u8], sink: &dyn ReadSink) {
-        let Ok(header) = protocol::Header::parse(reply) else {
-            return;
-        };
-        let mut head = [0u8; TRACE_DATA];
-        let (msg, data) = if header.msg_type == protocol::Rread::TYPE {
-            let body = &reply[protocol::HEADER_SIZE..];
-            let Ok(Rmessage::Read(rread)) = Rmessage::decode(header.msg_type, body) else {
-                return;
-            };
-            let n = sink.peek(&mut head[..(rread.count as usize).min(TRACE_DATA)]);
-            (Rmessage::Read(rread), Some(&head[..n]))
-        } else {
-            match protocol::decode_rmessage(reply) {
-                Ok((_, msg)) => (msg, None),
-                Err(_) => return,
-            }
-        };
-        let (conn, tag) = (s.id, header.tag);
-        trace_line(trace::ReplyTrace {
-            conn,
-            tag,
-            msg: &msg,
-            data,
-        });
-    }
-}
-
-/// Writes one `--trace` line to stderr in one write (stderr is unbuffered:
-/// `eprintln!` writes each piece of the line on its own), formatted in a
-/// buffer the thread keeps.
-fn trace_line(line: impl std::fmt::Display) {
-    use std::fmt::Write as _;
-    use std::io::Write as _;
-    thread_local! {
-        static LINE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
-    }
-    LINE.with(|buf| {
-        let mut buf = buf.borrow_mut();
-        buf.clear();
-        let _ = writeln!(buf, "{line}");
-        let _ = std::io::stderr().write_all(buf.as_bytes());
-    });
 }
 
 fn cwd() -> std::os::fd::BorrowedFd<'static> {
@@ -563,33 +312,4 @@ fn cwd() -> std::os::fd::BorrowedFd<'static> {
 fn child_path(dir: &Path, name: &[u8]) -> PathBuf {
     use std::os::unix::ffi::OsStrExt;
     dir.join(std::ffi::OsStr::from_bytes(name))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_error_text_is_cut_short_at_a_character_boundary() {
-        let session = Session::new();
-        session.set_dialect(Dialect::Unix);
-        let long = "é".repeat(3000); // 6000 bytes, two per character
-        let mut reply = Vec::new();
-        session.error_reply(7, libc::EINVAL, Some(&long), &mut reply);
-        match protocol::decode_rmessage(&reply) {
-            Ok((7, Rmessage::Error(e))) => {
-                let text = std::str::from_utf8(e.ename.as_bytes()).unwrap();
-                assert_eq!(text, &long[..MAX_ERROR_TEXT]);
-                assert_eq!(e.errno, Some(libc::EINVAL as u32));
-            }
-            other => panic!("{other:?}"),
-        }
-        // An odd limit falls inside a character: the cut steps back.
-        let odd = format!("x{long}");
-        session.error_reply(7, libc::EINVAL, Some(&odd), &mut reply);
-        let Ok((_, Rmessage::Error(e))) = protocol::decode_rmessage(&reply) else {
-            panic!("no Rerror");
-        };
-        assert_eq!(e.ename.as_bytes().len(), MAX_ERROR_TEXT - 1);
-    }
 }

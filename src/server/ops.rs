@@ -1,20 +1,20 @@
-//! The 9P2000.L operations, one method each (9P2000 and 9P2000.u reuse
-//! them through plan9.rs; the control namespace is in ctl.rs).
+//! The 9P2000.L operations on host files, one method each, and the fid
+//! lookups and walk steps they share (route.rs picks them; plan9.rs, the
+//! 9P2000 and 9P2000.u operations, builds on them).
 
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::path::Path;
 use std::sync::Arc;
 
 use super::error::{cstring, errno, Errno};
-use super::fid::{Fid, FidRef, Node, OpenFile, Refind, XattrState};
+use super::fid::{Fid, FidRef, Node, OpenFile, Opened, Refind};
 use super::share::budget::{held_descriptors, OpenSlot};
 use super::share::{privileged_bits, DirEntry, StatxDev};
 use super::{child_path, host, Dialect, OpResult, ReadSink, Server, Session, WriteSource};
 use super::{MAX_MSIZE, MIN_MSIZE};
 use crate::protocol::flags::*;
-use crate::protocol::{self, Qid, WalkList};
+use crate::protocol::{self, Qid, ReaddirWriter};
 use crate::sync::Locked;
 
 /// Host open(2) flags for 9P2000.L open flags. O_DIRECT is dropped: the
@@ -189,101 +189,6 @@ impl Server {
         Ok(qid)
     }
 
-    pub(super) fn walk(&self, s: &Session, t: &protocol::Twalk<'_>) -> OpResult<WalkList<Qid>> {
-        let fid = self.any_fid(s, t.fid)?;
-        if t.newfid != t.fid && s.fids.get(t.newfid).is_some() {
-            return Err(errno(libc::EEXIST));
-        }
-        let mut qids = WalkList::new();
-        // Walked from the fid's own descriptor: it is copied only for a
-        // walk of no names (a clone of the fid).
-        let mut at: Option<WalkStep> = None;
-        for (i, name) in t.names.as_slice().iter().enumerate() {
-            let from = match &at {
-                Some(step) => step.position(),
-                None => WalkFrom {
-                    fd: fid.fd(),
-                    path: fid.path(),
-                    file_type: fid.file_type,
-                    node: fid.node,
-                    nofollow: fid.nofollow,
-                },
-            };
-            match self.walk_one(s, &from, name.as_bytes()) {
-                Ok(mut step) => {
-                    if step.node == Node::File
-                        && step.file_type == libc::S_IFLNK
-                        && s.dialect() == Dialect::Plan9
-                    {
-                        step.qid.ty = protocol::QTAPPEND; // read as its target
-                    }
-                    let _ = qids.push(step.qid);
-                    at = Some(step);
-                }
-                Err(e) if i == 0 => return Err(e),
-                Err(_) => return Ok(qids), // partial walk: newfid not made
-            }
-        }
-        let mut new = match at {
-            Some(step) => {
-                let mut new = Fid::new(step.fd, step.path, step.file_type, fid.user.clone());
-                new.node = step.node;
-                new.nofollow = step.nofollow;
-                new.refind = refind_after_step(step.node, s.dialect(), step.nofollow);
-                new
-            }
-            None => {
-                let mut new = Fid::new(
-                    fid.clone_path()?,
-                    fid.path(),
-                    fid.file_type,
-                    fid.user.clone(),
-                );
-                new.node = fid.node;
-                new.nofollow = fid.nofollow;
-                new.refind = fid.refind;
-                new
-            }
-        };
-        if new.refind == Refind::Never {
-            // Its descriptor stays open while it lives (a control file or
-            // directory, a dangling link, a path through `,nofollow`):
-            // it counts as an open file of the session.
-            new.pinned = Some(s.fids.open_slot(self.max_open_files)?);
-        }
-        s.fids.replace(t.newfid, Arc::new(new), &self.fid_limit)?;
-        Ok(qids)
-    }
-
-    /// One step of a walk: a name looked up from where the walk is.
-    fn walk_one(&self, s: &Session, from: &WalkFrom<'_>, name: &[u8]) -> OpResult<WalkStep> {
-        match from.node {
-            Node::File if from.file_type == libc::S_IFDIR => {}
-            Node::CtlDir => return self.walk_in_control_dir(from, name),
-            _ => return Err(errno(libc::ENOTDIR)),
-        }
-        if let Some(step) = self.walk_to_control(from, name)? {
-            return Ok(step);
-        }
-        let (fd, path) = match name {
-            b".." => {
-                // Never above the root: ".." of the root is the root.
-                let parent = from.path.parent().unwrap_or(Path::new("")).to_path_buf();
-                (self.share.resolve(&parent)?, parent)
-            }
-            b"." => (from.fd.try_clone_to_owned()?, from.path.clone()),
-            _ => {
-                let c = host::component(name)?;
-                (
-                    self.share.lookup(from.fd, &c)?,
-                    child_path(&from.path, name),
-                )
-            }
-        };
-        let follow = s.dialect() == Dialect::Plan9 && !from.nofollow;
-        self.step_to(fd, path, from.nofollow, follow)
-    }
-
     /// The walk step onto `fd`; a symlink is followed (inside the share)
     /// when `follow`, and shows as a dangling link when that fails.
     pub(super) fn step_to(
@@ -320,15 +225,8 @@ impl Server {
         Ok((step, stx))
     }
 
-    pub(super) fn getattr(
-        &self,
-        s: &Session,
-        t: &protocol::Tgetattr,
-    ) -> OpResult<protocol::Rgetattr> {
-        let fid = self.any_fid(s, t.fid)?;
-        if !fid.is_host_file() {
-            return self.control_getattr(&fid);
-        }
+    /// Tgetattr of a host file.
+    pub(super) fn getattr(&self, fid: &FidRef) -> OpResult<protocol::Rgetattr> {
         let st = self.share.stat(fid.fd())?;
         let has_btime = st.stx_mask & libc::STATX_BTIME != 0;
         Ok(protocol::Rgetattr {
@@ -363,24 +261,18 @@ impl Server {
         })
     }
 
-    pub(super) fn setattr(&self, s: &Session, t: &protocol::Tsetattr) -> OpResult<()> {
-        let fid = self.any_fid(s, t.fid)?;
-        let size_and_times = ATTR_SIZE | ATTR_ATIME | ATTR_MTIME | ATTR_CTIME;
-        let size_and_times = size_and_times | ATTR_ATIME_SET | ATTR_MTIME_SET;
-        if matches!(fid.node, Node::CtlFile { .. }) && t.valid & !size_and_times == 0 {
-            return Ok(()); // O_TRUNC of a control file: its content is made up
-        }
-        let fid = self.fid(s, t.fid)?;
+    /// Tsetattr of a host file.
+    pub(super) fn setattr(&self, fid: &FidRef, t: &protocol::Tsetattr) -> OpResult<()> {
         if t.valid & ATTR_MODE != 0 {
-            self.set_mode(&fid, t.mode)?;
+            self.set_mode(fid, t.mode)?;
         }
         if t.valid & (ATTR_UID | ATTR_GID) != 0 {
             let uid = (t.valid & ATTR_UID != 0).then_some(t.uid);
             let gid = (t.valid & ATTR_GID != 0).then_some(t.gid);
-            self.chown(&fid, uid, gid)?;
+            self.chown(fid, uid, gid)?;
         }
         if t.valid & ATTR_SIZE != 0 {
-            self.truncate(&fid, t.size)?;
+            self.truncate(fid, t.size)?;
         }
         if t.valid & (ATTR_ATIME | ATTR_MTIME) != 0 {
             let times = [
@@ -397,7 +289,7 @@ impl Server {
                     t.valid & ATTR_MTIME != 0,
                 ),
             ];
-            self.set_times(&fid, &times)?;
+            self.set_times(fid, &times)?;
         }
         Ok(())
     }
@@ -407,8 +299,7 @@ impl Server {
     /// truncate(2)'s EISDIR for a directory, EINVAL for anything else).
     pub(super) fn truncate(&self, fid: &FidRef, size: u64) -> OpResult<()> {
         let open_for_write = fid
-            .open
-            .get()
+            .open_file()
             .filter(|open| open.flags & P9_ACCMODE != P9_RDONLY)
             .map(|open| open.fd.as_fd());
         self.share.truncate(open_for_write, fid.fd(), size)
@@ -440,14 +331,8 @@ impl Server {
             .chown(fid.fd(), uid, gid, || self.is_host_symlink(fid))
     }
 
-    pub(super) fn lopen(&self, s: &Session, t: &protocol::Tlopen) -> OpResult<(Qid, u32)> {
-        let fid = self.any_fid(s, t.fid)?;
-        if fid.open.get().is_some() || fid.content_open.get().is_some() {
-            return Err(errno(libc::EBADF));
-        }
-        if !fid.is_host_file() {
-            return self.open_content(&fid, t.flags);
-        }
+    /// Tlopen of a host file, with 9P2000.L open `flags`.
+    pub(super) fn lopen(&self, s: &Session, fid: &FidRef, flags: u32) -> OpResult<(Qid, u32)> {
         match fid.file_type {
             libc::S_IFREG | libc::S_IFDIR => {}
             libc::S_IFLNK => return Err(errno(libc::ELOOP)),
@@ -456,9 +341,8 @@ impl Server {
             _ => return Err(errno(libc::EPERM)),
         }
         let slot = s.fids.open_slot(self.max_open_files)?;
-        let (open, stx) =
-            self.open_host_file(fid.fd(), fid.is_dir(), fid.user.uid, t.flags, slot)?;
-        fid.open.set(open).map_err(|_| errno(libc::EBADF))?;
+        let (open, stx) = self.open_host_file(fid.fd(), fid.is_dir(), fid.user.uid, flags, slot)?;
+        fid.set_opened(Opened::File(open))?;
         if fid.refind == Refind::Never {
             // Its O_PATH descriptor may be closed now: the open one
             // stands in.
@@ -515,9 +399,8 @@ impl Server {
             libc::S_IFREG,
             dir.user.clone(),
         );
-        let _ = new
-            .open
-            .set(OpenFile::new(fd, t.flags, false, stx.stx_dev(), slot));
+        let open = OpenFile::new(fd, t.flags, false, stx.stx_dev(), slot);
+        let _ = new.opened.set(Opened::File(open));
         s.fids.replace(t.fid, Arc::new(new), &self.fid_limit)?;
         Ok((self.share.qids.qid(&stx), 0))
     }
@@ -544,71 +427,19 @@ impl Server {
         let (open, stx) = self.open_host_file(file.as_fd(), false, dir.user.uid, t.flags, slot)?;
         let path = child_path(&dir.path(), t.name.as_bytes());
         let new = Fid::new(file, path, libc::S_IFREG, dir.user.clone());
-        let _ = new.open.set(open);
+        let _ = new.opened.set(Opened::File(open));
         s.fids.replace(t.fid, Arc::new(new), &self.fid_limit)?;
         Ok((self.share.qids.qid(&stx), 0))
     }
 
-    pub(super) fn read(
-        &self,
-        s: &Session,
-        t: &protocol::Tread,
-        sink: &mut dyn ReadSink,
-    ) -> OpResult<u32> {
-        let fid = self.any_fid(s, t.fid)?;
-        self.read_fid(s, &fid, t, sink)
-    }
-
-    /// Tread of `fid`, already looked up.
-    pub(super) fn read_fid(
-        &self,
-        s: &Session,
-        fid: &FidRef,
-        t: &protocol::Tread,
-        sink: &mut dyn ReadSink,
-    ) -> OpResult<u32> {
-        let count = read_count(s, t, sink);
-        if fid.content_open.get().is_some() {
-            return self.read_content(fid, t.offset, count, sink);
-        }
-        let Some(open) = fid.open.get() else {
-            return match &*fid.xattr_state() {
-                Some(XattrState::Read(value)) => {
-                    let start = (t.offset.min(value.len() as u64)) as usize;
-                    let end = start + count.min(value.len() - start);
-                    Ok(sink.copy_from(&value[start..end]) as u32)
-                }
-                _ => Err(errno(libc::EBADF)),
-            };
-        };
-        Ok(sink.read_from(open.fd.as_fd(), t.offset, count)? as u32)
-    }
-
+    /// Twrite to a host file open as `open`.
     pub(super) fn write(
         &self,
-        s: &Session,
+        fid: &FidRef,
+        open: &OpenFile,
         t: &protocol::Twrite,
         source: &mut dyn WriteSource,
     ) -> OpResult<u32> {
-        let fid = self.fid(s, t.fid)?;
-        if t.count as usize > source.len() {
-            return Err(errno(libc::EINVAL));
-        }
-        let Some(open) = fid.open.get() else {
-            return match &mut *fid.xattr_state() {
-                Some(XattrState::Write { value, written, .. }) => {
-                    let start = usize::try_from(t.offset).map_err(|_| errno(libc::EINVAL))?;
-                    let end = start
-                        .checked_add(t.count as usize)
-                        .ok_or(errno(libc::EINVAL))?;
-                    let area = value.get_mut(start..end).ok_or(errno(libc::ENOSPC))?;
-                    let n = source.copy_to(area);
-                    *written = (*written).max(start + n);
-                    Ok(n as u32)
-                }
-                _ => Err(errno(libc::EBADF)),
-            };
-        };
         let written = source.write_to(open.fd.as_fd(), t.offset, t.count as usize)?;
         let window = self.share.write_behind.window();
         if let Some(from) = open.write_stream.advance(t.offset, written as u64, window) {
@@ -623,32 +454,19 @@ impl Server {
         Ok(written as u32)
     }
 
-    /// Encodes an Rreaddir of the entries after cookie `t.offset` into `out`.
+    /// Treaddir of an open directory: its entries after cookie `offset`,
+    /// as many as fit.
     pub(super) fn readdir(
         &self,
-        s: &Session,
-        t: &protocol::Treaddir,
-        reply_capacity: usize,
-        tag: u16,
-        out: &mut Vec<u8>,
+        open: &OpenFile,
+        offset: u64,
+        entries: &mut ReaddirWriter<'_>,
     ) -> OpResult<()> {
-        let fid = self.any_fid(s, t.fid)?;
-        if fid.node == Node::CtlDir && fid.content_open.get().is_some() {
-            // A control directory lists nothing.
-            protocol::data_reply_header(protocol::Rreaddir::TYPE, tag, 0, out);
-            return Ok(());
-        }
-        let fid = self.fid(s, t.fid)?;
-        let open = fid.open.get().ok_or(errno(libc::EBADF))?;
         let dir = open.dir.as_ref().ok_or(errno(libc::ENOTDIR))?;
         let mut cursor = dir.locked();
-        let limit = (t.count as usize)
-            .min(reply_capacity)
-            .min((s.msize() as usize).saturating_sub(protocol::RREAD_HEADER_SIZE));
-        if t.offset != cursor.pos {
-            cursor.seek(open.fd.as_fd(), t.offset)?;
+        if offset != cursor.pos {
+            cursor.seek(open.fd.as_fd(), offset)?;
         }
-        let mut entries = protocol::ReaddirWriter::start(out, tag, limit);
         loop {
             if !cursor.fill(open.fd.as_fd(), entries.room())? {
                 break;
@@ -679,7 +497,6 @@ impl Server {
             c.pos = entry.off;
             c.start += entry.reclen;
         }
-        entries.finish();
         Ok(())
     }
 
@@ -760,23 +577,6 @@ impl Server {
             .unlink(dir.fd(), &name, t.flags & AT_REMOVEDIR_9P != 0)
     }
 
-    pub(super) fn clunk(&self, s: &Session, t: &protocol::Tclunk) -> OpResult<()> {
-        let fid = s.fids.remove(t.fid).ok_or(errno(libc::EBADF))?;
-        let remove_on_clunk = fid.open.get().is_some_and(|open| {
-            open.remove_on_clunk
-                .load(std::sync::atomic::Ordering::Relaxed)
-        });
-        let xattr_pending = matches!(*fid.xattr_state(), Some(XattrState::Write { .. }));
-        if !remove_on_clunk && !xattr_pending {
-            return Ok(());
-        }
-        let fid = self.pin(&fid)?;
-        if remove_on_clunk {
-            let _ = self.unlink_fid_file(&fid);
-        }
-        self.xattr_clunk(&fid)
-    }
-
     pub(super) fn remove(&self, s: &Session, t: &protocol::Tremove) -> OpResult<()> {
         // The fid is clunked whether or not the remove succeeds.
         let fid = s.fids.remove(t.fid).ok_or(errno(libc::EBADF))?;
@@ -788,7 +588,7 @@ impl Server {
 
     /// Removes the directory entry a fid was walked to (for 9P2000, the
     /// link itself when the walk followed one).
-    fn unlink_fid_file(&self, fid: &FidRef) -> OpResult<()> {
+    pub(super) fn unlink_fid_file(&self, fid: &FidRef) -> OpResult<()> {
         self.share.unlink_path(&fid.path(), fid.is_dir())
     }
 
@@ -813,7 +613,7 @@ impl Server {
     pub(super) fn fsync(&self, s: &Session, t: &protocol::Tfsync) -> OpResult<()> {
         let fid = self.fid(s, t.fid)?;
         let datasync = t.datasync != 0;
-        let open = fid.open.get().map(|open| open.fd.as_fd());
+        let open = fid.open_file().map(|open| open.fd.as_fd());
         self.share.fsync(open, fid.fd(), datasync)
     }
 }
@@ -851,7 +651,7 @@ pub(super) struct WalkStep {
 }
 
 impl WalkStep {
-    fn position(&self) -> WalkFrom<'_> {
+    pub(super) fn position(&self) -> WalkFrom<'_> {
         WalkFrom {
             fd: self.fd.as_fd(),
             path: self.path.clone(),

@@ -16,7 +16,7 @@ use super::share::DirEntry;
 use super::user::number;
 use super::{child_path, host, Dialect, OpResult, ReadSink, Server, Session};
 use crate::protocol::flags::*;
-use crate::protocol::{self, Qid, Stat, StatBlob, StatExtension, Str, Wire};
+use crate::protocol::{self, Qid, Stat, StatExtension, Str, Wire};
 use crate::protocol::{DMAPPEND, DMDEVICE, DMDIR, DMEXCL, DMLINK, DMNAMEDPIPE, DMSETGID, DMSETUID};
 use crate::protocol::{DMSETVTX, DMSOCKET, DMSYMLINK};
 use crate::sync::Locked;
@@ -171,19 +171,19 @@ impl Server {
     pub(super) fn open(&self, s: &Session, t: &protocol::Topen) -> OpResult<(Qid, u32)> {
         let fid = self.any_fid(s, t.fid)?;
         let flags = lopen_flags_of_mode(t.mode);
+        if fid.opened.get().is_some() {
+            return Err(errno(libc::EBADF));
+        }
         if !fid.is_host_file() || fid.is_symlink() {
-            if fid.content_open.get().is_some() {
-                return Err(errno(libc::EBADF));
-            }
             self.open_content(&fid, flags)?;
             return Ok((self.fid_qid(s.dialect(), &fid)?, 0));
         }
         if t.mode & ORCLOSE != 0 {
             self.check_removable(&fid)?;
         }
-        let opened = self.lopen(s, &protocol::Tlopen { fid: t.fid, flags })?;
+        let opened = self.lopen(s, &fid, flags)?;
         if t.mode & ORCLOSE != 0 {
-            set_remove_on_clunk(fid.open.get());
+            set_remove_on_clunk(fid.open_file());
         }
         Ok(opened)
     }
@@ -294,7 +294,7 @@ impl Server {
             },
         )?;
         if t.mode & ORCLOSE != 0 {
-            set_remove_on_clunk(self.any_fid(s, t.fid)?.open.get());
+            set_remove_on_clunk(self.any_fid(s, t.fid)?.open_file());
         }
         Ok(created)
     }
@@ -320,21 +320,6 @@ impl Server {
         }
         s.fids.replace(number, Arc::new(fid), &self.fid_limit)?;
         Ok(step.qid)
-    }
-
-    pub(super) fn stat_reply(
-        &self,
-        s: &Session,
-        t: &protocol::Tstat,
-        tag: u16,
-        out: &mut Vec<u8>,
-    ) -> OpResult<()> {
-        let fid = self.any_fid(s, t.fid)?;
-        let dialect = s.dialect();
-        let record = self.fid_record(dialect, &fid)?;
-        let stat = StatBlob(record.wire(dialect));
-        protocol::Rmessage::Stat(protocol::Rstat { stat }).encode(tag, out);
-        Ok(())
     }
 
     /// The stat record of what a fid stands for.
@@ -425,27 +410,9 @@ impl Server {
         })
     }
 
-    /// Tread in 9P2000 and 9P2000.u: of an open directory, its stat
-    /// records; of anything else, as in 9P2000.L.
-    pub(super) fn plan9_read(
-        &self,
-        s: &Session,
-        t: &protocol::Tread,
-        sink: &mut dyn ReadSink,
-    ) -> OpResult<u32> {
-        let fid = self.any_fid(s, t.fid)?;
-        match fid.open.get() {
-            Some(open) if open.dir.is_some() && fid.content_open.get().is_none() => {
-                let count = read_count(s, t, sink);
-                self.read_stat_records(s, &fid, open, t.offset, count, sink)
-            }
-            _ => self.read_fid(s, &fid, t, sink),
-        }
-    }
-
     /// A 9P2000 read of a directory: whole stat records, continuing only
     /// from offset 0 or where the previous read ended (read(5)).
-    fn read_stat_records(
+    pub(super) fn read_stat_records(
         &self,
         s: &Session,
         fid: &FidRef,
@@ -594,7 +561,7 @@ impl Server {
             );
         }
         if set.valid != 0 {
-            self.setattr(s, &set)?;
+            self.setattr(&fid, &set)?;
         }
         if let Some(name) = new_name {
             let (parent, old, old_path) = self.parent_of(&fid)?;

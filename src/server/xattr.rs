@@ -3,12 +3,51 @@
 //! is what the Linux client sends for removexattr). Which names the guest
 //! sees and how they are kept: share/xattr.rs.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use super::fid::{Fid, FidRef, XattrState};
+use super::fid::{Fid, FidRef, Opened, XattrState};
 use super::share::xattr::{XattrTarget, XATTR_SIZE_MAX};
-use super::{Errno, OpResult, Server, Session};
+use super::{Errno, OpResult, ReadSink, Server, Session, WriteSource};
 use crate::protocol;
+use crate::sync::Locked;
+
+/// Tread of an xattr fid: the value (or name list) Txattrwalk read.
+pub(super) fn read_value(
+    state: &Mutex<Option<XattrState>>,
+    offset: u64,
+    count: usize,
+    sink: &mut dyn ReadSink,
+) -> OpResult<u32> {
+    match &*state.locked() {
+        Some(XattrState::Read(value)) => {
+            let start = (offset.min(value.len() as u64)) as usize;
+            let end = start + count.min(value.len() - start);
+            Ok(sink.copy_from(&value[start..end]) as u32)
+        }
+        _ => Err(Errno(libc::EBADF)),
+    }
+}
+
+/// Twrite to an xattr fid: part of the value Txattrcreate announced.
+pub(super) fn write_value(
+    state: &Mutex<Option<XattrState>>,
+    t: &protocol::Twrite,
+    source: &mut dyn WriteSource,
+) -> OpResult<u32> {
+    match &mut *state.locked() {
+        Some(XattrState::Write { value, written, .. }) => {
+            let start = usize::try_from(t.offset).map_err(|_| Errno(libc::EINVAL))?;
+            let end = start
+                .checked_add(t.count as usize)
+                .ok_or(Errno(libc::EINVAL))?;
+            let area = value.get_mut(start..end).ok_or(Errno(libc::ENOSPC))?;
+            let n = source.copy_to(area);
+            *written = (*written).max(start + n);
+            Ok(n as u32)
+        }
+        _ => Err(Errno(libc::EBADF)),
+    }
+}
 
 impl Server {
     fn xattr_target(&self, fid: &FidRef) -> OpResult<XattrTarget> {
@@ -50,7 +89,7 @@ impl Server {
         // Found again as the fid it came from, so that idle xattr fids do
         // not pin descriptors.
         new.refind = fid.refind;
-        *new.xattr_state() = Some(XattrState::Read(value));
+        let _ = new.opened.set(Opened::xattr(XattrState::Read(value)));
         s.fids.replace(t.newfid, Arc::new(new), &self.fid_limit)?;
         Ok(size)
     }
@@ -64,34 +103,41 @@ impl Server {
             .share
             .host_xattr_name(fid.user.uid, t.name.as_bytes())?
             .ok_or(Errno(libc::EPERM))?;
-        let mut state = fid.xattr_state();
-        if state.is_some() || fid.open.get().is_some() {
+        if fid.opened.get().is_some() {
             return Err(Errno(libc::EBADF));
         }
         let value = s
             .fids
             .xattr_value(vec![0; t.attr_size as usize], self.max_xattr_bytes)?;
-        *state = Some(XattrState::Write {
+        fid.set_opened(Opened::xattr(XattrState::Write {
             name,
             flags: (t.flags & (libc::XATTR_CREATE | libc::XATTR_REPLACE) as u32) as i32,
             value,
             written: 0,
-        });
-        Ok(())
+        }))
     }
 
     /// Applies a pending Txattrcreate when its fid is clunked.
-    pub(super) fn xattr_clunk(&self, fid: &FidRef) -> OpResult<()> {
+    pub(super) fn xattr_clunk(
+        &self,
+        fid: &Arc<Fid>,
+        state: &Mutex<Option<XattrState>>,
+    ) -> OpResult<()> {
+        let mut state = state.locked();
+        if !matches!(*state, Some(XattrState::Write { .. })) {
+            return Ok(());
+        }
+        let fid = self.pin(fid)?;
         let Some(XattrState::Write {
             name,
             flags,
             value,
             written,
-        }) = fid.xattr_state().take()
+        }) = state.take()
         else {
             return Ok(());
         };
-        let target = self.xattr_target(fid)?;
+        let target = self.xattr_target(&fid)?;
         if value.is_empty() && flags & libc::XATTR_REPLACE != 0 {
             return self.share.remove_xattr(&target, &name);
         }

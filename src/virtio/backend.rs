@@ -30,7 +30,7 @@ use vmm_sys_util::event::{
 
 use super::chain::{self, ChainView, Peek};
 use super::pool::{Pool, Request};
-use crate::protocol::{self, Header, Tmessage};
+use crate::protocol::{self, Header};
 use crate::server::{Server, Session, MAX_MSIZE};
 use crate::sync::Locked;
 
@@ -383,8 +383,10 @@ impl Core {
                 h.size,
                 chain.readable_len()
             );
-            self.session.error_reply(h.tag, libc::EMSGSIZE, None, reply);
-            return self.finish(chain, reply);
+            let size = self
+                .server
+                .refuse(&self.session, h.tag, libc::EMSGSIZE, reply);
+            return self.finish(chain, h.tag, size, reply);
         }
         // Twrite's data stays in guest memory: copy only its fixed fields.
         let fixed = if h.msg_type == protocol::Twrite::TYPE {
@@ -394,31 +396,25 @@ impl Core {
         };
         request.resize(fixed, 0);
         chain.gather(0, request);
-        let decoded = Tmessage::decode(h.msg_type, &request[protocol::HEADER_SIZE..]);
-        match decoded {
-            Ok(msg) => {
-                if log::log_enabled!(log::Level::Trace) {
-                    log::trace!("<- tag {} {:?}", h.tag, msg);
-                }
-                let (mut source, mut sink) =
-                    chain.data_areas(fixed, size - fixed, protocol::RREAD_HEADER_SIZE);
-                self.server
-                    .handle(&self.session, h.tag, msg, &mut source, &mut sink, reply);
-            }
-            Err(e) => self.session.undecodable_reply(h.msg_type, h.tag, e, reply),
-        }
-        self.finish(chain, reply)
+        let (mut source, mut sink) =
+            chain.data_areas(fixed, size - fixed, protocol::RREAD_HEADER_SIZE);
+        let size = self
+            .server
+            .serve(&self.session, request, &mut source, &mut sink, reply);
+        self.finish(chain, h.tag, size, reply)
     }
 
     /// Writes the reply header (and, but for Rread, the whole reply) into
-    /// the chain; returns the used length.
-    fn finish(&self, chain: &ChainView, reply: &mut Vec<u8>) -> u32 {
-        let Ok(h) = Header::parse(reply) else {
+    /// the chain: `size` bytes on the wire (0: no reply). Returns the used
+    /// length.
+    fn finish(&self, chain: &ChainView, tag: u16, size: u32, reply: &mut Vec<u8>) -> u32 {
+        if size == 0 {
             return 0;
-        };
-        if h.size as usize > chain.writable_len() {
+        }
+        if size as usize > chain.writable_len() {
             // Too big for the client's buffer: say so if even that fits.
-            self.session.error_reply(h.tag, libc::EMSGSIZE, None, reply);
+            self.server
+                .refuse(&self.session, tag, libc::EMSGSIZE, reply);
             if reply.len() > chain.writable_len() {
                 crate::warn_limited!("reply buffer of {} bytes too small", chain.writable_len());
                 return 0;
@@ -427,7 +423,7 @@ impl Core {
             return reply.len() as u32;
         }
         chain.scatter(0, reply);
-        h.size
+        size
     }
 }
 

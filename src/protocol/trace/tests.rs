@@ -478,3 +478,253 @@ fn dotl_messages() {
         "-1-> Rrename tag 1"
     );
 }
+
+/// Every 9P2000.L message with non-trivial field values: pins the lines
+/// generated from the declarations in `messages.rs`.
+#[test]
+fn dotl_every_message() {
+    let q = qid(QTDIR | QTSYMLINK, 7, 0xfedc_ba98_7654_3210);
+    let requests = [
+        Tmessage::Statfs(Tstatfs { fid: 4_000_000_000 }),
+        Tmessage::Lopen(Tlopen {
+            fid: 11,
+            flags: 0o101_102,
+        }),
+        Tmessage::Lcreate(Tlcreate {
+            fid: 12,
+            name: Str(b"new\nfile"),
+            flags: 0x8241,
+            mode: 0o100_640,
+            gid: 1000,
+        }),
+        Tmessage::Symlink(Tsymlink {
+            fid: 13,
+            name: Str(b"link"),
+            symtgt: Str(b"../a\\b"),
+            gid: 100,
+        }),
+        Tmessage::Mknod(Tmknod {
+            dfid: 14,
+            name: Str(b"null"),
+            mode: 0o20_666,
+            major: 1,
+            minor: 3,
+            gid: 5,
+        }),
+        Tmessage::Rename(Trename {
+            fid: 15,
+            dfid: 16,
+            name: Str(b"r\xff"),
+        }),
+        Tmessage::Readlink(Treadlink { fid: 17 }),
+        Tmessage::Getattr(Tgetattr {
+            fid: 18,
+            request_mask: 0x1_0000_3fff,
+        }),
+        Tmessage::Setattr(Tsetattr {
+            fid: 19,
+            valid: 0x1ff,
+            mode: 0o4755,
+            uid: 1001,
+            gid: 1002,
+            size: 1 << 40,
+            atime_sec: 1_700_000_123,
+            atime_nsec: 456_789,
+            mtime_sec: -2i64 as u64,
+            mtime_nsec: 999_999_999,
+        }),
+        Tmessage::Xattrwalk(Txattrwalk {
+            fid: 20,
+            newfid: 21,
+            name: Str(b"user.x"),
+        }),
+        Tmessage::Xattrcreate(Txattrcreate {
+            fid: 22,
+            name: Str(b"security.t"),
+            attr_size: 5_000_000_000,
+            flags: 2,
+        }),
+        Tmessage::Readdir(Treaddir {
+            fid: 23,
+            offset: u64::MAX,
+            count: 65_512,
+        }),
+        Tmessage::Fsync(Tfsync {
+            fid: 24,
+            datasync: 1,
+        }),
+        Tmessage::Lock(Tlock {
+            fid: 25,
+            lock_type: 1,
+            flags: 0x3,
+            start: 4096,
+            length: u64::MAX,
+            proc_id: 4242,
+            client_id: Str(b"host\t1"),
+        }),
+        Tmessage::Getlock(Tgetlock {
+            fid: 26,
+            lock_type: 2,
+            start: 10,
+            length: 20,
+            proc_id: 77,
+            client_id: Str(b"c"),
+        }),
+        Tmessage::Link(Tlink {
+            dfid: 27,
+            fid: 28,
+            name: Str(b"hard"),
+        }),
+        Tmessage::Mkdir(Tmkdir {
+            dfid: 29,
+            name: Str(b"sub dir"),
+            mode: 0o1777,
+            gid: 0,
+        }),
+        Tmessage::Renameat(Trenameat {
+            olddirfid: 30,
+            oldname: Str(b"old"),
+            newdirfid: 31,
+            newname: Str(b"new"),
+        }),
+        Tmessage::Unlinkat(Tunlinkat {
+            dirfid: 32,
+            name: Str(b"gone"),
+            flags: 0x200,
+        }),
+    ];
+    let replies = [
+        Rmessage::Lerror(Rlerror { ecode: 95 }),
+        Rmessage::Statfs(Rstatfs {
+            fs_type: 0x0102_1994,
+            bsize: 4096,
+            blocks: 1 << 33,
+            bfree: 3,
+            bavail: 4,
+            files: 5,
+            ffree: 6,
+            fsid: 0xdead_beef_cafe,
+            namelen: 255,
+        }),
+        Rmessage::Lopen(Rlopen {
+            qid: q,
+            iounit: 8168,
+        }),
+        Rmessage::Lcreate(Rlcreate {
+            qid: qid(0, 1, 2),
+            iounit: 4096,
+        }),
+        Rmessage::Symlink(Rsymlink {
+            qid: qid(QTSYMLINK, 0, 3),
+        }),
+        Rmessage::Mknod(Rmknod {
+            qid: qid(QTTMP, 4, 5),
+        }),
+        Rmessage::Rename(Rrename {}),
+        Rmessage::Readlink(Rreadlink {
+            target: Str(b"/t\x01"),
+        }),
+        Rmessage::Getattr(Rgetattr {
+            valid: 0x3fff,
+            qid: q,
+            mode: 0o40_755,
+            uid: 1000,
+            gid: 100,
+            nlink: 3,
+            rdev: 0x0801,
+            size: 1 << 35,
+            blksize: 4096,
+            blocks: 64,
+            atime_sec: 1,
+            atime_nsec: 2,
+            mtime_sec: 1_700_000_000,
+            mtime_nsec: 123_456_789,
+            ctime_sec: -1i64 as u64,
+            ctime_nsec: 0,
+            btime_sec: 5,
+            btime_nsec: 50,
+            gen: 9,
+            data_version: 10,
+        }),
+        Rmessage::Setattr(Rsetattr {}),
+        Rmessage::Xattrwalk(Rxattrwalk {
+            size: 6_000_000_000,
+        }),
+        Rmessage::Xattrcreate(Rxattrcreate {}),
+        Rmessage::Readdir(Rreaddir {
+            data: Data(b"entry\n"),
+        }),
+        Rmessage::Fsync(Rfsync {}),
+        Rmessage::Lock(Rlock { status: 3 }),
+        Rmessage::Getlock(Rgetlock {
+            lock_type: 2,
+            start: 100,
+            length: 0,
+            proc_id: 99,
+            client_id: Str(b"other"),
+        }),
+        Rmessage::Link(Rlink {}),
+        Rmessage::Mkdir(Rmkdir {
+            qid: qid(QTDIR, 0, 0x77),
+        }),
+        Rmessage::Renameat(Rrenameat {}),
+        Rmessage::Unlinkat(Runlinkat {}),
+    ];
+    let lines: Vec<String> = requests
+        .into_iter()
+        .map(|t| req(6, 300, t, None))
+        .chain(replies.into_iter().map(|r| rep(6, 300, r, None)))
+        .collect();
+    let expected = [
+        "<-6- Tstatfs tag 300 fid 4000000000",
+        "<-6- Tlopen tag 300 fid 11 flags 0x8242",
+        "<-6- Tlcreate tag 300 fid 12 name new\\nfile flags 0x8241 mode 0100640 gid \
+         1000",
+        "<-6- Tsymlink tag 300 fid 13 name link symtgt ../a\\\\b gid 100",
+        "<-6- Tmknod tag 300 dfid 14 name null mode 020666 major 1 minor 3 gid 5",
+        "<-6- Trename tag 300 fid 15 dfid 16 name r\u{fffd}",
+        "<-6- Treadlink tag 300 fid 17",
+        "<-6- Tgetattr tag 300 fid 18 request_mask 0x100003fff",
+        "<-6- Tsetattr tag 300 fid 19 valid 0x1ff mode 04755 uid 1001 gid 1002 size \
+         1099511627776 atime 1700000123.000456789 mtime -2.999999999",
+        "<-6- Txattrwalk tag 300 fid 20 newfid 21 name user.x",
+        "<-6- Txattrcreate tag 300 fid 22 name security.t attr_size 5000000000 flags \
+         0x2",
+        "<-6- Treaddir tag 300 fid 23 offset 18446744073709551615 count 65512",
+        "<-6- Tfsync tag 300 fid 24 datasync 1",
+        "<-6- Tlock tag 300 fid 25 lock_type 1 flags 0x3 start 4096 length \
+         18446744073709551615 proc_id 4242 client_id host\\t1",
+        "<-6- Tgetlock tag 300 fid 26 lock_type 2 start 10 length 20 proc_id 77 \
+         client_id c",
+        "<-6- Tlink tag 300 dfid 27 fid 28 name hard",
+        "<-6- Tmkdir tag 300 dfid 29 name sub dir mode 01777 gid 0",
+        "<-6- Trenameat tag 300 olddirfid 30 oldname old newdirfid 31 newname new",
+        "<-6- Tunlinkat tag 300 dirfid 32 name gone flags 0x200",
+        "-6-> Rlerror tag 300 ecode 95",
+        "-6-> Rstatfs tag 300 fs_type 0x1021994 bsize 4096 blocks 8589934592 bfree 3 \
+         bavail 4 files 5 ffree 6 fsid 0xdeadbeefcafe namelen 255",
+        "-6-> Rlopen tag 300 qid (fedcba9876543210 7 dL) iounit 8168",
+        "-6-> Rlcreate tag 300 qid (0000000000000002 1 ) iounit 4096",
+        "-6-> Rsymlink tag 300 qid (0000000000000003 0 L)",
+        "-6-> Rmknod tag 300 qid (0000000000000005 4 t)",
+        "-6-> Rrename tag 300",
+        "-6-> Rreadlink tag 300 target /t\\x01",
+        "-6-> Rgetattr tag 300 valid 0x3fff qid (fedcba9876543210 7 dL) mode 040755 \
+         uid 1000 gid 100 nlink 3 rdev 2049 size 34359738368 blksize 4096 blocks 64 \
+         atime 1.000000002 mtime 1700000000.123456789 ctime -1.000000000 btime \
+         5.000000050 gen 9 data_version 10",
+        "-6-> Rsetattr tag 300",
+        "-6-> Rxattrwalk tag 300 size 6000000000",
+        "-6-> Rxattrcreate tag 300",
+        "-6-> Rreaddir tag 300 count 6 'entry\\n'",
+        "-6-> Rfsync tag 300",
+        "-6-> Rlock tag 300 status 3",
+        "-6-> Rgetlock tag 300 lock_type 2 start 100 length 0 proc_id 99 client_id \
+         other",
+        "-6-> Rlink tag 300",
+        "-6-> Rmkdir tag 300 qid (0000000000000077 0 d)",
+        "-6-> Rrenameat tag 300",
+        "-6-> Runlinkat tag 300",
+    ];
+    assert_eq!(lines, expected);
+}
