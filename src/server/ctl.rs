@@ -19,7 +19,7 @@ use super::ctl_syntax::{self, DirCommand, FileCommand, NodeKind, StatFields, Tim
 use super::error::{cstring, errno};
 use super::fid::{FidRef, Node, Opened};
 use super::ops::{WalkFrom, WalkStep};
-use super::{host, Dialect, OpResult, ReadSink, Server, Session, WriteSource};
+use super::{share, Dialect, OpResult, ReadSink, Server, Session, WriteSource};
 use crate::protocol::flags::{GETATTR_BASIC, P9_ACCMODE, P9_RDONLY};
 use crate::protocol::{self, Qid};
 use crate::sync::Locked;
@@ -84,7 +84,7 @@ impl Server {
         let Some(control) = ctl_syntax::parse_control_name(name) else {
             return Ok(None);
         };
-        let c = host::component(name)?;
+        let c = share::entry_name(name)?;
         if self.share.exists(from.fd, &c) {
             return Ok(None); // a real entry wins
         }
@@ -132,7 +132,7 @@ impl Server {
             }
             b"," => (from.fd.try_clone_to_owned()?, from.path.clone(), true),
             _ => {
-                let c = host::component(name)?;
+                let c = share::entry_name(name)?;
                 let fd = self.share.lookup(from.fd, &c)?;
                 let path = super::child_path(&from.path, name);
                 let step = self.step_to(fd, path, from.nofollow, !from.nofollow)?;
@@ -418,7 +418,11 @@ impl Server {
         let last = parts.pop().ok_or(errno(libc::EINVAL))?;
         let parent: PathBuf = parts.iter().map(|p| OsStr::from_bytes(p)).collect();
         let path = super::child_path(&parent, &last);
-        Ok((self.share.resolve(&parent)?, host::component(&last)?, path))
+        Ok((
+            self.share.resolve(&parent)?,
+            share::entry_name(&last)?,
+            path,
+        ))
     }
 }
 

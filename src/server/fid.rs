@@ -180,7 +180,7 @@ impl PathHandle {
         if Arc::strong_count(fd) > 1 {
             return Release::Busy;
         }
-        let Ok(stx) = super::host::statx(fd.as_fd()) else {
+        let Ok(stx) = super::share::identity_stat(fd.as_fd()) else {
             return Release::Busy;
         };
         *state = HandleState::Released(FileIdentity::of(&stx));
@@ -230,7 +230,7 @@ impl FidRef {
     /// A new O_PATH descriptor of the same file, for a new fid.
     pub fn clone_path(&self) -> io::Result<OwnedFd> {
         if self.open_in_place {
-            super::host::reopen_path(self.fd())
+            super::share::path_descriptor(self.fd())
         } else {
             self.fd.try_clone()
         }
@@ -440,7 +440,7 @@ impl Fid {
             });
         }
         let fd = reopen(&self.path(), self.refind)?;
-        let stx = super::host::statx(fd.as_fd())?;
+        let stx = super::share::identity_stat(fd.as_fd())?;
         if FileIdentity::of(&stx) != identity {
             return Err(io::Error::from_raw_os_error(libc::ESTALE));
         }

@@ -23,7 +23,6 @@ pub mod security;
 mod share;
 pub mod user;
 mod walk;
-mod writeback;
 mod xattr;
 
 pub use crate::protocol::Dialect;

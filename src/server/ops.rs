@@ -11,7 +11,7 @@ use super::error::{cstring, errno, Errno};
 use super::fid::{Fid, FidRef, Node, OpenFile, Opened, Refind};
 use super::share::budget::{held_descriptors, OpenSlot};
 use super::share::{privileged_bits, DirEntry, StatxDev};
-use super::{child_path, host, Dialect, OpResult, ReadSink, Server, Session, WriteSource};
+use super::{child_path, share, Dialect, OpResult, ReadSink, Server, Session, WriteSource};
 use super::{MAX_MSIZE, MIN_MSIZE};
 use crate::protocol::flags::*;
 use crate::protocol::{self, Qid, ReaddirWriter};
@@ -373,7 +373,7 @@ impl Server {
 
     pub(super) fn lcreate(&self, s: &Session, t: &protocol::Tlcreate<'_>) -> OpResult<(Qid, u32)> {
         let dir = self.fid(s, t.fid)?;
-        let name = host::component(t.name.as_bytes())?;
+        let name = share::entry_name(t.name.as_bytes())?;
         // O_EXCL whatever the client asked: only a file made here gets the
         // creator's attributes (or is removed if that fails), and an entry
         // that exists is opened only if it is a regular file.
@@ -502,14 +502,14 @@ impl Server {
 
     pub(super) fn mkdir(&self, s: &Session, t: &protocol::Tmkdir<'_>) -> OpResult<Qid> {
         let dir = self.fid(s, t.dfid)?;
-        let name = host::component(t.name.as_bytes())?;
+        let name = share::entry_name(t.name.as_bytes())?;
         self.share
             .mkdir(dir.fd(), &name, t.mode, dir.user.uid, t.gid)
     }
 
     pub(super) fn symlink(&self, s: &Session, t: &protocol::Tsymlink<'_>) -> OpResult<Qid> {
         let dir = self.fid(s, t.fid)?;
-        let name = host::component(t.name.as_bytes())?;
+        let name = share::entry_name(t.name.as_bytes())?;
         let target = cstring(t.symtgt.as_bytes())?;
         self.share
             .make_symlink(dir.fd(), &name, &target, dir.user.uid, t.gid)
@@ -517,7 +517,7 @@ impl Server {
 
     pub(super) fn mknod(&self, s: &Session, t: &protocol::Tmknod<'_>) -> OpResult<Qid> {
         let dir = self.fid(s, t.dfid)?;
-        let name = host::component(t.name.as_bytes())?;
+        let name = share::entry_name(t.name.as_bytes())?;
         let dev = libc::makedev(t.major, t.minor);
         let mode = t.mode & (libc::S_IFMT | 0o7777);
         self.share
@@ -540,15 +540,15 @@ impl Server {
     pub(super) fn link(&self, s: &Session, t: &protocol::Tlink<'_>) -> OpResult<()> {
         let dir = self.fid(s, t.dfid)?;
         let fid = self.fid(s, t.fid)?;
-        let name = host::component(t.name.as_bytes())?;
+        let name = share::entry_name(t.name.as_bytes())?;
         self.share.link(fid.fd(), dir.fd(), &name)
     }
 
     pub(super) fn renameat(&self, s: &Session, t: &protocol::Trenameat<'_>) -> OpResult<()> {
         let olddir = self.fid(s, t.olddirfid)?;
         let newdir = self.fid(s, t.newdirfid)?;
-        let oldname = host::component(t.oldname.as_bytes())?;
-        let newname = host::component(t.newname.as_bytes())?;
+        let oldname = share::entry_name(t.oldname.as_bytes())?;
+        let newname = share::entry_name(t.newname.as_bytes())?;
         self.share
             .rename(olddir.fd(), &oldname, newdir.fd(), &newname)?;
         s.fids.renamed(
@@ -561,7 +561,7 @@ impl Server {
     pub(super) fn rename(&self, s: &Session, t: &protocol::Trename<'_>) -> OpResult<()> {
         let fid = self.fid(s, t.fid)?;
         let newdir = self.fid(s, t.dfid)?;
-        let newname = host::component(t.name.as_bytes())?;
+        let newname = share::entry_name(t.name.as_bytes())?;
         let (parent, oldname, oldpath) = self.parent_of(&fid)?;
         self.share
             .rename(parent.as_fd(), &oldname, newdir.fd(), &newname)?;
@@ -572,7 +572,7 @@ impl Server {
 
     pub(super) fn unlinkat(&self, s: &Session, t: &protocol::Tunlinkat<'_>) -> OpResult<()> {
         let dir = self.fid(s, t.dirfid)?;
-        let name = host::component(t.name.as_bytes())?;
+        let name = share::entry_name(t.name.as_bytes())?;
         self.share
             .unlink(dir.fd(), &name, t.flags & AT_REMOVEDIR_9P != 0)
     }

@@ -14,7 +14,7 @@ use super::fid::{Fid, FidRef, Node, OpenFile, Refind};
 use super::ops::*;
 use super::share::DirEntry;
 use super::user::number;
-use super::{child_path, host, Dialect, OpResult, ReadSink, Server, Session};
+use super::{child_path, share, Dialect, OpResult, ReadSink, Server, Session};
 use crate::protocol::flags::*;
 use crate::protocol::{self, Qid, Stat, StatExtension, Str, Wire};
 use crate::protocol::{DMAPPEND, DMDEVICE, DMDIR, DMEXCL, DMLINK, DMNAMEDPIPE, DMSETGID, DMSETUID};
@@ -307,7 +307,7 @@ impl Server {
         number: u32,
         name: &[u8],
     ) -> OpResult<Qid> {
-        let c = host::component(name)?;
+        let c = share::entry_name(name)?;
         let fd = self.share.lookup(dir.fd(), &c)?;
         let step = self.step_to(fd, child_path(&dir.path(), name), dir.nofollow, false)?;
         let mut fid = Fid::new(step.fd, step.path, step.file_type, dir.user.clone());
@@ -468,7 +468,7 @@ impl Server {
         name: &[u8],
         follow: bool,
     ) -> OpResult<StatRecord> {
-        let c = host::component(name)?;
+        let c = share::entry_name(name)?;
         let fd = self.share.lookup(dir, &c)?;
         let (step, stx) = self.step_and_stat(fd, child_path(dir_path, name), !follow, follow)?;
         self.record_of(dialect, step.fd.as_fd(), &stx, step.node, name)
@@ -548,7 +548,7 @@ impl Server {
         let new_name =
             (!st.name.0.is_empty() && st.name.0 != current.name.as_slice()).then_some(st.name.0);
         if let Some(name) = new_name {
-            host::component(name)?; // a name within the directory, checked first
+            share::entry_name(name)?; // a name within the directory, checked first
         }
         if set.valid == 0 && new_name.is_none() {
             // All "don't touch": make the file's content stable.
@@ -565,7 +565,7 @@ impl Server {
         }
         if let Some(name) = new_name {
             let (parent, old, old_path) = self.parent_of(&fid)?;
-            let new = host::component(name)?;
+            let new = share::entry_name(name)?;
             self.share
                 .rename(parent.as_fd(), &old, parent.as_fd(), &new)?;
             let new_path = child_path(old_path.parent().unwrap_or("".as_ref()), name);

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::error::errno;
 use super::fid::{Fid, FidRef, Node, Refind};
 use super::ops::{refind_after_step, WalkFrom, WalkStep};
-use super::{child_path, host, Dialect, OpResult, Server, Session};
+use super::{child_path, share, Dialect, OpResult, Server, Session};
 use crate::protocol::{self, Qid, WalkList};
 
 impl Server {
@@ -103,7 +103,7 @@ impl Server {
             }
             b"." => (from.fd.try_clone_to_owned()?, from.path.clone()),
             _ => {
-                let c = host::component(name)?;
+                let c = share::entry_name(name)?;
                 (
                     self.share.lookup(from.fd, &c)?,
                     child_path(&from.path, name),

@@ -15,6 +15,7 @@ mod files;
 pub(super) mod locks;
 mod model;
 mod qid;
+mod writeback;
 pub(super) mod xattr;
 pub use dir::{DirCursor, DirEntry};
 pub(super) use model::privileged_bits;
@@ -22,8 +23,26 @@ pub use qid::QidMapper;
 pub(super) use qid::StatxDev;
 
 use super::security::{IdMap, SecurityModel};
-use super::{cwd, host, user, writeback, Config};
+use super::{cwd, host, user, Config};
 use crate::protocol::Qid;
+
+/// A name a client gives for an entry of a directory: one component (not
+/// empty, no '/' or NUL, not "." or ".."), so that it can name nothing but
+/// one entry of the directory it is applied to; else EINVAL.
+pub(super) fn entry_name(name: &[u8]) -> OpResult<CString> {
+    Ok(host::component(name)?)
+}
+
+/// The host's statx of the file a descriptor holds (not following a
+/// symlink): what tells a fid's file from one that took its place.
+pub(super) fn identity_stat(fd: BorrowedFd<'_>) -> std::io::Result<libc::statx> {
+    host::statx(fd)
+}
+
+/// A new O_PATH descriptor of the file an open descriptor holds.
+pub(super) fn path_descriptor(fd: BorrowedFd<'_>) -> std::io::Result<OwnedFd> {
+    host::reopen_path(fd)
+}
 
 /// One shared directory.
 pub(super) struct Share {

@@ -6,7 +6,7 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::mpsc::{sync_channel, SyncSender};
 
-use super::host;
+use crate::server::host;
 
 /// Stretches that may wait for the thread; a further one is dropped (the
 /// host kernel writes it back in its own time).
