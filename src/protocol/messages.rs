@@ -314,12 +314,14 @@ pub fn decode_rmessage(frame: &[u8]) -> Result<(u16, Rmessage<'_>), DecodeError>
     Ok((header.tag, Rmessage::decode(header.msg_type, body)?))
 }
 
-/// Appends the 11-byte header of an Rread or Rreaddir (`size type tag
-/// count`) whose `count` data bytes follow it on the wire.
-pub fn data_reply_header(msg_type: u8, tag: u16, count: u32, out: &mut Vec<u8>) {
+/// The 11-byte header (`size type tag count`) of an Rread or Rreaddir
+/// whose `count` data bytes follow it on the wire.
+pub fn data_header(msg_type: u8, tag: u16, count: u32) -> [u8; RREAD_HEADER_SIZE] {
+    let mut header = [0u8; RREAD_HEADER_SIZE];
     let size = RREAD_HEADER_SIZE as u32 + count;
-    size.encode(out);
-    msg_type.encode(out);
-    tag.encode(out);
-    count.encode(out);
+    header[0..4].copy_from_slice(&size.to_le_bytes());
+    header[4] = msg_type;
+    header[5..7].copy_from_slice(&tag.to_le_bytes());
+    header[7..11].copy_from_slice(&count.to_le_bytes());
+    header
 }

@@ -139,12 +139,26 @@ impl Share {
         file: BorrowedFd<'_>,
         size: u64,
     ) -> OpResult<()> {
-        if let Some(fd) = open_for_write {
-            return Ok(host::ftruncate(fd, size)?);
+        self.with_open(open_for_write, file, libc::O_WRONLY, |fd| {
+            host::ftruncate(fd, size)
+        })
+    }
+
+    /// Runs `f` on an open descriptor of the file: `open` if the fid has
+    /// one, else the file `file` holds opened with `access` for the call
+    /// (only a regular file or directory; EINVAL for anything else).
+    fn with_open(
+        &self,
+        open: Option<BorrowedFd<'_>>,
+        file: BorrowedFd<'_>,
+        access: i32,
+        f: impl FnOnce(BorrowedFd<'_>) -> std::io::Result<()>,
+    ) -> OpResult<()> {
+        if let Some(fd) = open {
+            return Ok(f(fd)?);
         }
-        let flags = libc::O_WRONLY | libc::O_NONBLOCK;
-        let (fd, _) = self.open_existing(file, flags, libc::EINVAL)?;
-        Ok(host::ftruncate(fd.as_fd(), size)?)
+        let (fd, _) = self.open_existing(file, access | libc::O_NONBLOCK, libc::EINVAL)?;
+        Ok(f(fd.as_fd())?)
     }
 
     /// Sets the access and modification times of the file `file` holds;
@@ -179,11 +193,6 @@ impl Share {
         file: BorrowedFd<'_>,
         datasync: bool,
     ) -> OpResult<()> {
-        if let Some(fd) = open {
-            return Ok(host::fsync(fd, datasync)?);
-        }
-        let flags = libc::O_RDONLY | libc::O_NONBLOCK;
-        let (fd, _) = self.open_existing(file, flags, libc::EINVAL)?;
-        Ok(host::fsync(fd.as_fd(), datasync)?)
+        self.with_open(open, file, libc::O_RDONLY, |fd| host::fsync(fd, datasync))
     }
 }
