@@ -279,10 +279,9 @@ impl Server {
         Ok(sink.copy_from(&content[start..end]) as u32)
     }
 
-    /// A write to a control file: every command is parsed before any is
-    /// applied, so a malformed write changes nothing.
     /// A write to the control file `fid` (of its own directory if
-    /// `own_dir`).
+    /// `own_dir`): every command is parsed before any is applied, so a
+    /// malformed write changes nothing.
     pub(super) fn ctl_write(
         &self,
         s: &Session,

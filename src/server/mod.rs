@@ -262,7 +262,12 @@ impl Server {
             return 0;
         };
         match Tmessage::decode(header.msg_type, &request[protocol::HEADER_SIZE..]) {
-            Ok(message) => self.handle(session, header.tag, message, source, sink, reply),
+            Ok(message) => {
+                if log::log_enabled!(log::Level::Trace) {
+                    log::trace!("<- tag {} {:?}", header.tag, message);
+                }
+                self.handle(session, header.tag, message, source, sink, reply)
+            }
             Err(e) => {
                 log::debug!(
                     "undecodable request type {} tag {}: {e}",

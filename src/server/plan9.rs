@@ -171,16 +171,19 @@ impl Server {
     pub(super) fn open(&self, s: &Session, t: &protocol::Topen) -> OpResult<(Qid, u32)> {
         let fid = self.any_fid(s, t.fid)?;
         let flags = lopen_flags_of_mode(t.mode);
-        if fid.opened.get().is_some() {
-            return Err(errno(libc::EBADF));
-        }
+        let opened_already = || match fid.opened.get() {
+            Some(_) => Err(errno(libc::EBADF)),
+            None => Ok(()),
+        };
         if !fid.is_host_file() || fid.is_symlink() {
+            opened_already()?;
             self.open_content(&fid, flags)?;
             return Ok((self.fid_qid(s.dialect(), &fid)?, 0));
         }
         if t.mode & ORCLOSE != 0 {
             self.check_removable(&fid)?;
         }
+        opened_already()?;
         let opened = self.lopen(s, &fid, flags)?;
         if t.mode & ORCLOSE != 0 {
             set_remove_on_clunk(fid.open_file());

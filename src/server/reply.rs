@@ -142,22 +142,30 @@ impl Server {
         out.clear();
         message.encode(tag, out);
         if out.len() > s.msize() as usize {
+            // An error reply fits any msize (MIN_MSIZE is larger than the
+            // longest error text).
             let mut standard = String::new();
             let refusal = s.error_message(libc::EMSGSIZE, None, &mut standard);
-            return self.send_message(s, tag, refusal, out);
-        }
-        if self.trace {
+            out.clear();
+            refusal.encode(tag, out);
+            if self.trace {
+                trace_reply(s, tag, &refusal, None);
+            }
+        } else if self.trace {
             trace_reply(s, tag, &message, None);
         }
         out.len() as u32
     }
 
-    /// The reply to a request refused before it could be served (a
-    /// transport's EMSGSIZE, an undecodable message); returns its size.
+    /// The reply to a request refused before it was served: a transport's
+    /// EMSGSIZE, an undecodable message. Not traced: no request line went
+    /// before it (and one too large for the client's buffer was traced as
+    /// the reply it replaces). Returns its size.
     pub fn refuse(&self, s: &Session, tag: u16, errno: i32, out: &mut Vec<u8>) -> u32 {
         let mut standard = String::new();
-        let message = s.error_message(errno, None, &mut standard);
-        self.send_message(s, tag, message, out)
+        out.clear();
+        s.error_message(errno, None, &mut standard).encode(tag, out);
+        out.len() as u32
     }
 }
 
