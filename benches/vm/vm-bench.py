@@ -3,7 +3,7 @@
 
 Builds the VM rig (vm-images/build.sh, cached) and the daemon (cargo build --release,
 unless --daemon is given), then boots the same TCG guest (Debian 6.1) once per
-configuration and run, each boot running every workload of bench/guest-workloads.sh
+configuration and run, each boot running every workload of benches/vm/guest-workloads.sh
 against the same host directory:
 
   vhost     vhost-user-9p           9p cache=none, mmap, loose (msize 512000)
@@ -35,7 +35,7 @@ import tarfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
+REPO = os.path.dirname(os.path.dirname(HERE))
 RUNVM = os.path.join(REPO, "vm-images", "runvm.py")
 GUEST_SCRIPT = os.path.join(HERE, "guest-workloads.sh")
 MIB = 1 << 20
@@ -100,7 +100,7 @@ def cache_dir():
 
 def parse_args():
     p = argparse.ArgumentParser(
-        prog="bench/vm-bench.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="benches/vm/vm-bench.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Values starting with '-' need the '=' form: --daemon-arg=--thread-pool-size=0.")
     p.add_argument("--runs", type=int, default=3, help="runs of every configuration (default 3; the median is reported)")
     p.add_argument("--full", action="store_true",
@@ -449,7 +449,7 @@ def main():
     med = summarize(results)
     host["loadavg_end"] = os.getloadavg()[0]
     date = datetime.date.today().isoformat()
-    command = shlex.join(["bench/vm-bench.py"] + sys.argv[1:])
+    command = shlex.join(["benches/vm/vm-bench.py"] + sys.argv[1:])
     md = (f"`{command}`: {date}; {host['nproc']} CPUs ({host['cpu']}), Linux {host['kernel']}, "
           f"{host['ram_gib']} GiB RAM; guest: Debian 6.1 kernel, TCG, -smp 2, {a.mem}; "
           + (f"virtiofsd with `{' '.join(vfs_args)}` (this host's open file limit is too "

@@ -1,4 +1,4 @@
-# Guest side of bench/vm-bench.py (busybox sh; run by vm-images/runvm.py, share on /mnt).
+# Guest side of benches/vm/vm-bench.py (busybox sh; run by vm-images/runvm.py, share on /mnt).
 # Inputs, made and cached by the host: /mnt/in/{big,par0..par3,source.tar,nop,tree/}.
 # Everything written goes to /mnt/out (emptied by the host after each VM).
 # Sizes come from the environment (set by vm-bench.py; the input files' sizes are the host's):
