@@ -53,13 +53,18 @@ pub struct Stat<'a> {
     pub ext: Option<StatExtension<'a>>,
 }
 
+/// A Twstat integer field that is not to be changed: all ones (stat(5)).
+pub const KEEP16: u16 = u16::MAX;
+pub const KEEP32: u32 = u32::MAX;
+pub const KEEP64: u64 = u64::MAX;
+
 impl StatExtension<'static> {
     /// The 9P2000.u fields of a Twstat that changes nothing.
     pub const DONT_TOUCH: StatExtension<'static> = StatExtension {
         extension: Str(b""),
-        n_uid: u32::MAX,
-        n_gid: u32::MAX,
-        n_muid: u32::MAX,
+        n_uid: KEEP32,
+        n_gid: KEEP32,
+        n_muid: KEEP32,
     };
 }
 
@@ -68,17 +73,17 @@ impl Stat<'static> {
     /// ones, every string empty), in 9P2000; `StatExtension::DONT_TOUCH`
     /// for 9P2000.u.
     pub const DONT_TOUCH: Stat<'static> = Stat {
-        ty: u16::MAX,
-        dev: u32::MAX,
+        ty: KEEP16,
+        dev: KEEP32,
         qid: Qid {
             ty: u8::MAX,
-            version: u32::MAX,
-            path: u64::MAX,
+            version: KEEP32,
+            path: KEEP64,
         },
-        mode: u32::MAX,
-        atime: u32::MAX,
-        mtime: u32::MAX,
-        length: u64::MAX,
+        mode: KEEP32,
+        atime: KEEP32,
+        mtime: KEEP32,
+        length: KEEP64,
         name: Str(b""),
         uid: Str(b""),
         gid: Str(b""),

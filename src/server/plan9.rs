@@ -18,13 +18,8 @@ use super::{child_path, share, Dialect, OpResult, ReadSink, Server, Session};
 use crate::protocol::flags::*;
 use crate::protocol::{self, Qid, Stat, StatExtension, Str, Wire};
 use crate::protocol::{DMAPPEND, DMDEVICE, DMDIR, DMEXCL, DMLINK, DMNAMEDPIPE, DMSETGID, DMSETUID};
-use crate::protocol::{DMSETVTX, DMSOCKET, DMSYMLINK};
+use crate::protocol::{DMSETVTX, DMSOCKET, DMSYMLINK, KEEP16, KEEP32, KEEP64};
 use crate::sync::Locked;
-
-/// "Don't touch" values of a Twstat.
-const KEEP16: u16 = u16::MAX;
-const KEEP32: u32 = u32::MAX;
-const KEEP64: u64 = u64::MAX;
 
 /// 9P2000.L open flags for a 9P2000 open mode.
 fn lopen_flags_of_mode(mode: u8) -> u32 {
