@@ -4,7 +4,7 @@
 //! The daemon runs in-process (the library's `P9Backend` under the
 //! framework's `VhostUserDaemon`, as `main.rs` runs it) and the test is its
 //! VMM, through a real vhost-user socket, guest memory in a memfd and a
-//! split virtqueue (`common/mod.rs`). After a warm-up, a burst of 1,000
+//! split virtqueue (`common/vmm.rs`). After a warm-up, a burst of 1,000
 //! Treads and 1,000 Twrites of 64 KiB (16 in flight, data in 4 KiB
 //! descriptors like a Linux zero-copy request) must not allocate at all:
 //! descriptor chain parsing, `Server::handle`, preadv/pwritev straight

@@ -8,50 +8,30 @@
 
 mod common;
 
-use std::fs::{self, File};
-use std::os::fd::AsRawFd;
-use std::process::{Command, Stdio};
+use std::fs;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{
-    reply_header, tflush, tgetattr, tread, Area, Client, Daemon, Slot, Vmm, GETATTR_BASIC,
+    reply_header, tflush, tgetattr, tread, Area, Client, Daemon, Lease, Slot, Vmm, GETATTR_BASIC,
     O_RDONLY, TLOPEN,
 };
 
-const BIN: &str = env!("CARGO_BIN_EXE_vhost-user-9p");
 const MSIZE: u32 = 512 * 1024;
 const RLOPEN: u8 = TLOPEN + 1;
 const RGETATTR: u8 = 25;
 const RFLUSH: u8 = 109;
 const RREAD: u8 = 117;
 
+/// The daemon serving `share` on a vhost-user socket.
+fn start(share: &Path, args: &[&str]) -> Daemon {
+    Daemon::builder(share).vhost_user().args(args).start()
+}
+
 fn connect(daemon: &Daemon) -> Client {
     let mut client = Client::new(Vmm::connect(&daemon.socket, 64 << 20, true));
     client.mount(MSIZE, 1);
     client
-}
-
-/// A write lease on `file`: opening it elsewhere blocks until it is dropped.
-struct Lease(File);
-
-impl Lease {
-    fn take(path: &std::path::Path) -> Lease {
-        // The lease break is announced with SIGIO, which would end the test.
-        // SAFETY: ignoring a signal has no preconditions.
-        unsafe { libc::signal(libc::SIGIO, libc::SIG_IGN) };
-        let file = File::options().read(true).write(true).open(path).unwrap();
-        // SAFETY: plain fcntl on a descriptor we own.
-        let r = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLEASE, libc::F_WRLCK) };
-        assert_eq!(r, 0, "F_SETLEASE: {}", std::io::Error::last_os_error());
-        Lease(file)
-    }
-}
-
-impl Drop for Lease {
-    fn drop(&mut self) {
-        // SAFETY: as above.
-        unsafe { libc::fcntl(self.0.as_raw_fd(), libc::F_SETLEASE, libc::F_UNLCK) };
-    }
 }
 
 fn small_slot(vmm: &mut Vmm) -> Slot {
@@ -86,7 +66,7 @@ fn a_blocked_request_holds_up_only_itself_and_its_flush() {
     let share = tempfile::tempdir().unwrap();
     fs::write(share.path().join("slow"), b"slow").unwrap();
     fs::write(share.path().join("fast"), b"fast!").unwrap();
-    let daemon = Daemon::start(BIN, share.path(), &["--thread-pool-size", "2"]);
+    let daemon = start(share.path(), &["--thread-pool-size", "2"]);
     let mut client = connect(&daemon);
     client.walk(1, 2, &["slow"]);
     client.walk(1, 3, &["fast"]);
@@ -142,7 +122,7 @@ fn a_blocked_request_holds_up_only_itself_and_its_flush() {
 #[test]
 fn flush_of_a_tag_not_in_flight_is_answered_at_once() {
     let share = tempfile::tempdir().unwrap();
-    let daemon = Daemon::start(BIN, share.path(), &[]);
+    let daemon = start(share.path(), &[]);
     let mut client = connect(&daemon);
     let vmm = &mut client.vmm;
     let flush = small_slot(vmm);
@@ -165,7 +145,7 @@ fn many_requests_in_flight_complete_out_of_order() {
     let share = tempfile::tempdir().unwrap();
     let content: Vec<u8> = (0..(1u32 << 20)).map(|i| (i % 253) as u8).collect();
     fs::write(share.path().join("data"), &content).unwrap();
-    let daemon = Daemon::start(BIN, share.path(), &["--thread-pool-size", "4"]);
+    let daemon = start(share.path(), &["--thread-pool-size", "4"]);
     let mut client = connect(&daemon);
     client.walk(1, 2, &["data"]);
     client.lopen(2, O_RDONLY);
@@ -233,7 +213,7 @@ fn thread_pool_size_flag() {
     let share = tempfile::tempdir().unwrap();
     fs::write(share.path().join("f"), b"abc").unwrap();
     for n in ["0", "1", "3"] {
-        let daemon = Daemon::start(BIN, share.path(), &["--thread-pool-size", n]);
+        let daemon = start(share.path(), &["--thread-pool-size", n]);
         let mut client = connect(&daemon);
         client.walk(1, 2, &["f"]);
         let vmm = &mut client.vmm;
@@ -242,19 +222,12 @@ fn thread_pool_size_flag() {
         vmm.roundtrip(s.head);
         assert_eq!(reply_header(vmm, &s).1, RGETATTR, "--thread-pool-size {n}");
     }
-    let out = Command::new(BIN)
-        .args([
-            "--socket-path",
-            "/nonexistent/s",
-            "--shared-dir",
-            "/",
-            "--tag",
-            "t",
-        ])
+    let out = Daemon::builder(Path::new("/"))
+        .socket_path(Path::new("/nonexistent/s"))
+        .tag("t")
+        .default_log_level()
         .args(["--thread-pool-size", "many"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+        .output();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--thread-pool-size"), "{err}");

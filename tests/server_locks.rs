@@ -5,6 +5,9 @@ use std::fs::{self, File};
 use std::path::Path;
 use std::sync::Mutex;
 
+mod common;
+use common::proc::own_open_fds;
+
 use vhost_user_9p::protocol::{self, Rmessage, Str, Tmessage, WalkList};
 use vhost_user_9p::server::{Config, NoData, Server, Session, VecSink};
 
@@ -330,13 +333,6 @@ impl Drop for HostProcess {
     }
 }
 
-fn open_fds() -> usize {
-    // The server's two process-lifetime descriptors (/proc/self/fd and
-    // the working directory) are open before counting.
-    vhost_user_9p::server::host::init().unwrap();
-    fs::read_dir("/proc/self/fd").unwrap().count()
-}
-
 #[test]
 fn two_owners_conflict() {
     let _s = serial();
@@ -599,7 +595,10 @@ fn no_descriptor_leak() {
     let _s = serial();
     let c = Conn::new();
     c.open(1, "f", O_RDWR);
-    let before = open_fds();
+    // The server's two process-lifetime descriptors (/proc/self/fd and
+    // the working directory) are open before counting.
+    vhost_user_9p::server::host::init().unwrap();
+    let before = own_open_fds();
     for i in 0..1000u32 {
         let fid = 10 + i % 3;
         c.open(fid, "f", if i % 2 == 0 { O_RDWR } else { O_RDONLY });
@@ -624,22 +623,22 @@ fn no_descriptor_leak() {
         assert_eq!(c.lock(1, WRLCK, 0, 0, 1), Ok(SUCCESS), "cycle {i}");
         assert_eq!(c.lock(1, UNLCK, 0, 0, 1), Ok(SUCCESS));
     }
-    assert_eq!(open_fds(), before);
+    assert_eq!(own_open_fds(), before);
     // Lock/unlock through one fid that stays: no descriptor piles up either.
     c.open(2, "f", O_RDWR);
-    let before = open_fds();
+    let before = own_open_fds();
     for pid in 0..1000 {
         assert_eq!(c.lock(2, WRLCK, 0, 0, pid), Ok(SUCCESS));
         assert_eq!(c.lock(2, UNLCK, 0, 0, pid), Ok(SUCCESS));
     }
-    assert_eq!(open_fds(), before);
+    assert_eq!(own_open_fds(), before);
     // Many owners at once each hold one descriptor, all closed by the clunk.
     for pid in 0..100 {
         assert_eq!(c.lock(2, RDLCK, 0, 0, pid), Ok(SUCCESS));
     }
-    assert_eq!(open_fds(), before + 100);
+    assert_eq!(own_open_fds(), before + 100);
     c.clunk(2);
-    assert_eq!(open_fds(), before - 2); // and the fid's own two
+    assert_eq!(own_open_fds(), before - 2); // and the fid's own two
     assert_eq!(c.lock(1, WRLCK, 0, 0, 1), Ok(SUCCESS));
 }
 

@@ -2,18 +2,12 @@
 //! `diodls` and `diodcat` (Debian package diod, which ci/test.sh installs).
 //! A missing diod is a failure, not a skip.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::Daemon;
 
 fn run(tool: &str, args: &[&str]) -> String {
     let path = ["/usr/sbin", "/usr/bin"]
@@ -38,23 +32,11 @@ fn diod_clients_list_and_read_the_share() {
     std::fs::create_dir(share.path().join("sub")).unwrap();
     std::fs::write(share.path().join("sub/inner"), "").unwrap();
     let sock = sock_dir.path().join("9p.sock");
-    let sock_arg = format!("unix:{}", sock.display());
-    let daemon = Daemon(
-        Command::new(env!("CARGO_BIN_EXE_vhost-user-9p"))
-            .arg("--shared-dir")
-            .arg(share.path())
-            .args(["--listen", &sock_arg, "--log-level", "warn"])
-            // diod's clients attach as the user running them: root here.
-            .arg("--no-root-squash")
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !sock.exists() {
-        assert!(Instant::now() < deadline, "no socket");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let daemon = Daemon::builder(share.path())
+        .listen_unix(&sock)
+        // diod's clients attach as the user running them: root here.
+        .arg("--no-root-squash")
+        .start();
     let s = sock.to_str().unwrap();
     let mut listing: Vec<String> = run("diodls", &["-s", s, "-a", "/", "/"])
         .lines()

@@ -7,17 +7,18 @@
 //! A missing python-9p is a failure, not a skip.
 
 mod checks;
+mod common;
 
 use std::fs;
-use std::io::{Read, Write};
 use std::os::unix::fs::{symlink, FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::process::Command;
+use std::time::{Duration, UNIX_EPOCH};
 
 use checks::{planned_checks, repo, CheckerRun};
-use vhost_user_9p::protocol as p9;
+use common::client::*;
+use common::Daemon;
 
 /// Where ci/test.sh installs python-9p: `$CACHE/python-9p`, with the rig's
 /// cache directory (vm-images/build.sh's rule).
@@ -40,61 +41,15 @@ fn py9p_dir() -> PathBuf {
     dir
 }
 
-struct Daemon {
-    child: Child,
-    stderr: PathBuf,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Daemon {
-    /// Starts the daemon on `sock` (stderr to `stderr`) and waits for the socket.
-    fn start(share: &Path, sock: &Path, stderr: &Path, extra: &[&str]) -> Daemon {
-        let child = Command::new(env!("CARGO_BIN_EXE_vhost-user-9p"))
-            .arg("--shared-dir")
-            .arg(share)
-            .arg("--listen")
-            .arg(format!("unix:{}", sock.display()))
-            .args(["--log-level", "warn"])
-            // The checks compare with the host as root sees it.
-            .arg("--no-root-squash")
-            .args(extra)
-            .stdin(Stdio::null())
-            .stderr(fs::File::create(stderr).unwrap())
-            .spawn()
-            .expect("start the daemon");
-        let mut d = Daemon {
-            child,
-            stderr: stderr.to_path_buf(),
-        };
-        wait_for("the daemon's socket", || {
-            if let Some(status) = d.child.try_wait().unwrap() {
-                panic!("the daemon exited ({status}): {}", d.stderr_text());
-            }
-            UnixStream::connect(sock).ok().map(drop)
-        });
-        d
-    }
-
-    fn stderr_text(&self) -> String {
-        fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
-}
-
-fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// The daemon on `--listen unix:SOCK` (stderr to a file), letting clients
+/// attach as root: the checks compare with the host as root sees it.
+fn start(share: &Path, sock: &Path, extra: &[&str]) -> Daemon {
+    Daemon::builder(share)
+        .listen_unix(sock)
+        .arg("--no-root-squash")
+        .args(extra)
+        .stderr_to_file()
+        .start()
 }
 
 fn write(path: &Path, data: &str, mode: u32) {
@@ -168,7 +123,7 @@ fn py9p_checks_9p2000_9p2000u_and_ctl() {
     let share = prepare_share(top.path());
     let run = tempfile::tempdir().unwrap();
     let sock = run.path().join("9p.sock");
-    let daemon = Daemon::start(&share, &sock, &run.path().join("daemon.err"), &["--ctl"]);
+    let daemon = start(&share, &sock, &["--ctl"]);
 
     let client = CheckerRun::of(
         "tests/plan9/py9p_check.py",
@@ -182,7 +137,7 @@ fn py9p_checks_9p2000_9p2000u_and_ctl() {
     );
     client.assert_success(
         "py9p_check.py",
-        &format!("--- daemon stderr:\n{}", daemon.stderr_text()),
+        &format!("--- daemon stderr:\n{}", daemon.log_text()),
     );
     let script = fs::read_to_string(repo().join("tests/plan9/py9p_check.py")).unwrap();
     assert_eq!(
@@ -257,25 +212,14 @@ fn py9p_checks_9p2000_9p2000u_and_ctl() {
 
 // ---- --trace, with a raw client ----
 
-fn s16(out: &mut Vec<u8>, s: &str) {
-    out.extend_from_slice(&(s.len() as u16).to_le_bytes());
-    out.extend_from_slice(s.as_bytes());
-}
-
-/// Sends one message and returns (type, tag, payload) of the reply.
-fn rpc(sock: &mut UnixStream, ty: u8, tag: u16, body: &[u8]) -> (u8, u16, Vec<u8>) {
-    let mut m = Vec::new();
-    m.extend_from_slice(&(7 + body.len() as u32).to_le_bytes());
-    m.push(ty);
-    m.extend_from_slice(&tag.to_le_bytes());
-    m.extend_from_slice(body);
-    sock.write_all(&m).unwrap();
-    let mut head = [0u8; 7];
-    sock.read_exact(&mut head).unwrap();
-    let size = u32::from_le_bytes(head[..4].try_into().unwrap()) as usize;
-    let mut payload = vec![0u8; size - 7];
-    sock.read_exact(&mut payload).unwrap();
-    (head[4], u16::from_le_bytes([head[5], head[6]]), payload)
+/// Sends one message; the reply's (type, tag, payload).
+fn rpc(c: &mut Client<Stream<UnixStream>>, msg: &[u8]) -> (u8, u16, Vec<u8>) {
+    let reply = c.raw(msg);
+    (
+        reply[4],
+        u16::from_le_bytes([reply[5], reply[6]]),
+        reply[7..].to_vec(),
+    )
 }
 
 /// Whether `line` is `<-N- rest` (dir "<-") or `-N-> rest` (dir "->") for some number N.
@@ -302,28 +246,31 @@ fn trace_prints_every_message_like_lib9p() {
     write(&share.join("hello.txt"), "hi\n", 0o644);
     let sock = top.path().join("9p.sock");
     // No --ctl: ",ctl" is an ordinary (absent) name.
-    let daemon = Daemon::start(&share, &sock, &top.path().join("daemon.err"), &["--trace"]);
-    let mut c = UnixStream::connect(&sock).unwrap();
+    let daemon = start(&share, &sock, &["--trace"]);
+    let mut c = Client::stream(UnixStream::connect(&sock).unwrap());
 
-    let mut body = 8192u32.to_le_bytes().to_vec();
-    s16(&mut body, "9P2000");
-    let (ty, tag, p) = rpc(&mut c, 100, 0xffff, &body);
+    let m = T::new(TVERSION, NOTAG).u32(8192).str("9P2000").done();
+    let (ty, tag, p) = rpc(&mut c, &m);
     assert_eq!((ty, tag), (101, 0xffff), "Rversion");
     let msize = u32::from_le_bytes(p[..4].try_into().unwrap());
     assert_eq!(&p[4..], b"\x06\x009P2000", "Rversion version");
 
-    let mut body = 0u32.to_le_bytes().to_vec();
-    body.extend_from_slice(&u32::MAX.to_le_bytes());
-    s16(&mut body, "root");
-    s16(&mut body, "");
-    let (ty, _, p) = rpc(&mut c, 104, 1, &body);
+    let m = T::new(TATTACH, 1)
+        .u32(0)
+        .u32(NOFID)
+        .str("root")
+        .str("")
+        .done();
+    let (ty, _, p) = rpc(&mut c, &m);
     assert_eq!(ty, 105, "Rattach to a 9P2000 Tattach (no n_uname): {p:?}");
 
-    let mut body = 0u32.to_le_bytes().to_vec();
-    body.extend_from_slice(&1u32.to_le_bytes());
-    body.extend_from_slice(&1u16.to_le_bytes());
-    s16(&mut body, "hello.txt");
-    let (ty, _, p) = rpc(&mut c, 110, 2, &body);
+    let m = T::new(TWALK, 2)
+        .u32(0)
+        .u32(1)
+        .u16(1)
+        .str("hello.txt")
+        .done();
+    let (ty, _, p) = rpc(&mut c, &m);
     assert_eq!(ty, 111, "Rwalk: {p:?}");
     assert_eq!(u16::from_le_bytes([p[0], p[1]]), 1, "nwqid");
     let qtype = p[2];
@@ -331,24 +278,21 @@ fn trace_prints_every_message_like_lib9p() {
     let qpath = u64::from_le_bytes(p[7..15].try_into().unwrap());
     assert_eq!(qtype, 0, "qid type of hello.txt");
 
-    let mut body = 0u32.to_le_bytes().to_vec();
-    body.extend_from_slice(&2u32.to_le_bytes());
-    body.extend_from_slice(&1u16.to_le_bytes());
-    s16(&mut body, ",ctl");
-    let (ty, _, p) = rpc(&mut c, 110, 3, &body);
+    let m = T::new(TWALK, 3).u32(0).u32(2).u16(1).str(",ctl").done();
+    let (ty, _, p) = rpc(&mut c, &m);
     assert_eq!(
         ty, 107,
         "walk to ,ctl without --ctl: expected Rerror, got type {ty}"
     );
-    let mut want_err = Vec::new();
-    s16(&mut want_err, "No such file or directory");
+    let mut d = Dec::new(&p);
     assert_eq!(
-        String::from_utf8_lossy(&p),
-        String::from_utf8_lossy(&want_err),
-        "Rerror ename (9P2000: no errno)"
+        String::from_utf8_lossy(d.str_bytes()),
+        "No such file or directory",
+        "Rerror ename"
     );
+    assert!(d.at_end(), "Rerror ename (9P2000: no errno): {p:?}");
 
-    let (ty, _, _) = rpc(&mut c, 120, 4, &1u32.to_le_bytes());
+    let (ty, _, _) = rpc(&mut c, &T::new(TCLUNK, 4).u32(1).done());
     assert_eq!(ty, 121, "Rclunk");
 
     let expected = [
@@ -392,12 +336,11 @@ fn trace_prints_every_message_like_lib9p() {
             .collect()
     };
     // The lines may be written just after the replies: wait for them (bounded).
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut text = daemon.stderr_text();
-    while !missing(&text).is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-        text = daemon.stderr_text();
-    }
+    let mut text = String::new();
+    common::proc::poll_until(Duration::from_secs(10), || {
+        text = daemon.log_text();
+        missing(&text).is_empty()
+    });
     assert!(
         missing(&text).is_empty(),
         "--trace: expected lines\n{}\nnot found in the daemon's stderr:\n{text}",
@@ -407,19 +350,9 @@ fn trace_prints_every_message_like_lib9p() {
 
 // ---- a control file read in pieces ----
 
-/// Sends `msg` (tag 1) through `rpc`: the reply's type and payload.
-fn call(sock: &mut UnixStream, msg: p9::Tmessage<'_>) -> (u8, Vec<u8>) {
-    let mut frame = Vec::new();
-    msg.encode(1, &mut frame);
-    let (ty, _, payload) = rpc(sock, frame[4], 1, &frame[7..]);
-    (ty, payload)
-}
-
 /// The data of an Rread of `count` bytes at `offset` of `fid`.
-fn read_at(sock: &mut UnixStream, fid: u32, offset: u64, count: u32) -> Vec<u8> {
-    let (ty, payload) = call(sock, p9::Tmessage::Read(p9::Tread { fid, offset, count }));
-    assert_eq!(ty, p9::Rread::TYPE, "Rread: {payload:?}");
-    payload[4..].to_vec() // after count[4]
+fn read_at(c: &mut Client<Stream<UnixStream>>, fid: u32, offset: u64, count: u32) -> Vec<u8> {
+    c.try_read(fid, offset, count).expect("Rread")
 }
 
 #[test]
@@ -429,33 +362,12 @@ fn a_control_file_read_in_pieces_gives_one_text() {
     mkdir(&share);
     write(&share.join("f"), "content", 0o644);
     let sock = top.path().join("9p.sock");
-    let _daemon = Daemon::start(&share, &sock, &top.path().join("daemon.err"), &["--ctl"]);
-    let mut c = UnixStream::connect(&sock).unwrap();
-    let version = p9::Tversion {
-        msize: 8192,
-        version: "9P2000".into(),
-    };
-    call(&mut c, p9::Tmessage::Version(version));
-    let attach = p9::Tattach {
-        fid: 0,
-        afid: p9::NOFID,
-        uname: "root".into(),
-        aname: "".into(),
-        n_uname: None,
-    };
-    assert_eq!(
-        call(&mut c, p9::Tmessage::Attach(attach)).0,
-        p9::Rattach::TYPE
-    );
-    let names = [p9::Str::from(",ctl"), p9::Str::from("f")];
-    let walk = p9::Twalk {
-        fid: 0,
-        newfid: 1,
-        names: p9::WalkList::from_slice(&names).unwrap(),
-    };
-    assert_eq!(call(&mut c, p9::Tmessage::Walk(walk)).0, p9::Rwalk::TYPE);
-    let open = p9::Topen { fid: 1, mode: 0 };
-    assert_eq!(call(&mut c, p9::Tmessage::Open(open)).0, p9::Ropen::TYPE);
+    let _daemon = start(&share, &sock, &["--ctl"]);
+    let mut c = Client::stream(UnixStream::connect(&sock).unwrap());
+    c.version(8192, "9P2000");
+    c.try_attach(0, "root", "", None).expect("Rattach");
+    c.try_walk(0, 1, &[",ctl", "f"]).expect("Rwalk");
+    c.try_open(1, 0).expect("Ropen");
 
     // The file changes between the first piece and the rest: the rest is
     // still that of the text the first piece began.

@@ -6,136 +6,40 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-use vhost_user_9p::protocol::*;
 
 mod common;
-use common::serving_pid;
+use common::client::*;
+use common::proc::wait_for;
+use common::Daemon;
 
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        common::stop(&mut self.0);
+/// The daemon on the `--listen` sockets `listen`, letting clients attach
+/// as root (also over TCP).
+fn start(share: &Path, listen: &[&str]) -> Daemon {
+    let mut daemon = Daemon::builder(share).args(["--no-auth", "--no-root-squash"]);
+    for l in listen {
+        daemon = daemon.listen(l);
     }
+    daemon.start()
 }
 
-impl Daemon {
-    fn start(share: &Path, listen: &[&str]) -> Daemon {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vhost-user-9p"));
-        cmd.arg("--shared-dir")
-            .arg(share)
-            .args(["--log-level", "warn"])
-            // The client attaches as root, also over TCP.
-            .args(["--no-auth", "--no-root-squash"]);
-        for l in listen {
-            cmd.arg("--listen").arg(l);
-        }
-        Daemon(cmd.stdin(Stdio::null()).spawn().expect("start the daemon"))
-    }
+/// A client of a stream.
+type Conn<S> = Client<Stream<S>>;
 
-    fn open_fds(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", serving_pid(self.0.id())))
-            .unwrap()
-            .count()
-    }
+/// Tversion 9P2000.L and Tattach of `fid` as root ("u", uid 0).
+fn attach<S: Read + Write>(c: &mut Conn<S>, fid: u32) {
+    c.version(65536, "9P2000.L");
+    c.attach(fid, "u", "", Some(0));
 }
 
-fn wait_for<T>(mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// Walks `root` to `name` as `fid` and opens it with `flags`.
+fn open<S: Read + Write>(c: &mut Conn<S>, root: u32, fid: u32, name: &str, flags: u32) {
+    c.walk(root, fid, &[name]);
+    c.lopen(fid, flags);
 }
 
-/// A minimal 9P2000.L client over any stream.
-struct Client<S: Read + Write> {
-    stream: S,
-    buf: Vec<u8>,
-}
-
-impl<S: Read + Write> Client<S> {
-    fn new(stream: S) -> Self {
-        Client {
-            stream,
-            buf: Vec::new(),
-        }
-    }
-
-    /// Sends a request (with `data` after its fixed fields) and returns the reply frame.
-    fn rpc(&mut self, msg: Tmessage<'_>, data: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        msg.encode(7, &mut out);
-        out.extend_from_slice(data);
-        patch_size(&mut out, 0);
-        self.stream.write_all(&out).unwrap();
-        let mut size = [0u8; 4];
-        self.stream.read_exact(&mut size).unwrap();
-        self.buf = size.to_vec();
-        self.buf.resize(u32::from_le_bytes(size) as usize, 0);
-        self.stream.read_exact(&mut self.buf[4..]).unwrap();
-        assert_eq!(Header::parse(&self.buf).unwrap().tag, 7);
-        self.buf.clone()
-    }
-
-    fn ok(&mut self, msg: Tmessage<'_>, data: &[u8]) -> Vec<u8> {
-        let frame = self.rpc(msg, data);
-        if let Ok((_, Rmessage::Lerror(e))) = decode_rmessage(&frame) {
-            panic!("{msg:?}: Rlerror {}", e.ecode);
-        }
-        frame
-    }
-
-    fn attach(&mut self, fid: u32) {
-        self.ok(
-            Tmessage::Version(Tversion {
-                msize: 65536,
-                version: "9P2000.L".into(),
-            }),
-            &[],
-        );
-        self.ok(
-            Tmessage::Attach(Tattach {
-                fid,
-                afid: NOFID,
-                uname: "u".into(),
-                aname: "".into(),
-                n_uname: Some(0),
-            }),
-            &[],
-        );
-    }
-
-    fn open(&mut self, root: u32, fid: u32, name: &str, flags: u32) {
-        let names = [Str::from(name)];
-        self.ok(
-            Tmessage::Walk(Twalk {
-                fid: root,
-                newfid: fid,
-                names: WalkList::from_slice(&names).unwrap(),
-            }),
-            &[],
-        );
-        self.ok(Tmessage::Lopen(Tlopen { fid, flags }), &[]);
-    }
-
-    fn read(&mut self, fid: u32) -> Vec<u8> {
-        let frame = self.ok(
-            Tmessage::Read(Tread {
-                fid,
-                offset: 0,
-                count: 60000,
-            }),
-            &[],
-        );
-        frame[RREAD_HEADER_SIZE..].to_vec()
-    }
+/// All of the file open at `fid` (up to 60,000 bytes).
+fn read<S: Read + Write>(c: &mut Conn<S>, fid: u32) -> Vec<u8> {
+    c.read(fid, 0, 60000)
 }
 
 #[test]
@@ -150,83 +54,58 @@ fn unix_and_tcp_sessions_are_independent() {
         .local_addr()
         .unwrap()
         .port();
-    let daemon = Daemon::start(
+    let daemon = start(
         share.path(),
         &[&format!("unix:{}", sock.display()), &format!("tcp:{port}")],
     );
-    let unix = wait_for(|| UnixStream::connect(&sock).ok());
-    let tcp = wait_for(|| TcpStream::connect(("127.0.0.1", port)).ok());
-    let mut u = Client::new(unix);
-    let mut t = Client::new(tcp);
+    let unix = wait_for("a Unix connection", || UnixStream::connect(&sock).ok());
+    let tcp = wait_for("a TCP connection", || {
+        TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+    let mut u = Client::stream(unix);
+    let mut t = Client::stream(tcp);
     // The same fid numbers in both sessions name different things.
-    u.attach(1);
-    t.attach(1);
-    u.open(1, 2, "a.txt", 0);
-    t.ok(
-        Tmessage::Walk(Twalk {
-            fid: 1,
-            newfid: 2,
-            names: WalkList::new(),
-        }),
-        &[],
-    );
-    t.ok(
-        Tmessage::Lcreate(Tlcreate {
-            fid: 2,
-            name: "new.txt".into(),
-            flags: 2,
-            mode: 0o644,
-            gid: 0,
-        }),
-        &[],
-    );
-    t.ok(
-        Tmessage::Write(Twrite {
-            fid: 2,
-            offset: 0,
-            count: 5,
-        }),
-        b"tcp!!",
-    );
-    assert_eq!(u.read(2), b"alpha");
-    assert_eq!(t.read(2), b"tcp!!");
+    attach(&mut u, 1);
+    attach(&mut t, 1);
+    open(&mut u, 1, 2, "a.txt", 0);
+    t.walk(1, 2, &[]);
+    t.try_lcreate(2, "new.txt", 2, 0o644, 0).expect("Tlcreate");
+    t.try_write(2, 0, b"tcp!!").expect("Twrite");
+    assert_eq!(read(&mut u, 2), b"alpha");
+    assert_eq!(read(&mut t, 2), b"tcp!!");
     assert_eq!(
         std::fs::read_to_string(share.path().join("new.txt")).unwrap(),
         "tcp!!"
     );
     // A large read crosses several socket reads.
     std::fs::write(share.path().join("big"), vec![b'x'; 50_000]).unwrap();
-    u.open(1, 3, "big", 0);
-    assert_eq!(u.read(3).len(), 50_000);
+    open(&mut u, 1, 3, "big", 0);
+    assert_eq!(read(&mut u, 3).len(), 50_000);
 
     // A client that goes away mid-session frees what it held.
     let before_close = daemon.open_fds();
     drop(u);
-    wait_for(|| (daemon.open_fds() < before_close - 2).then_some(()));
+    common::proc::wait_until("the closed session's descriptors to go", || {
+        daemon.open_fds() < before_close - 2
+    });
     // The other session is unaffected.
-    assert_eq!(t.read(2), b"tcp!!");
+    assert_eq!(read(&mut t, 2), b"tcp!!");
 }
 
 #[test]
 fn bad_listen_addresses_are_refused_in_one_line() {
     let share = tempfile::tempdir().unwrap();
     for bad in ["udp:1", "tcp:host", "unix:"] {
-        let out = Command::new(env!("CARGO_BIN_EXE_vhost-user-9p"))
-            .arg("--shared-dir")
-            .arg(share.path())
+        let out = Daemon::builder(share.path())
+            .default_log_level()
             .args(["--listen", bad])
-            .output()
-            .unwrap();
+            .output();
         assert!(!out.status.success(), "{bad}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("--listen"), "{bad}: {err}");
     }
     // Neither a vhost-user socket nor a listener: nothing to serve.
-    let out = Command::new(env!("CARGO_BIN_EXE_vhost-user-9p"))
-        .arg("--shared-dir")
-        .arg(share.path())
-        .output()
-        .unwrap();
+    let out = Daemon::builder(share.path()).default_log_level().output();
     assert!(!out.status.success());
 }
 
@@ -236,20 +115,15 @@ fn sigterm_removes_the_sockets_and_exits_zero() {
     let sock_dir = tempfile::tempdir().unwrap();
     let unix = sock_dir.path().join("9p.sock");
     let vhost = sock_dir.path().join("vhost.sock");
-    let mut daemon = Command::new(env!("CARGO_BIN_EXE_vhost-user-9p"))
-        .arg("--shared-dir")
-        .arg(share.path())
-        .arg("--listen")
-        .arg(format!("unix:{}", unix.display()))
-        .arg("--socket-path")
-        .arg(&vhost)
-        .args(["--tag", "t", "--log-level", "warn"])
-        .spawn()
-        .unwrap();
-    wait_for(|| (unix.exists() && vhost.exists()).then_some(()));
+    let mut daemon = Daemon::builder(share.path())
+        .listen_unix(&unix)
+        .socket_path(&vhost)
+        .tag("t")
+        .start();
+    assert!(unix.exists() && vhost.exists());
     // SAFETY: plain kill(2) of our own child.
-    assert_eq!(unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) }, 0);
-    let status = daemon.wait().unwrap();
+    assert_eq!(unsafe { libc::kill(daemon.pid() as i32, libc::SIGTERM) }, 0);
+    let status = daemon.wait();
     assert!(status.success(), "{status}");
     assert!(
         !unix.exists() && !vhost.exists(),
@@ -260,20 +134,12 @@ fn sigterm_removes_the_sockets_and_exits_zero() {
 /// The daemon started through `prlimit --nofile=SOFT:HARD` with `args`,
 /// serving 9P on `sock`.
 fn start_with_nofile(share: &Path, sock: &Path, nofile: &str, args: &[&str]) -> Daemon {
-    let child = Command::new("prlimit")
-        .arg(format!("--nofile={nofile}"))
-        .arg("--")
-        .arg(env!("CARGO_BIN_EXE_vhost-user-9p"))
-        .arg("--shared-dir")
-        .arg(share)
-        .arg("--listen")
-        .arg(format!("unix:{}", sock.display()))
-        .args(["--log-level", "warn", "--no-root-squash"])
+    Daemon::builder(share)
+        .wrapper("prlimit", [format!("--nofile={nofile}")])
+        .listen_unix(sock)
+        .arg("--no-root-squash")
         .args(args)
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("start the daemon through prlimit (util-linux)");
-    Daemon(child)
+        .start()
 }
 
 /// (soft, hard) open file limits of a process, from /proc/PID/limits.
@@ -296,8 +162,8 @@ fn the_open_file_limit_is_raised_at_start_unless_told_not_to() {
     for args in [&[][..], &["--rlimit-nofile", "0"][..]] {
         let sock = sock_dir.path().join("9p.sock");
         let daemon = start_with_nofile(share.path(), &sock, "128:4096", args);
-        wait_for(|| UnixStream::connect(&sock).ok());
-        let (soft, hard) = nofile_limits(serving_pid(daemon.0.id()));
+        wait_for("a connection", || UnixStream::connect(&sock).ok());
+        let (soft, hard) = nofile_limits(daemon.serving_pid());
         if args.is_empty() {
             // Up to 1,000,000 where the hard limit may be raised (with
             // CAP_SYS_RESOURCE), else up to the hard limit.
@@ -310,37 +176,15 @@ fn the_open_file_limit_is_raised_at_start_unless_told_not_to() {
     }
 }
 
-/// Sends `msg`; the reply, or the Rlerror's errno.
-fn call<S: Read + Write>(client: &mut Client<S>, msg: Tmessage<'_>) -> Result<Vec<u8>, u32> {
-    let frame = client.rpc(msg, &[]);
-    match decode_rmessage(&frame) {
-        Ok((_, Rmessage::Lerror(e))) => Err(e.ecode),
-        _ => Ok(frame),
-    }
-}
-
-fn walk_to<S: Read + Write>(client: &mut Client<S>, newfid: u32, path: &[&str]) {
-    let names: Vec<Str<'_>> = path.iter().map(|n| Str::from(*n)).collect();
-    let walk = Twalk {
-        fid: 1,
-        newfid,
-        names: WalkList::from_slice(&names).unwrap(),
-    };
-    call(client, Tmessage::Walk(walk)).unwrap_or_else(|e| panic!("walk {path:?}: errno {e}"));
+fn walk_to<S: Read + Write>(client: &mut Conn<S>, newfid: u32, path: &[&str]) {
+    client.walk(1, newfid, path);
 }
 
 /// The inode number (qid.path) and link count Tgetattr gives, or its errno.
-fn getattr<S: Read + Write>(client: &mut Client<S>, fid: u32) -> Result<(u64, u64), u32> {
-    let frame = call(
-        client,
-        Tmessage::Getattr(Tgetattr {
-            fid,
-            request_mask: 0x3fff,
-        }),
-    )?;
-    match decode_rmessage(&frame) {
-        Ok((_, Rmessage::Getattr(a))) => Ok((a.qid.path, a.nlink)),
-        other => panic!("Tgetattr: {other:?}"),
+fn getattr<S: Read + Write>(client: &mut Conn<S>, fid: u32) -> Result<(u64, u64), u32> {
+    match client.try_getattr(fid, GETATTR_ALL) {
+        Ok(a) => Ok((a.qid.path, a.nlink)),
+        Err(e) => Err(e.0),
     }
 }
 
@@ -368,15 +212,15 @@ fn a_client_can_hold_more_fids_than_the_daemon_has_descriptors() {
     let sock = sock_dir.path().join("9p.sock");
     // 128 descriptors in all: the fids may hold 64.
     let daemon = start_with_nofile(root, &sock, "128:128", &["--rlimit-nofile", "0"]);
-    let mut client = Client::new(wait_for(|| UnixStream::connect(&sock).ok()));
-    client.attach(1);
+    let mut client = Client::stream(wait_for("a connection", || UnixStream::connect(&sock).ok()));
+    attach(&mut client, 1);
 
     // Fids walked (and one opened) first, to be changed on the host later.
     let (renamed, replaced, kept, unlinked, beneath) = (10, 11, 12, 13, 14);
     walk_to(&mut client, renamed, &["f0"]);
     walk_to(&mut client, replaced, &["f1"]);
     walk_to(&mut client, kept, &["f2"]);
-    client.open(1, unlinked, "f3", 0);
+    open(&mut client, 1, unlinked, "f3", 0);
     walk_to(&mut client, beneath, &["d", "passwd"]);
     let kept_ino = inode(&root.join("f2"));
     let unlinked_ino = inode(&root.join("f3"));
@@ -412,23 +256,25 @@ fn a_client_can_hold_more_fids_than_the_daemon_has_descriptors() {
     assert_eq!(getattr(&mut client, kept), Ok((kept_ino, 1)));
     // An open fid works on through its open descriptor, unlinked or not.
     assert_eq!(getattr(&mut client, unlinked), Ok((unlinked_ino, 0)));
-    assert_eq!(client.read(unlinked), b"file 3");
+    assert_eq!(read(&mut client, unlinked), b"file 3");
 
     // Clunked fids give their descriptors back.
     for fid in (100..500).chain(1000..1200) {
-        call(&mut client, Tmessage::Clunk(Tclunk { fid })).unwrap();
+        client.clunk(fid);
     }
     let fds = daemon.open_fds();
     assert!(fds < 40, "{fds} descriptors open after the clunks");
 }
 
 /// A 9P2000 stat's qid.path, or the Rerror's text.
-fn stat_9p2000<S: Read + Write>(client: &mut Client<S>, fid: u32) -> Result<u64, String> {
-    let frame = client.rpc(Tmessage::Stat(Tstat { fid }), &[]);
-    match decode_rmessage(&frame) {
-        Ok((_, Rmessage::Stat(r))) => Ok(r.stat.0.qid.path),
-        Ok((_, Rmessage::Error(e))) => Err(String::from_utf8_lossy(e.ename.as_bytes()).into()),
-        other => panic!("Tstat: {other:?}"),
+fn stat_9p2000<S: Read + Write>(client: &mut Conn<S>, fid: u32) -> Result<u64, String> {
+    let m = T::new(TSTAT, client.tag()).u32(fid).done();
+    let reply = client.raw(&m);
+    assert_eq!(reply[5..7], m[5..7], "reply tag");
+    match reply[4] {
+        RERROR => Err(String::from_utf8_lossy(Dec::new(&reply[7..]).str_bytes()).into()),
+        ty if ty == TSTAT + 1 => Ok(Stat::parse_rstat(&reply[7..]).qid.path),
+        ty => panic!("Tstat: reply type {ty}: {reply:?}"),
     }
 }
 
@@ -448,20 +294,9 @@ fn a_9p2000_client_can_hold_more_fids_than_the_daemon_has_descriptors() {
     let sock_dir = tempfile::tempdir().unwrap();
     let sock = sock_dir.path().join("9p.sock");
     let daemon = start_with_nofile(root, &sock, "128:128", &["--rlimit-nofile", "0"]);
-    let mut client = Client::new(wait_for(|| UnixStream::connect(&sock).ok()));
-    let version = Tversion {
-        msize: 65536,
-        version: "9P2000".into(),
-    };
-    client.ok(Tmessage::Version(version), &[]);
-    let attach = Tattach {
-        fid: 1,
-        afid: NOFID,
-        uname: "u".into(),
-        aname: "".into(),
-        n_uname: None,
-    };
-    client.ok(Tmessage::Attach(attach), &[]);
+    let mut client = Client::stream(wait_for("a connection", || UnixStream::connect(&sock).ok()));
+    client.version(65536, "9P2000");
+    client.attach(1, "u", "", None);
 
     let (relative, absolute, link) = (10, 11, 12);
     walk_to(&mut client, relative, &["rel", "x"]);
@@ -492,7 +327,7 @@ fn a_9p2000_client_can_hold_more_fids_than_the_daemon_has_descriptors() {
     for i in 0..300 {
         walk_to(&mut client, 1000 + i, &[&format!("f{i}")]);
     }
-    let stale = io_error_text(libc::ESTALE);
+    let stale = error_text(libc::ESTALE);
     assert_eq!(stat_9p2000(&mut client, relative), Err(stale));
     assert_eq!(
         stat_9p2000(&mut client, absolute),
@@ -502,31 +337,22 @@ fn a_9p2000_client_can_hold_more_fids_than_the_daemon_has_descriptors() {
     assert!(daemon.open_fds() <= 128);
 }
 
-/// The text 9P2000 sends for an errno ("Stale file handle").
-fn io_error_text(errno: i32) -> String {
-    let text = std::io::Error::from_raw_os_error(errno).to_string();
-    text[..text.find(" (os error").unwrap()].to_string()
-}
-
 #[test]
 fn an_explicit_open_file_limit_is_set_or_refused_in_one_line() {
     let share = tempfile::tempdir().unwrap();
     let sock_dir = tempfile::tempdir().unwrap();
     let sock = sock_dir.path().join("9p.sock");
     let daemon = start_with_nofile(share.path(), &sock, "128:4096", &["--rlimit-nofile", "300"]);
-    wait_for(|| UnixStream::connect(&sock).ok());
-    assert_eq!(nofile_limits(serving_pid(daemon.0.id())), (300, 300));
+    wait_for("a connection", || UnixStream::connect(&sock).ok());
+    assert_eq!(nofile_limits(daemon.serving_pid()), (300, 300));
     drop(daemon);
 
     // More than the kernel allows any process (fs.nr_open).
-    let out = Command::new(env!("CARGO_BIN_EXE_vhost-user-9p"))
-        .arg("--shared-dir")
-        .arg(share.path())
-        .arg("--listen")
-        .arg(format!("unix:{}", sock.display()))
+    let out = Daemon::builder(share.path())
+        .default_log_level()
+        .listen_unix(&sock)
         .args(["--rlimit-nofile", "4294967296"])
-        .output()
-        .unwrap();
+        .output();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");

@@ -6,13 +6,14 @@
 //! (Locks between guest processes are checked in tests/vm/e2e-guest.sh.)
 
 mod checks;
+mod common;
 
 use std::fs::{self, File};
 use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use checks::{build_rig, planned_checks, runvm, CheckerRun};
 
@@ -39,18 +40,13 @@ fn fcntl(
 }
 
 fn wait_for(path: &Path, vm: &mut std::process::Child) {
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while !path.exists() {
+    let what = path.display().to_string();
+    common::proc::wait_for_within(&what, Duration::from_secs(300), || {
         if let Ok(Some(status)) = vm.try_wait() {
-            panic!("the VM ended ({status}) before {} appeared", path.display());
+            panic!("the VM ended ({status}) before {what} appeared");
         }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {}",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        path.exists().then_some(())
+    });
 }
 
 const GUEST_SCRIPT: &str = r#"

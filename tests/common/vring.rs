@@ -1,6 +1,6 @@
-//! What both test VMMs (`tests/common` and `tests/vhost_user_frontend.rs`)
-//! do the same way: little-endian ring fields and descriptors in guest RAM,
-//! and handing one split virtqueue to the daemon.
+//! The ring level of the VMM harness (`vmm.rs`): little-endian ring fields
+//! and descriptors in guest RAM, and handing one split virtqueue to the
+//! daemon.
 
 use std::sync::atomic::Ordering;
 

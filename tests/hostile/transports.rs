@@ -11,11 +11,10 @@ use vhost_user_9p::protocol::*;
 use vhost_user_9p::server::user::{Users, NOBODY};
 use vhost_user_9p::server::Config;
 
+use crate::common::daemon::{Builder, Daemon, BIN};
 use crate::common::inotify::events_during;
 use crate::common::inproc::{InProc, ROOT};
-use crate::common::{wait_for_socket, Daemon};
-
-const BIN: &str = env!("CARGO_BIN_EXE_vhost-user-9p");
+use crate::common::proc::wait_for_path;
 
 /// A share with a world-readable file and one only its owner (uid 1000)
 /// may read, in directories anyone may search.
@@ -38,11 +37,11 @@ fn listen(share: &Path, extra: &[&str]) -> (Daemon, PathBuf) {
         "{}.sock",
         share.file_name().unwrap().to_string_lossy()
     ));
-    let listen = format!("unix:{}", sock.display());
-    let mut args = vec!["--listen", &listen];
-    args.extend_from_slice(extra);
-    let daemon = Daemon::start(BIN, share, &args);
-    wait_for_socket(&sock);
+    let daemon = Daemon::builder(share)
+        .vhost_user()
+        .listen_unix(&sock)
+        .args(extra)
+        .start();
     (daemon, sock)
 }
 
@@ -73,16 +72,6 @@ fn diodcat_as(uid: u32, gid: u32, sock: &Path, file: &str) -> Result<String, Str
     }
 }
 
-/// A child process killed when the test ends, also by a failed assertion
-/// (a daemon left running would hold the test's output open).
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        crate::common::stop(&mut self.0);
-    }
-}
-
 fn mode_and_group(path: &Path) -> (u32, u32, u32) {
     let md = std::fs::symlink_metadata(path).unwrap();
     (md.mode() & 0o7777, md.uid(), md.gid())
@@ -90,17 +79,11 @@ fn mode_and_group(path: &Path) -> (u32, u32, u32) {
 
 /// The daemon serving `share` on a vhost-user socket and a `--listen
 /// unix:` socket.
-fn both_sockets(share: &Path, vhost: &Path, unix: &Path) -> Command {
-    let mut command = Command::new(BIN);
-    command
-        .arg("--socket-path")
-        .arg(vhost)
-        .args(["--tag", "t", "--log-level", "warn", "--shared-dir"])
-        .arg(share)
-        .arg("--listen")
-        .arg(format!("unix:{}", unix.display()))
-        .stdin(Stdio::null());
-    command
+fn both_sockets(share: &Path, vhost: &Path, unix: &Path) -> Builder {
+    Daemon::builder(share)
+        .socket_path(vhost)
+        .tag("t")
+        .listen_unix(unix)
 }
 
 #[test]
@@ -112,18 +95,10 @@ fn sockets_are_the_daemon_users_alone_whatever_the_umask() {
     ] {
         let dir = tempfile::tempdir().unwrap();
         let (vhost, unix) = (dir.path().join("vhost.sock"), dir.path().join("9p.sock"));
-        let mut command = both_sockets(share.path(), &vhost, &unix);
-        command.args(extra);
-        // SAFETY: umask is async-signal-safe; nothing else runs in the child.
-        unsafe {
-            command.pre_exec(|| {
-                libc::umask(0o022);
-                Ok(())
-            });
-        }
-        let _child = Killed(command.spawn().unwrap());
-        wait_for_socket(&vhost);
-        wait_for_socket(&unix);
+        let _daemon = both_sockets(share.path(), &vhost, &unix)
+            .args(extra)
+            .umask(0o022)
+            .start();
         assert_eq!(mode_and_group(&vhost), want, "vhost-user socket {extra:?}");
         assert_eq!(mode_and_group(&unix), want, "--listen socket {extra:?}");
     }
@@ -142,11 +117,9 @@ fn socket_files_appear_only_once_they_listen() {
     let unix = dir.path().join("9p.sock");
     let mask = libc::IN_CREATE | libc::IN_MOVED_TO;
     let (events, _child) = events_during(&[dir.path()], mask, || {
-        let child = Killed(both_sockets(share.path(), &vhost, &unix).spawn().unwrap());
-        wait_for_socket(&vhost);
-        wait_for_socket(&unix);
+        let daemon = both_sockets(share.path(), &vhost, &unix).start();
         std::os::unix::net::UnixStream::connect(&unix).expect("connect to --listen");
-        child
+        daemon
     });
     for name in ["vhost.sock", "9p.sock"] {
         let seen: Vec<u32> = events
@@ -203,17 +176,9 @@ fn root_attaching_over_a_socket_is_squashed_unless_told_not_to() {
 #[test]
 fn tcp_is_refused_without_no_auth_and_warned_about_beyond_loopback() {
     let share = share();
-    let out = Command::new(BIN)
-        .args([
-            "--listen",
-            "tcp:127.0.0.1:0",
-            "--log-level",
-            "warn",
-            "--shared-dir",
-        ])
-        .arg(share.path())
-        .output()
-        .unwrap();
+    let out = Daemon::builder(share.path())
+        .listen("tcp:127.0.0.1:0")
+        .output();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
@@ -222,28 +187,13 @@ fn tcp_is_refused_without_no_auth_and_warned_about_beyond_loopback() {
         "{err}"
     );
     // With --no-auth it serves; beyond loopback it says so at start.
-    let mut child = Killed(
-        Command::new(BIN)
-            .args([
-                "--listen",
-                "tcp:0.0.0.0:0",
-                "--no-auth",
-                "--log-level",
-                "warn",
-                "--shared-dir",
-            ])
-            .arg(share.path())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.0.stderr.as_mut().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    drop(child);
+    let mut daemon = Daemon::builder(share.path())
+        .listen("tcp:0.0.0.0:0")
+        .arg("--no-auth")
+        .stderr_piped()
+        .start();
+    let line = daemon.stderr_line();
+    drop(daemon);
     assert!(line.contains("without authentication"), "{line}");
 }
 
@@ -326,7 +276,7 @@ fn files_open_after_proc_and_etc_are_gone() {
         .stdin(Stdio::null())
         .spawn()
         .unwrap();
-    wait_for_socket(&ready);
+    wait_for_path(&ready);
     let read = diodcat_as(0, 0, &sock, "public");
     // The daemon, by the pid its shell wrote; the shell then returns.
     let pid: i32 = std::fs::read_to_string(&pid_file)
@@ -355,18 +305,10 @@ fn a_share_without_nodev_nosuid_is_warned_about_under_passthrough() {
     let flags = unsafe { st.assume_init() }.f_flag;
     let exposed = flags & libc::ST_NODEV == 0 || flags & libc::ST_NOSUID == 0;
     for (model, warned) in [("passthrough", exposed), ("mapped-xattr", false)] {
-        let out = Command::new(BIN)
-            .args([
-                "--listen",
-                "unix:/nonexistent/x.sock",
-                "--log-level",
-                "warn",
-            ])
+        let out = Daemon::builder(share.path())
+            .listen("unix:/nonexistent/x.sock")
             .args(["--security-model", model])
-            .arg("--shared-dir")
-            .arg(share.path())
-            .output()
-            .unwrap();
+            .output();
         // It stops at once (no such socket directory), after the warning.
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(err.contains("mounted without"), warned, "{model}: {err}");
@@ -378,7 +320,7 @@ fn a_share_without_nodev_nosuid_is_warned_about_under_passthrough() {
 #[test]
 fn a_second_vmm_is_refused() {
     let share = share();
-    let daemon = Daemon::start(BIN, share.path(), &[]);
+    let daemon = Daemon::builder(share.path()).vhost_user().start();
     let vmm = crate::common::Vmm::connect(&daemon.socket, 1 << 20, true);
     // The listening socket is closed (and its file gone) once the VMM is in.
     let second = std::os::unix::net::UnixStream::connect(&daemon.socket);
