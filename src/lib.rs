@@ -6,6 +6,7 @@
 //! performs it against the host directory; `protocol` encodes the reply;
 //! `virtio` returns the chain to the guest.
 
+pub mod client;
 pub mod privileges;
 pub mod protocol;
 pub mod ratelimit;
