@@ -195,3 +195,28 @@ impl Drop for Lease {
         unsafe { libc::fcntl(self.0.as_raw_fd(), libc::F_SETLEASE, libc::F_UNLCK) };
     }
 }
+
+/// Ends the test binary if the test holding it is still running after its
+/// limit: for a test whose hang (a reply never coming, a thread never
+/// joined) would otherwise hang the whole run, where no one wait can be
+/// given a deadline. Dropping it (the test's end, by a panic too) disarms it.
+pub struct Watchdog(#[allow(dead_code)] std::sync::mpsc::Sender<()>);
+
+impl Watchdog {
+    /// Armed for `limit`; the test is named as its thread is (libtest
+    /// names each test's thread after the test).
+    pub fn arm(limit: Duration) -> Watchdog {
+        let what = std::thread::current()
+            .name()
+            .unwrap_or("a test")
+            .to_string();
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
+                eprintln!("{what}: still running after {limit:?}: a hang");
+                std::process::exit(101);
+            }
+        });
+        Watchdog(tx)
+    }
+}
