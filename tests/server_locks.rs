@@ -6,10 +6,11 @@ use std::path::Path;
 use std::sync::Mutex;
 
 mod common;
+use common::inproc::{InProc, TypedClient};
 use common::proc::own_open_fds;
 
-use vhost_user_9p::protocol::{self, Rmessage, Str, Tmessage, WalkList};
-use vhost_user_9p::server::{Config, NoData, Server, Session, VecSink};
+use vhost_user_9p::protocol::{self, Rmessage, Tmessage};
+use vhost_user_9p::server::Config;
 
 const RDLCK: u8 = 0;
 const WRLCK: u8 = 1;
@@ -42,162 +43,89 @@ struct GetLock {
     proc_id: u32,
 }
 
-/// A connection to a server sharing a fresh directory.
-struct Conn {
-    _dir: tempfile::TempDir,
-    server: Server,
-    session: Session,
+/// A server on a fresh directory (files `f` and `g`, a directory `d`),
+/// a session attached at fid ROOT; and the directory.
+fn conn() -> (tempfile::TempDir, InProc) {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("f"), b"0123456789").unwrap();
+    fs::write(dir.path().join("g"), b"").unwrap();
+    fs::create_dir(dir.path().join("d")).unwrap();
+    let c = session(&Config::new(dir.path()));
+    (dir, c)
 }
 
-impl Conn {
-    fn new() -> Conn {
-        let dir = tempfile::tempdir().unwrap();
-        fs::write(dir.path().join("f"), b"0123456789").unwrap();
-        fs::write(dir.path().join("g"), b"").unwrap();
-        fs::create_dir(dir.path().join("d")).unwrap();
-        let server = Server::new(&Config::new(dir.path())).unwrap();
-        let conn = Conn {
-            _dir: dir,
-            server,
-            session: Session::new(),
-        };
-        conn.version();
-        conn.attach();
-        conn
-    }
+/// A session of a server on `config`, attached at fid ROOT.
+fn session(config: &Config) -> InProc {
+    let mut c = InProc::serving(config);
+    start(&mut c);
+    c
+}
 
-    fn attach(&self) {
-        self.ok(Tmessage::Attach(protocol::Tattach {
-            fid: ROOT,
-            afid: protocol::NOFID,
-            uname: Str(b"root"),
-            aname: Str(b""),
-            n_uname: Some(0),
-        }));
-    }
+/// Tversion (a new session: every fid goes) and Tattach of ROOT as root.
+fn start(c: &mut InProc) {
+    c.version(65536, "9P2000.L").ok();
+    c.attach_as(ROOT, 0).ok();
+}
 
-    fn path(&self, name: &str) -> std::path::PathBuf {
-        self._dir.path().join(name)
-    }
+/// Walks `fid` from the root to `name` and opens it.
+#[track_caller]
+fn open(c: &mut InProc, fid: u32, name: &str, flags: u32) {
+    c.walk_open(ROOT, fid, &[name], flags).ok();
+}
 
-    fn call(&self, request: Tmessage<'_>) -> Vec<u8> {
-        let mut reply = Vec::new();
-        let mut data = Vec::new();
-        let mut sink = VecSink {
-            buf: &mut data,
-            limit: 8192,
-        };
-        self.server.handle(
-            &self.session,
-            1,
-            request,
-            &mut NoData,
-            &mut sink,
-            &mut reply,
-        );
-        reply
-    }
+#[allow(clippy::too_many_arguments)]
+fn lock_full(
+    c: &mut InProc,
+    fid: u32,
+    lock_type: u8,
+    flags: u32,
+    start: u64,
+    length: u64,
+    proc_id: u32,
+    client: &str,
+) -> LockResult {
+    TypedClient::lock(c, fid, lock_type, flags, start, length, proc_id, client)
+        .map_err(|e| e as u32)
+}
 
-    fn ok(&self, request: Tmessage<'_>) {
-        let reply = self.call(request);
-        let (_, r) = protocol::decode_rmessage(&reply).unwrap();
-        assert!(!matches!(r, Rmessage::Lerror(_)), "{r:?}");
-    }
+fn lock(
+    c: &mut InProc,
+    fid: u32,
+    lock_type: u8,
+    start: u64,
+    length: u64,
+    proc_id: u32,
+) -> LockResult {
+    lock_full(c, fid, lock_type, 0, start, length, proc_id, "guest")
+}
 
-    fn version(&self) {
-        self.ok(Tmessage::Version(protocol::Tversion {
-            msize: 65536,
-            version: Str(b"9P2000.L"),
-        }));
-    }
-
-    /// Walks `fid` to `name` from the root, without opening it.
-    fn walk(&self, fid: u32, name: &str) {
-        let mut names = WalkList::new();
-        names.push(Str(name.as_bytes())).unwrap();
-        self.ok(Tmessage::Walk(protocol::Twalk {
-            fid: ROOT,
-            newfid: fid,
-            names,
-        }));
-    }
-
-    /// Walks `fid` to `name` and opens it.
-    fn open(&self, fid: u32, name: &str, flags: u32) {
-        self.walk(fid, name);
-        self.ok(Tmessage::Lopen(protocol::Tlopen { fid, flags }));
-    }
-
-    fn clunk(&self, fid: u32) {
-        self.ok(Tmessage::Clunk(protocol::Tclunk { fid }));
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn lock_full(
-        &self,
-        fid: u32,
-        lock_type: u8,
-        flags: u32,
-        start: u64,
-        length: u64,
-        proc_id: u32,
-        client: &str,
-    ) -> LockResult {
-        let reply = self.call(Tmessage::Lock(protocol::Tlock {
-            fid,
-            lock_type,
-            flags,
-            start,
-            length,
-            proc_id,
-            client_id: Str(client.as_bytes()),
-        }));
-        match protocol::decode_rmessage(&reply).unwrap().1 {
-            Rmessage::Lock(r) => Ok(r.status),
-            Rmessage::Lerror(e) => Err(e.ecode),
-            other => panic!("unexpected reply {other:?}"),
+fn getlock_as(
+    c: &mut InProc,
+    fid: u32,
+    lock_type: u8,
+    start: u64,
+    length: u64,
+    proc_id: u32,
+) -> Result<GetLock, u32> {
+    let reply = c.getlock(fid, lock_type, start, length, proc_id, "guest");
+    match reply.msg() {
+        Rmessage::Getlock(r) => {
+            assert_eq!(r.client_id.as_bytes(), b"guest");
+            Ok(GetLock {
+                lock_type: r.lock_type,
+                start: r.start,
+                length: r.length,
+                proc_id: r.proc_id,
+            })
         }
+        Rmessage::Lerror(e) => Err(e.ecode),
+        other => panic!("unexpected reply {other:?}"),
     }
+}
 
-    fn lock(&self, fid: u32, lock_type: u8, start: u64, length: u64, proc_id: u32) -> LockResult {
-        self.lock_full(fid, lock_type, 0, start, length, proc_id, "guest")
-    }
-
-    fn getlock_as(
-        &self,
-        fid: u32,
-        lock_type: u8,
-        start: u64,
-        length: u64,
-        proc_id: u32,
-    ) -> Result<GetLock, u32> {
-        let reply = self.call(Tmessage::Getlock(protocol::Tgetlock {
-            fid,
-            lock_type,
-            start,
-            length,
-            proc_id,
-            client_id: Str(b"guest"),
-        }));
-        match protocol::decode_rmessage(&reply).unwrap().1 {
-            Rmessage::Getlock(r) => {
-                assert_eq!(r.client_id.as_bytes(), b"guest");
-                Ok(GetLock {
-                    lock_type: r.lock_type,
-                    start: r.start,
-                    length: r.length,
-                    proc_id: r.proc_id,
-                })
-            }
-            Rmessage::Lerror(e) => Err(e.ecode),
-            other => panic!("unexpected reply {other:?}"),
-        }
-    }
-
-    /// As the Linux client asks: always with type UNLCK.
-    fn getlock(&self, fid: u32, start: u64, length: u64, proc_id: u32) -> GetLock {
-        self.getlock_as(fid, UNLCK, start, length, proc_id).unwrap()
-    }
+/// As the Linux client asks: always with type UNLCK.
+fn getlock(c: &mut InProc, fid: u32, start: u64, length: u64, proc_id: u32) -> GetLock {
+    getlock_as(c, fid, UNLCK, start, length, proc_id).unwrap()
 }
 
 fn unlocked(start: u64, length: u64, proc_id: u32) -> GetLock {
@@ -336,150 +264,151 @@ impl Drop for HostProcess {
 #[test]
 fn two_owners_conflict() {
     let _s = serial();
-    let c = Conn::new();
-    c.open(1, "f", O_RDWR);
-    c.open(2, "f", O_RDWR);
-    assert_eq!(c.lock(1, WRLCK, 0, 10, 100), Ok(SUCCESS));
+    let (_dir, mut c) = conn();
+    open(&mut c, 1, "f", O_RDWR);
+    open(&mut c, 2, "f", O_RDWR);
+    assert_eq!(lock(&mut c, 1, WRLCK, 0, 10, 100), Ok(SUCCESS));
     // Another process: blocked on any overlap, also through a blocking request.
-    assert_eq!(c.lock(2, WRLCK, 5, 1, 200), Ok(BLOCKED));
+    assert_eq!(lock(&mut c, 2, WRLCK, 5, 1, 200), Ok(BLOCKED));
     assert_eq!(
-        c.lock_full(2, RDLCK, BLOCK, 9, 0, 200, "guest"),
+        lock_full(&mut c, 2, RDLCK, BLOCK, 9, 0, 200, "guest"),
         Ok(BLOCKED)
     );
     // Beyond the range: free.
-    assert_eq!(c.lock(2, WRLCK, 10, 5, 200), Ok(SUCCESS));
+    assert_eq!(lock(&mut c, 2, WRLCK, 10, 5, 200), Ok(SUCCESS));
     // Same pid, other client: another owner.
     assert_eq!(
-        c.lock_full(2, RDLCK, 0, 0, 1, 100, "other-guest"),
+        lock_full(&mut c, 2, RDLCK, 0, 0, 1, 100, "other-guest"),
         Ok(BLOCKED)
     );
     // Read locks share.
-    assert_eq!(c.lock(1, RDLCK, 0, 10, 100), Ok(SUCCESS)); // downgrade
-    assert_eq!(c.lock(2, RDLCK, 0, 10, 200), Ok(SUCCESS));
-    assert_eq!(c.lock(2, WRLCK, 0, 1, 200), Ok(BLOCKED));
+    assert_eq!(lock(&mut c, 1, RDLCK, 0, 10, 100), Ok(SUCCESS)); // downgrade
+    assert_eq!(lock(&mut c, 2, RDLCK, 0, 10, 200), Ok(SUCCESS));
+    assert_eq!(lock(&mut c, 2, WRLCK, 0, 1, 200), Ok(BLOCKED));
 }
 
 #[test]
 fn unlock_then_success() {
     let _s = serial();
-    let c = Conn::new();
-    c.open(1, "f", O_RDWR);
-    c.open(2, "f", O_RDWR);
-    assert_eq!(c.lock(1, WRLCK, 0, 0, 100), Ok(SUCCESS));
-    assert_eq!(c.lock(2, WRLCK, 100, 1, 200), Ok(BLOCKED));
+    let (_dir, mut c) = conn();
+    open(&mut c, 1, "f", O_RDWR);
+    open(&mut c, 2, "f", O_RDWR);
+    assert_eq!(lock(&mut c, 1, WRLCK, 0, 0, 100), Ok(SUCCESS));
+    assert_eq!(lock(&mut c, 2, WRLCK, 100, 1, 200), Ok(BLOCKED));
     // Unlock part of it: the hole is free, the rest still held.
-    assert_eq!(c.lock(1, UNLCK, 100, 10, 100), Ok(SUCCESS));
-    assert_eq!(c.lock(2, WRLCK, 100, 10, 200), Ok(SUCCESS));
-    assert_eq!(c.lock(2, WRLCK, 110, 1, 200), Ok(BLOCKED));
-    assert_eq!(c.lock(2, WRLCK, 99, 1, 200), Ok(BLOCKED));
-    assert_eq!(c.lock(1, UNLCK, 0, 0, 100), Ok(SUCCESS));
-    assert_eq!(c.lock(2, WRLCK, 0, 0, 200), Ok(SUCCESS));
+    assert_eq!(lock(&mut c, 1, UNLCK, 100, 10, 100), Ok(SUCCESS));
+    assert_eq!(lock(&mut c, 2, WRLCK, 100, 10, 200), Ok(SUCCESS));
+    assert_eq!(lock(&mut c, 2, WRLCK, 110, 1, 200), Ok(BLOCKED));
+    assert_eq!(lock(&mut c, 2, WRLCK, 99, 1, 200), Ok(BLOCKED));
+    assert_eq!(lock(&mut c, 1, UNLCK, 0, 0, 100), Ok(SUCCESS));
+    assert_eq!(lock(&mut c, 2, WRLCK, 0, 0, 200), Ok(SUCCESS));
     // Unlocking what one does not hold is fine.
-    assert_eq!(c.lock(1, UNLCK, 0, 0, 300), Ok(SUCCESS));
+    assert_eq!(lock(&mut c, 1, UNLCK, 0, 0, 300), Ok(SUCCESS));
 }
 
 #[test]
 fn same_owner_through_two_fids_merges() {
     let _s = serial();
-    let c = Conn::new();
-    c.open(1, "f", O_RDWR);
-    c.open(2, "f", O_RDONLY);
-    c.open(3, "f", O_RDWR);
+    let (_dir, mut c) = conn();
+    open(&mut c, 1, "f", O_RDWR);
+    open(&mut c, 2, "f", O_RDONLY);
+    open(&mut c, 3, "f", O_RDWR);
     // One process, two open files: its locks are one set.
-    assert_eq!(c.lock(1, WRLCK, 0, 10, 100), Ok(SUCCESS));
-    assert_eq!(c.lock(2, RDLCK, 5, 10, 100), Ok(SUCCESS)); // no self-conflict
-    assert_eq!(c.lock(1, WRLCK, 10, 10, 100), Ok(SUCCESS));
+    assert_eq!(lock(&mut c, 1, WRLCK, 0, 10, 100), Ok(SUCCESS));
+    assert_eq!(lock(&mut c, 2, RDLCK, 5, 10, 100), Ok(SUCCESS)); // no self-conflict
+    assert_eq!(lock(&mut c, 1, WRLCK, 10, 10, 100), Ok(SUCCESS));
     // Now [0,5) write, [5,10) read... then write again from 10: as POSIX.
-    assert_eq!(c.getlock(3, 0, 0, 200), held(WRLCK, 0, 5, 100));
+    assert_eq!(getlock(&mut c, 3, 0, 0, 200), held(WRLCK, 0, 5, 100));
     assert_eq!(
-        c.getlock_as(3, RDLCK, 5, 5, 200).unwrap(),
+        getlock_as(&mut c, 3, RDLCK, 5, 5, 200).unwrap(),
         unlocked(5, 5, 200)
     );
-    assert_eq!(c.getlock(3, 5, 5, 200), held(RDLCK, 5, 5, 100));
-    assert_eq!(c.getlock(3, 10, 0, 200), held(WRLCK, 10, 10, 100));
+    assert_eq!(getlock(&mut c, 3, 5, 5, 200), held(RDLCK, 5, 5, 100));
+    assert_eq!(getlock(&mut c, 3, 10, 0, 200), held(WRLCK, 10, 10, 100));
     // Unlocking through the other fid unlocks what was taken through the first.
-    assert_eq!(c.lock(2, UNLCK, 0, 0, 100), Ok(SUCCESS));
-    assert_eq!(c.lock(3, WRLCK, 0, 0, 200), Ok(SUCCESS));
+    assert_eq!(lock(&mut c, 2, UNLCK, 0, 0, 100), Ok(SUCCESS));
+    assert_eq!(lock(&mut c, 3, WRLCK, 0, 0, 200), Ok(SUCCESS));
     // Adjacent locks of one kind merge into one range.
-    assert_eq!(c.lock(3, UNLCK, 0, 0, 200), Ok(SUCCESS));
-    assert_eq!(c.lock(1, WRLCK, 0, 4, 100), Ok(SUCCESS));
-    assert_eq!(c.lock(2, WRLCK, 4, 4, 100), Ok(SUCCESS)); // read-only fid: still the owner's
-    assert_eq!(c.getlock(3, 0, 0, 200), held(WRLCK, 0, 8, 100));
+    assert_eq!(lock(&mut c, 3, UNLCK, 0, 0, 200), Ok(SUCCESS));
+    assert_eq!(lock(&mut c, 1, WRLCK, 0, 4, 100), Ok(SUCCESS));
+    assert_eq!(lock(&mut c, 2, WRLCK, 4, 4, 100), Ok(SUCCESS)); // read-only fid: still the owner's
+    assert_eq!(getlock(&mut c, 3, 0, 0, 200), held(WRLCK, 0, 8, 100));
 }
 
 #[test]
 fn getlock_reports_conflict() {
     let _s = serial();
-    let c = Conn::new();
-    c.open(1, "f", O_RDWR);
-    c.open(2, "f", O_RDWR);
-    assert_eq!(c.getlock(2, 0, 0, 200), unlocked(0, 0, 200));
-    assert_eq!(c.lock(1, RDLCK, 20, 30, 100), Ok(SUCCESS));
-    assert_eq!(c.lock(1, WRLCK, 100, 0, 100), Ok(SUCCESS));
-    assert_eq!(c.getlock(2, 0, 10, 200), unlocked(0, 10, 200));
-    assert_eq!(c.getlock(2, 0, 0, 200), held(RDLCK, 20, 30, 100));
-    assert_eq!(c.getlock(2, 60, 0, 200), held(WRLCK, 100, 0, 100));
+    let (_dir, mut c) = conn();
+    open(&mut c, 1, "f", O_RDWR);
+    open(&mut c, 2, "f", O_RDWR);
+    assert_eq!(getlock(&mut c, 2, 0, 0, 200), unlocked(0, 0, 200));
+    assert_eq!(lock(&mut c, 1, RDLCK, 20, 30, 100), Ok(SUCCESS));
+    assert_eq!(lock(&mut c, 1, WRLCK, 100, 0, 100), Ok(SUCCESS));
+    assert_eq!(getlock(&mut c, 2, 0, 10, 200), unlocked(0, 10, 200));
+    assert_eq!(getlock(&mut c, 2, 0, 0, 200), held(RDLCK, 20, 30, 100));
+    assert_eq!(getlock(&mut c, 2, 60, 0, 200), held(WRLCK, 100, 0, 100));
     // A read lock does not conflict with read locks.
-    assert_eq!(c.getlock_as(2, RDLCK, 0, 60, 200), Ok(unlocked(0, 60, 200)));
     assert_eq!(
-        c.getlock_as(2, RDLCK, 0, 0, 200),
+        getlock_as(&mut c, 2, RDLCK, 0, 60, 200),
+        Ok(unlocked(0, 60, 200))
+    );
+    assert_eq!(
+        getlock_as(&mut c, 2, RDLCK, 0, 0, 200),
         Ok(held(WRLCK, 100, 0, 100))
     );
     // The owner's own locks are not conflicts.
-    assert_eq!(c.getlock(1, 0, 0, 100), unlocked(0, 0, 100));
-    assert_eq!(c.getlock(2, 0, 0, 100), unlocked(0, 0, 100));
+    assert_eq!(getlock(&mut c, 1, 0, 0, 100), unlocked(0, 0, 100));
+    assert_eq!(getlock(&mut c, 2, 0, 0, 100), unlocked(0, 0, 100));
 }
 
 #[test]
 fn clunk_releases() {
     let _s = serial();
-    let c = Conn::new();
-    c.open(1, "f", O_RDWR);
-    c.open(2, "f", O_RDWR);
-    c.open(3, "f", O_RDWR);
-    assert_eq!(c.lock(1, WRLCK, 0, 10, 100), Ok(SUCCESS));
-    assert_eq!(c.lock(2, WRLCK, 20, 10, 100), Ok(SUCCESS));
-    assert_eq!(c.lock(3, WRLCK, 0, 0, 200), Ok(BLOCKED));
+    let (_dir, mut c) = conn();
+    open(&mut c, 1, "f", O_RDWR);
+    open(&mut c, 2, "f", O_RDWR);
+    open(&mut c, 3, "f", O_RDWR);
+    assert_eq!(lock(&mut c, 1, WRLCK, 0, 10, 100), Ok(SUCCESS));
+    assert_eq!(lock(&mut c, 2, WRLCK, 20, 10, 100), Ok(SUCCESS));
+    assert_eq!(lock(&mut c, 3, WRLCK, 0, 0, 200), Ok(BLOCKED));
     // Clunking a fid the owner locked through releases all its locks on
     // the file (as closing any descriptor does for a process).
-    c.clunk(1);
-    assert_eq!(c.lock(3, WRLCK, 0, 0, 200), Ok(SUCCESS));
-    assert_eq!(c.lock(3, UNLCK, 0, 0, 200), Ok(SUCCESS));
+    c.clunk(1).ok();
+    assert_eq!(lock(&mut c, 3, WRLCK, 0, 0, 200), Ok(SUCCESS));
+    assert_eq!(lock(&mut c, 3, UNLCK, 0, 0, 200), Ok(SUCCESS));
     // The owner can lock again through its other fid, and clunking that
     // one releases too.
-    assert_eq!(c.lock(2, WRLCK, 0, 1, 100), Ok(SUCCESS));
-    assert_eq!(c.lock(3, WRLCK, 0, 0, 200), Ok(BLOCKED));
-    c.clunk(2);
-    assert_eq!(c.lock(3, WRLCK, 0, 0, 200), Ok(SUCCESS));
+    assert_eq!(lock(&mut c, 2, WRLCK, 0, 1, 100), Ok(SUCCESS));
+    assert_eq!(lock(&mut c, 3, WRLCK, 0, 0, 200), Ok(BLOCKED));
+    c.clunk(2).ok();
+    assert_eq!(lock(&mut c, 3, WRLCK, 0, 0, 200), Ok(SUCCESS));
     // Tremove clunks as well.
-    c.open(4, "g", O_RDWR);
-    c.open(5, "g", O_RDWR);
-    assert_eq!(c.lock(4, WRLCK, 0, 0, 100), Ok(SUCCESS));
-    assert_eq!(c.lock(5, WRLCK, 0, 0, 200), Ok(BLOCKED));
-    c.ok(Tmessage::Remove(protocol::Tremove { fid: 4 }));
-    assert_eq!(c.lock(5, WRLCK, 0, 0, 200), Ok(SUCCESS));
+    open(&mut c, 4, "g", O_RDWR);
+    open(&mut c, 5, "g", O_RDWR);
+    assert_eq!(lock(&mut c, 4, WRLCK, 0, 0, 100), Ok(SUCCESS));
+    assert_eq!(lock(&mut c, 5, WRLCK, 0, 0, 200), Ok(BLOCKED));
+    c.call(Tmessage::Remove(protocol::Tremove { fid: 4 })).ok();
+    assert_eq!(lock(&mut c, 5, WRLCK, 0, 0, 200), Ok(SUCCESS));
 }
 
 #[test]
 fn session_reset_and_end_release() {
     let _s = serial();
-    let c = Conn::new();
-    let mut host = HostProcess::new(&c.path("f"));
-    c.open(1, "f", O_RDWR);
-    assert_eq!(c.lock(1, WRLCK, 0, 0, 100), Ok(SUCCESS));
+    let (dir, mut c) = conn();
+    let mut host = HostProcess::new(&dir.path().join("f"));
+    open(&mut c, 1, "f", O_RDWR);
+    assert_eq!(lock(&mut c, 1, WRLCK, 0, 0, 100), Ok(SUCCESS));
     assert_eq!(host.setlk(libc::F_RDLCK, 0, 1), Err(libc::EAGAIN));
     // Tversion starts a new session: all fids go, and their locks.
-    c.version();
+    c.version(65536, "9P2000.L").ok();
     assert_eq!(host.getlk_type(libc::F_WRLCK), libc::F_UNLCK);
-    c.attach();
-    c.open(1, "f", O_RDWR);
-    assert_eq!(c.lock(1, WRLCK, 0, 0, 100), Ok(SUCCESS));
+    c.attach_as(ROOT, 0).ok();
+    open(&mut c, 1, "f", O_RDWR);
+    assert_eq!(lock(&mut c, 1, WRLCK, 0, 0, 100), Ok(SUCCESS));
     assert_eq!(host.getlk_type(libc::F_WRLCK), libc::F_WRLCK);
     // The connection ends.
-    let Conn {
-        _dir,
-        server,
-        session,
+    let InProc {
+        server, session, ..
     } = c;
     drop(session);
     drop(server);
@@ -489,157 +418,166 @@ fn session_reset_and_end_release() {
 #[test]
 fn host_locks_conflict_with_guest_locks() {
     let _s = serial();
-    let c = Conn::new();
-    let mut host = HostProcess::new(&c.path("f"));
+    let (dir, mut c) = conn();
+    let mut host = HostProcess::new(&dir.path().join("f"));
     let pid = host.pid as u32;
     // A host process holds a write lock on [10, 20).
     assert_eq!(host.setlk(libc::F_WRLCK, 10, 10), Ok(()));
-    c.open(1, "f", O_RDWR);
-    assert_eq!(c.lock(1, RDLCK, 15, 1, 100), Ok(BLOCKED));
+    open(&mut c, 1, "f", O_RDWR);
+    assert_eq!(lock(&mut c, 1, RDLCK, 15, 1, 100), Ok(BLOCKED));
     assert_eq!(
-        c.lock_full(1, WRLCK, BLOCK, 0, 0, 100, "guest"),
+        lock_full(&mut c, 1, WRLCK, BLOCK, 0, 0, 100, "guest"),
         Ok(BLOCKED)
     );
-    assert_eq!(c.lock(1, WRLCK, 0, 10, 100), Ok(SUCCESS));
-    assert_eq!(c.getlock(1, 0, 0, 100), held(WRLCK, 10, 10, pid));
-    assert_eq!(c.getlock(1, 0, 10, 100), unlocked(0, 10, 100));
+    assert_eq!(lock(&mut c, 1, WRLCK, 0, 10, 100), Ok(SUCCESS));
+    assert_eq!(getlock(&mut c, 1, 0, 0, 100), held(WRLCK, 10, 10, pid));
+    assert_eq!(getlock(&mut c, 1, 0, 10, 100), unlocked(0, 10, 100));
     // The guest's lock shuts the host out in turn (an OFD lock: pid -1).
     assert_eq!(host.getlk(libc::F_RDLCK, 0, 0), (libc::F_WRLCK, 0, 10, -1));
     assert_eq!(host.setlk(libc::F_RDLCK, 5, 1), Err(libc::EAGAIN));
     // The host lets go: the guest gets it.
     assert_eq!(host.setlk(libc::F_UNLCK, 0, 0), Ok(()));
-    assert_eq!(c.getlock(1, 0, 0, 100), unlocked(0, 0, 100));
-    assert_eq!(c.lock(1, WRLCK, 0, 0, 100), Ok(SUCCESS));
+    assert_eq!(getlock(&mut c, 1, 0, 0, 100), unlocked(0, 0, 100));
+    assert_eq!(lock(&mut c, 1, WRLCK, 0, 0, 100), Ok(SUCCESS));
     // A host reader and a guest read lock share; a guest write lock does not.
-    assert_eq!(c.lock(1, RDLCK, 0, 0, 100), Ok(SUCCESS));
+    assert_eq!(lock(&mut c, 1, RDLCK, 0, 0, 100), Ok(SUCCESS));
     assert_eq!(host.setlk(libc::F_RDLCK, 0, 0), Ok(()));
-    assert_eq!(c.lock(1, WRLCK, 0, 1, 100), Ok(BLOCKED));
-    assert_eq!(c.getlock(1, 0, 0, 100), held(RDLCK, 0, 0, pid));
+    assert_eq!(lock(&mut c, 1, WRLCK, 0, 1, 100), Ok(BLOCKED));
+    assert_eq!(getlock(&mut c, 1, 0, 0, 100), held(RDLCK, 0, 0, pid));
     // ... and the failed upgrade left the guest's read lock in place.
     assert_eq!(host.setlk(libc::F_UNLCK, 0, 0), Ok(()));
     assert_eq!(host.getlk(libc::F_WRLCK, 0, 0), (libc::F_RDLCK, 0, 0, -1));
     // Clunk: the host is free again.
-    c.clunk(1);
+    c.clunk(1).ok();
     assert_eq!(host.setlk(libc::F_WRLCK, 0, 0), Ok(()));
 }
 
 #[test]
 fn write_lock_through_read_only_open_and_directories() {
     let _s = serial();
-    let c = Conn::new();
-    let mut host = HostProcess::new(&c.path("f"));
+    let (dir, mut c) = conn();
+    let mut host = HostProcess::new(&dir.path().join("f"));
     // flock(LOCK_EX) on an O_RDONLY file arrives as a write lock.
-    c.open(1, "f", O_RDONLY);
-    c.open(2, "f", O_RDONLY);
-    assert_eq!(c.lock(1, WRLCK, 0, 0, 100), Ok(SUCCESS));
-    assert_eq!(c.lock(2, RDLCK, 0, 0, 200), Ok(BLOCKED));
+    open(&mut c, 1, "f", O_RDONLY);
+    open(&mut c, 2, "f", O_RDONLY);
+    assert_eq!(lock(&mut c, 1, WRLCK, 0, 0, 100), Ok(SUCCESS));
+    assert_eq!(lock(&mut c, 2, RDLCK, 0, 0, 200), Ok(BLOCKED));
     assert_eq!(host.getlk_type(libc::F_RDLCK), libc::F_WRLCK);
-    c.clunk(1);
+    c.clunk(1).ok();
     // A write-only open takes read locks too.
-    c.open(3, "f", O_WRONLY);
-    assert_eq!(c.lock(3, RDLCK, 0, 0, 300), Ok(SUCCESS));
-    assert_eq!(c.lock(2, RDLCK, 0, 0, 200), Ok(SUCCESS));
-    assert_eq!(c.lock(2, WRLCK, 0, 0, 200), Ok(BLOCKED));
-    c.clunk(2);
-    c.clunk(3);
+    open(&mut c, 3, "f", O_WRONLY);
+    assert_eq!(lock(&mut c, 3, RDLCK, 0, 0, 300), Ok(SUCCESS));
+    assert_eq!(lock(&mut c, 2, RDLCK, 0, 0, 200), Ok(SUCCESS));
+    assert_eq!(lock(&mut c, 2, WRLCK, 0, 0, 200), Ok(BLOCKED));
+    c.clunk(2).ok();
+    c.clunk(3).ok();
     // Directories: a write lock is a read lock on the host (a directory
     // cannot be opened for writing), and exclusive between guest owners.
-    c.open(4, "d", O_RDONLY);
-    c.open(5, "d", O_RDONLY);
-    assert_eq!(c.lock(4, WRLCK, 0, 0, 100), Ok(SUCCESS));
-    assert_eq!(c.lock(5, RDLCK, 0, 0, 200), Ok(BLOCKED));
-    assert_eq!(c.getlock(5, 0, 0, 200), held(WRLCK, 0, 0, 100));
-    c.clunk(4);
-    assert_eq!(c.lock(5, WRLCK, 0, 0, 200), Ok(SUCCESS));
+    open(&mut c, 4, "d", O_RDONLY);
+    open(&mut c, 5, "d", O_RDONLY);
+    assert_eq!(lock(&mut c, 4, WRLCK, 0, 0, 100), Ok(SUCCESS));
+    assert_eq!(lock(&mut c, 5, RDLCK, 0, 0, 200), Ok(BLOCKED));
+    assert_eq!(getlock(&mut c, 5, 0, 0, 200), held(WRLCK, 0, 0, 100));
+    c.clunk(4).ok();
+    assert_eq!(lock(&mut c, 5, WRLCK, 0, 0, 200), Ok(SUCCESS));
 }
 
 #[test]
 fn bad_requests() {
     let _s = serial();
-    let c = Conn::new();
+    let (_dir, mut c) = conn();
     // Not open: EBADF; no such fid: EBADF.
-    c.walk(1, "f");
-    assert_eq!(c.lock(1, WRLCK, 0, 0, 100), Err(libc::EBADF as u32));
-    assert_eq!(c.getlock_as(1, WRLCK, 0, 0, 100), Err(libc::EBADF as u32));
-    assert_eq!(c.lock(9, WRLCK, 0, 0, 100), Err(libc::EBADF as u32));
-    c.ok(Tmessage::Lopen(protocol::Tlopen {
-        fid: 1,
-        flags: O_RDWR,
-    }));
-    // Bad type, bad flags.
-    assert_eq!(c.lock(1, 3, 0, 0, 100), Err(libc::EINVAL as u32));
-    assert_eq!(c.getlock_as(1, 7, 0, 0, 100), Err(libc::EINVAL as u32));
+    c.walk(ROOT, 1, &["f"]).ok();
+    assert_eq!(lock(&mut c, 1, WRLCK, 0, 0, 100), Err(libc::EBADF as u32));
     assert_eq!(
-        c.lock_full(1, WRLCK, 4, 0, 0, 100, "guest"),
+        getlock_as(&mut c, 1, WRLCK, 0, 0, 100),
+        Err(libc::EBADF as u32)
+    );
+    assert_eq!(lock(&mut c, 9, WRLCK, 0, 0, 100), Err(libc::EBADF as u32));
+    c.lopen(1, O_RDWR).ok();
+    // Bad type, bad flags.
+    assert_eq!(lock(&mut c, 1, 3, 0, 0, 100), Err(libc::EINVAL as u32));
+    assert_eq!(
+        getlock_as(&mut c, 1, 7, 0, 0, 100),
+        Err(libc::EINVAL as u32)
+    );
+    assert_eq!(
+        lock_full(&mut c, 1, WRLCK, 4, 0, 0, 100, "guest"),
         Err(libc::EINVAL as u32)
     );
     // Offsets beyond i64: EINVAL; lengths reaching beyond run to the end.
-    assert_eq!(c.lock(1, WRLCK, 1 << 63, 1, 100), Err(libc::EINVAL as u32));
     assert_eq!(
-        c.getlock_as(1, WRLCK, u64::MAX, 0, 100),
+        lock(&mut c, 1, WRLCK, 1 << 63, 1, 100),
         Err(libc::EINVAL as u32)
     );
-    assert_eq!(c.lock(1, WRLCK, 1000, u64::MAX, 100), Ok(SUCCESS));
-    c.open(2, "f", O_RDWR);
-    assert_eq!(c.getlock(2, 0, 0, 200), held(WRLCK, 1000, 0, 100));
+    assert_eq!(
+        getlock_as(&mut c, 1, WRLCK, u64::MAX, 0, 100),
+        Err(libc::EINVAL as u32)
+    );
+    assert_eq!(lock(&mut c, 1, WRLCK, 1000, u64::MAX, 100), Ok(SUCCESS));
+    open(&mut c, 2, "f", O_RDWR);
+    assert_eq!(getlock(&mut c, 2, 0, 0, 200), held(WRLCK, 1000, 0, 100));
     let last = i64::MAX as u64;
-    assert_eq!(c.lock(1, UNLCK, 0, 0, 100), Ok(SUCCESS));
-    assert_eq!(c.lock(1, WRLCK, last, 1, 100), Ok(SUCCESS));
-    assert_eq!(c.getlock(2, 0, 0, 200), held(WRLCK, last, 0, 100));
+    assert_eq!(lock(&mut c, 1, UNLCK, 0, 0, 100), Ok(SUCCESS));
+    assert_eq!(lock(&mut c, 1, WRLCK, last, 1, 100), Ok(SUCCESS));
+    assert_eq!(getlock(&mut c, 2, 0, 0, 200), held(WRLCK, last, 0, 100));
     // RECLAIM is accepted (there is no grace period).
-    assert_eq!(c.lock_full(1, RDLCK, 2, 0, 1, 100, "guest"), Ok(SUCCESS));
+    assert_eq!(
+        lock_full(&mut c, 1, RDLCK, 2, 0, 1, 100, "guest"),
+        Ok(SUCCESS)
+    );
 }
 
 #[test]
 fn no_descriptor_leak() {
     let _s = serial();
-    let c = Conn::new();
-    c.open(1, "f", O_RDWR);
+    let (_dir, mut c) = conn();
+    open(&mut c, 1, "f", O_RDWR);
     // The server's two process-lifetime descriptors (/proc/self/fd and
     // the working directory) are open before counting.
     vhost_user_9p::server::host::init().unwrap();
     let before = own_open_fds();
     for i in 0..1000u32 {
         let fid = 10 + i % 3;
-        c.open(fid, "f", if i % 2 == 0 { O_RDWR } else { O_RDONLY });
+        open(&mut c, fid, "f", if i % 2 == 0 { O_RDWR } else { O_RDONLY });
         let pid = 1000 + i % 7;
-        assert_eq!(c.lock(fid, WRLCK, u64::from(i), 10, pid), Ok(SUCCESS));
-        assert_eq!(c.lock(fid, RDLCK, 0, 5, pid), Ok(SUCCESS));
-        assert_eq!(c.lock(1, WRLCK, 0, 0, 1), Ok(BLOCKED));
-        assert_eq!(c.getlock(1, 0, 0, 1).proc_id, pid);
+        assert_eq!(lock(&mut c, fid, WRLCK, u64::from(i), 10, pid), Ok(SUCCESS));
+        assert_eq!(lock(&mut c, fid, RDLCK, 0, 5, pid), Ok(SUCCESS));
+        assert_eq!(lock(&mut c, 1, WRLCK, 0, 0, 1), Ok(BLOCKED));
+        assert_eq!(getlock(&mut c, 1, 0, 0, 1).proc_id, pid);
         match i % 3 {
             // Unlock, then clunk.
-            0 => assert_eq!(c.lock(fid, UNLCK, 0, 0, pid), Ok(SUCCESS)),
+            0 => assert_eq!(lock(&mut c, fid, UNLCK, 0, 0, pid), Ok(SUCCESS)),
             // Clunk with the locks held.
             1 => {}
             // Unlock through another fid of the owner, then clunk.
             _ => {
-                c.open(20, "f", O_RDONLY);
-                assert_eq!(c.lock(20, UNLCK, 0, 0, pid), Ok(SUCCESS));
-                c.clunk(20);
+                open(&mut c, 20, "f", O_RDONLY);
+                assert_eq!(lock(&mut c, 20, UNLCK, 0, 0, pid), Ok(SUCCESS));
+                c.clunk(20).ok();
             }
         }
-        c.clunk(fid);
-        assert_eq!(c.lock(1, WRLCK, 0, 0, 1), Ok(SUCCESS), "cycle {i}");
-        assert_eq!(c.lock(1, UNLCK, 0, 0, 1), Ok(SUCCESS));
+        c.clunk(fid).ok();
+        assert_eq!(lock(&mut c, 1, WRLCK, 0, 0, 1), Ok(SUCCESS), "cycle {i}");
+        assert_eq!(lock(&mut c, 1, UNLCK, 0, 0, 1), Ok(SUCCESS));
     }
     assert_eq!(own_open_fds(), before);
     // Lock/unlock through one fid that stays: no descriptor piles up either.
-    c.open(2, "f", O_RDWR);
+    open(&mut c, 2, "f", O_RDWR);
     let before = own_open_fds();
     for pid in 0..1000 {
-        assert_eq!(c.lock(2, WRLCK, 0, 0, pid), Ok(SUCCESS));
-        assert_eq!(c.lock(2, UNLCK, 0, 0, pid), Ok(SUCCESS));
+        assert_eq!(lock(&mut c, 2, WRLCK, 0, 0, pid), Ok(SUCCESS));
+        assert_eq!(lock(&mut c, 2, UNLCK, 0, 0, pid), Ok(SUCCESS));
     }
     assert_eq!(own_open_fds(), before);
     // Many owners at once each hold one descriptor, all closed by the clunk.
     for pid in 0..100 {
-        assert_eq!(c.lock(2, RDLCK, 0, 0, pid), Ok(SUCCESS));
+        assert_eq!(lock(&mut c, 2, RDLCK, 0, 0, pid), Ok(SUCCESS));
     }
     assert_eq!(own_open_fds(), before + 100);
-    c.clunk(2);
+    c.clunk(2).ok();
     assert_eq!(own_open_fds(), before - 2); // and the fid's own two
-    assert_eq!(c.lock(1, WRLCK, 0, 0, 1), Ok(SUCCESS));
+    assert_eq!(lock(&mut c, 1, WRLCK, 0, 0, 1), Ok(SUCCESS));
 }
 
 #[test]
@@ -649,19 +587,12 @@ fn readonly_share_still_locks() {
     fs::write(dir.path().join("f"), b"x").unwrap();
     let mut config = Config::new(dir.path());
     config.readonly = true;
-    let server = Server::new(&config).unwrap();
-    let c = Conn {
-        _dir: dir,
-        server,
-        session: Session::new(),
-    };
-    c.version();
-    c.attach();
-    c.open(1, "f", O_RDONLY);
-    c.open(2, "f", O_RDONLY);
-    assert_eq!(c.lock(1, WRLCK, 0, 0, 100), Ok(SUCCESS));
-    assert_eq!(c.lock(2, RDLCK, 0, 0, 200), Ok(BLOCKED));
+    let mut c = session(&config);
+    open(&mut c, 1, "f", O_RDONLY);
+    open(&mut c, 2, "f", O_RDONLY);
+    assert_eq!(lock(&mut c, 1, WRLCK, 0, 0, 100), Ok(SUCCESS));
+    assert_eq!(lock(&mut c, 2, RDLCK, 0, 0, 200), Ok(BLOCKED));
     // On the host it is a read lock: the share is never opened for writing.
-    let mut host = HostProcess::new(&c.path("f"));
+    let mut host = HostProcess::new(&dir.path().join("f"));
     assert_eq!(host.getlk_type(libc::F_WRLCK), libc::F_RDLCK);
 }

@@ -6,98 +6,90 @@
 //! goes on serving.
 
 use vhost_user_9p::protocol::*;
-use vhost_user_9p::server::{Config, Server, Session};
-use vhost_user_9p::socket::serve_frame;
+use vhost_user_9p::server::Config;
 
-struct Frames {
-    server: Server,
-    session: Session,
+use crate::common::inproc::{frame_of, InProc};
+
+/// A session of a server (with control files) on `dir`, started.
+fn frames(dir: &std::path::Path) -> InProc {
+    let mut config = Config::new(dir);
+    config.ctl = true;
+    let f = InProc::serving(&config);
+    start(&f);
+    f
 }
 
-impl Frames {
-    fn new(dir: &std::path::Path) -> Frames {
-        let mut config = Config::new(dir);
-        config.ctl = true;
-        let mut f = Frames {
-            server: Server::new(&config).unwrap(),
-            session: Session::new(),
-        };
-        f.start();
-        f
-    }
+fn start(f: &InProc) {
+    let version = Tmessage::Version(Tversion {
+        msize: 65536,
+        version: "9P2000.L".into(),
+    });
+    assert!(ok(f, &encode(&version, NOTAG)));
+    let attach = Tmessage::Attach(Tattach {
+        fid: 1,
+        afid: NOFID,
+        uname: "".into(),
+        aname: "".into(),
+        n_uname: Some(0),
+    });
+    assert!(ok(f, &encode(&attach, 1)));
+}
 
-    fn start(&mut self) {
-        let version = Tmessage::Version(Tversion {
-            msize: 65536,
-            version: "9P2000.L".into(),
-        });
-        assert!(self.ok(&encode(&version, NOTAG)));
-        let attach = Tmessage::Attach(Tattach {
-            fid: 1,
-            afid: NOFID,
-            uname: "".into(),
-            aname: "".into(),
-            n_uname: Some(0),
-        });
-        assert!(self.ok(&encode(&attach, 1)));
+/// Serves `frame` and checks the reply; whether it was not an error.
+#[track_caller]
+fn serve(f: &InProc, frame: &[u8]) -> bool {
+    let (reply, data) = f.frame(frame);
+    if frame.len() < HEADER_SIZE {
+        assert!(reply.is_empty(), "a reply to {frame:?}");
+        return false;
     }
-
-    /// Serves `frame` and checks the reply; whether it was not an error.
-    #[track_caller]
-    fn serve(&mut self, frame: &[u8]) -> bool {
-        let (mut reply, mut data) = (Vec::new(), Vec::new());
-        serve_frame(&self.server, &self.session, frame, &mut reply, &mut data);
-        if frame.len() < HEADER_SIZE {
-            assert!(reply.is_empty(), "a reply to {frame:?}");
-            return false;
-        }
-        let sent = Header::parse(frame).unwrap();
-        let header = Header::parse(&reply).expect("a reply with a header");
-        assert_eq!(header.size as usize, reply.len() + data.len(), "size field");
-        assert_eq!(header.tag, sent.tag, "tag");
-        assert!(header.size <= self.session.msize(), "larger than msize");
-        assert_eq!(header.msg_type % 2, 1, "an R-message");
-        // Rread's data and Rreaddir's entries follow in `data` or in
-        // the reply; every other reply decodes whole.
-        let data_reply = header.msg_type == Rread::TYPE || header.msg_type == Rreaddir::TYPE;
-        if let Err(e) = decode_rmessage(&reply) {
-            assert!(data_reply, "undecodable reply {e:?}: {reply:?}");
-        }
-        header.msg_type != Rlerror::TYPE && header.msg_type != Rerror::TYPE
+    let sent = Header::parse(frame).unwrap();
+    let header = Header::parse(&reply).expect("a reply with a header");
+    assert_eq!(header.size as usize, reply.len() + data.len(), "size field");
+    assert_eq!(header.tag, sent.tag, "tag");
+    assert!(header.size <= f.session.msize(), "larger than msize");
+    assert_eq!(header.msg_type % 2, 1, "an R-message");
+    // Rread's data and Rreaddir's entries follow in `data` or in
+    // the reply; every other reply decodes whole.
+    let data_reply = header.msg_type == Rread::TYPE || header.msg_type == Rreaddir::TYPE;
+    if let Err(e) = decode_rmessage(&reply) {
+        assert!(data_reply, "undecodable reply {e:?}: {reply:?}");
     }
+    header.msg_type != Rlerror::TYPE && header.msg_type != Rerror::TYPE
+}
 
-    #[track_caller]
-    fn ok(&mut self, frame: &[u8]) -> bool {
-        self.serve(frame)
-    }
+#[track_caller]
+fn ok(f: &InProc, frame: &[u8]) -> bool {
+    serve(f, frame)
+}
 
-    /// The session still serves: a clone of the root and a Tgetattr of it.
-    #[track_caller]
-    fn alive(&mut self) {
-        let walk = Tmessage::Walk(Twalk {
-            fid: 1,
-            newfid: 900,
-            names: WalkList::new(),
-        });
-        assert!(self.ok(&encode(&walk, 5)));
-        assert!(self.ok(&encode(
+/// The session still serves: a clone of the root and a Tgetattr of it.
+#[track_caller]
+fn alive(f: &InProc) {
+    let walk = Tmessage::Walk(Twalk {
+        fid: 1,
+        newfid: 900,
+        names: WalkList::new(),
+    });
+    assert!(ok(f, &encode(&walk, 5)));
+    assert!(ok(
+        f,
+        &encode(
             &Tmessage::Getattr(Tgetattr {
                 fid: 900,
                 request_mask: 0x7ff
             }),
             6
-        )));
-        assert!(self.ok(&encode(&Tmessage::Clunk(Tclunk { fid: 900 }), 7)));
-    }
+        )
+    ));
+    assert!(ok(f, &encode(&Tmessage::Clunk(Tclunk { fid: 900 }), 7)));
 }
 
 fn encode(msg: &Tmessage<'_>, tag: u16) -> Vec<u8> {
-    let mut out = Vec::new();
-    msg.encode(tag, &mut out);
-    out
+    frame_of(msg, tag, &[])
 }
 
-/// One request of each type, on the fids `Frames` holds (1: the root).
+/// One request of each type, on the fids `frames` holds (1: the root).
 fn requests() -> Vec<Vec<u8>> {
     let n = || Str::from("x");
     let names = [Str::from("d"), Str::from("f")];
@@ -254,41 +246,41 @@ fn share() -> tempfile::TempDir {
 #[test]
 fn every_request_truncated_or_padded_gets_one_reply() {
     let dir = share();
-    let mut f = Frames::new(dir.path());
+    let f = frames(dir.path());
     for frame in requests() {
         for len in 0..frame.len() {
             let mut cut = frame[..len].to_vec();
             if len >= 4 {
                 cut[..4].copy_from_slice(&(len as u32).to_le_bytes());
             }
-            f.serve(&cut);
+            serve(&f, &cut);
         }
         let mut padded = frame.clone();
         padded.extend_from_slice(&[0xa5; 9]);
         let size = padded.len() as u32;
         padded[..4].copy_from_slice(&size.to_le_bytes());
-        f.serve(&padded);
-        f.serve(&frame);
-        f.alive();
+        serve(&f, &padded);
+        serve(&f, &frame);
+        alive(&f);
     }
 }
 
 #[test]
 fn reply_types_unknown_types_nofid_and_odd_fids_get_errors() {
     let dir = share();
-    let mut f = Frames::new(dir.path());
+    let f = frames(dir.path());
     for ty in 0..=255u8 {
         if Tmessage::decode(ty, &[]).is_ok() || (ty % 2 == 0 && (6..=126).contains(&ty)) {
             continue; // a request type (served above, body or not)
         }
         let frame = [7, 0, 0, 0, ty, 1, 0];
-        assert!(!f.serve(&frame), "type {ty} answered without an error");
+        assert!(!serve(&f, &frame), "type {ty} answered without an error");
     }
     let getattr = Tmessage::Getattr(Tgetattr {
         fid: NOFID,
         request_mask: 0x7ff,
     });
-    assert!(!f.ok(&encode(&getattr, 2)));
+    assert!(!ok(&f, &encode(&getattr, 2)));
     // newfid == fid: the walk moves the fid; the root is walked again.
     let walk = |fid, newfid| {
         let names = [Str::from("d")];
@@ -301,11 +293,11 @@ fn reply_types_unknown_types_nofid_and_odd_fids_get_errors() {
             3,
         )
     };
-    f.walk_clone();
-    assert!(f.ok(&walk(10, 10)));
-    assert!(!f.ok(&walk(10, 10)), "d/d exists?");
+    walk_clone(&f);
+    assert!(ok(&f, &walk(10, 10)));
+    assert!(!ok(&f, &walk(10, 10)), "d/d exists?");
     // A walk to an existing newfid (not the fid itself) is refused.
-    assert!(!f.ok(&walk(1, 10)));
+    assert!(!ok(&f, &walk(1, 10)));
     // A tag used twice is answered twice.
     let stat = encode(
         &Tmessage::Getattr(Tgetattr {
@@ -314,27 +306,25 @@ fn reply_types_unknown_types_nofid_and_odd_fids_get_errors() {
         }),
         4,
     );
-    assert!(f.ok(&stat) && f.ok(&stat));
+    assert!(ok(&f, &stat) && ok(&f, &stat));
     // Tversion drops every fid.
     let version = Tmessage::Version(Tversion {
         msize: 8192,
         version: "9P2000.L".into(),
     });
-    assert!(f.ok(&encode(&version, NOTAG)));
-    assert!(!f.ok(&stat), "fid 1 outlived Tversion");
-    f.start();
-    f.alive();
+    assert!(ok(&f, &encode(&version, NOTAG)));
+    assert!(!ok(&f, &stat), "fid 1 outlived Tversion");
+    start(&f);
+    alive(&f);
 }
 
-impl Frames {
-    fn walk_clone(&mut self) {
-        let walk = Tmessage::Walk(Twalk {
-            fid: 1,
-            newfid: 10,
-            names: WalkList::new(),
-        });
-        assert!(self.ok(&encode(&walk, 3)));
-    }
+fn walk_clone(f: &InProc) {
+    let walk = Tmessage::Walk(Twalk {
+        fid: 1,
+        newfid: 10,
+        names: WalkList::new(),
+    });
+    assert!(ok(f, &encode(&walk, 3)));
 }
 
 /// The limits a client may name: msize below the least and at the most a
@@ -343,7 +333,7 @@ impl Frames {
 #[test]
 fn extreme_sizes_and_counts_are_clamped_or_refused() {
     let dir = share();
-    let mut f = Frames::new(dir.path());
+    let f = frames(dir.path());
     for (asked, least, most) in [
         (4095u32, 4096, 4096),
         (u32::MAX, 4096, 4 << 20),
@@ -353,14 +343,7 @@ fn extreme_sizes_and_counts_are_clamped_or_refused() {
             msize: asked,
             version: "9P2000.L".into(),
         });
-        let (mut reply, mut data) = (Vec::new(), Vec::new());
-        serve_frame(
-            &f.server,
-            &f.session,
-            &encode(&version, NOTAG),
-            &mut reply,
-            &mut data,
-        );
+        let (reply, _) = f.frame(&encode(&version, NOTAG));
         let Ok((_, Rmessage::Version(v))) = decode_rmessage(&reply) else {
             panic!("Tversion msize {asked}: {reply:?}");
         };
@@ -369,8 +352,8 @@ fn extreme_sizes_and_counts_are_clamped_or_refused() {
             "msize {asked} gave {}",
             v.msize
         );
-        f.start();
-        f.alive();
+        start(&f);
+        alive(&f);
     }
     let names = [Str::from("d")];
     let open_d = Tmessage::Walk(Twalk {
@@ -378,32 +361,41 @@ fn extreme_sizes_and_counts_are_clamped_or_refused() {
         newfid: 20,
         names: WalkList::from_slice(&names).unwrap(),
     });
-    assert!(f.ok(&encode(&open_d, 1)));
-    assert!(f.ok(&encode(
-        &Tmessage::Lopen(Tlopen {
-            fid: 20,
-            flags: 0o200000
-        }),
-        1
-    )));
+    assert!(ok(&f, &encode(&open_d, 1)));
+    assert!(ok(
+        &f,
+        &encode(
+            &Tmessage::Lopen(Tlopen {
+                fid: 20,
+                flags: 0o200000
+            }),
+            1
+        )
+    ));
     for count in [0, 1, 24, u32::MAX] {
-        f.serve(&encode(
+        serve(
+            &f,
+            &encode(
+                &Tmessage::Readdir(Treaddir {
+                    fid: 20,
+                    offset: 0,
+                    count,
+                }),
+                2,
+            ),
+        );
+    }
+    assert!(ok(
+        &f,
+        &encode(
             &Tmessage::Readdir(Treaddir {
                 fid: 20,
                 offset: 0,
-                count,
+                count: u32::MAX
             }),
-            2,
-        ));
-    }
-    assert!(f.ok(&encode(
-        &Tmessage::Readdir(Treaddir {
-            fid: 20,
-            offset: 0,
-            count: u32::MAX
-        }),
-        2
-    )));
+            2
+        )
+    ));
     // Seventeen names: more than MAXWELEM, an error (built by hand: the
     // encoder will not make it).
     let mut walk = encode(
@@ -421,8 +413,8 @@ fn extreme_sizes_and_counts_are_clamped_or_refused() {
     }
     let size = walk.len() as u32;
     walk[..4].copy_from_slice(&size.to_le_bytes());
-    assert!(!f.serve(&walk), "a 17-name walk");
+    assert!(!serve(&f, &walk), "a 17-name walk");
     // A flush of its own tag is answered.
-    assert!(f.ok(&encode(&Tmessage::Flush(Tflush { oldtag: 4 }), 4)));
-    f.alive();
+    assert!(ok(&f, &encode(&Tmessage::Flush(Tflush { oldtag: 4 }), 4)));
+    alive(&f);
 }

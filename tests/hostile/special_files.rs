@@ -10,7 +10,6 @@
 
 use std::ffi::CString;
 use std::fmt::Display;
-use std::io::{Read, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
@@ -27,6 +26,8 @@ use vhost_user_9p::server::Config;
 use crate::common::daemon::{Daemon, Killed, BIN};
 use crate::common::inotify::opens_during;
 use crate::common::inproc::{InProc, Reply, ROOT};
+// The battery's sessions; `Client` is the name symlinks.rs knows them by.
+pub use crate::common::inproc::{Timed, TypedClient, DEADLINE};
 use crate::common::proc::wait_for_path;
 
 mod battery;
@@ -35,7 +36,7 @@ mod made;
 mod ptys;
 
 use battery::every_open;
-pub use clients::{Client, Socket, Timed, DEADLINE, DIALECTS};
+pub use clients::{Socket, DIALECTS};
 
 fn c_path(path: &Path) -> CString {
     CString::new(path.as_os_str().as_encoded_bytes()).unwrap()

@@ -19,7 +19,7 @@ use vhost_user_9p::server::user::Users;
 use vhost_user_9p::server::Config;
 
 use crate::common::inproc::{InProc, Reply, ROOT};
-use crate::special_files::{Client, Timed, DIALECTS};
+use crate::special_files::{Timed, TypedClient, DIALECTS};
 use crate::tree::fingerprint;
 
 mod changes;
@@ -245,7 +245,7 @@ struct Guard<'a> {
     leaks: Vec<String>,
 }
 
-impl Client for Guard<'_> {
+impl TypedClient for Guard<'_> {
     fn call_with(&mut self, msg: Tmessage<'_>, data: &[u8]) -> Reply {
         let reply = self.c.call_with(msg, data);
         for bytes in &self.forbidden.bytes {
@@ -364,7 +364,7 @@ fn host_passwd() -> (Vec<u8>, String) {
 }
 
 /// The share's root qid (a 9P2000 session's stat, a 9P2000.L getattr).
-fn root_qid(c: &mut impl Client, dialect: &str) -> Qid {
+fn root_qid(c: &mut impl TypedClient, dialect: &str) -> Qid {
     let reply = if dialect == "9P2000.L" {
         c.call(Tmessage::Getattr(Tgetattr {
             fid: ROOT,

@@ -26,12 +26,12 @@ fn a_hundred_thousand_lock_owners() {
     for i in 0..FILES {
         std::fs::write(dir.path().join("l").join(i.to_string()), b"").unwrap();
     }
-    let server = Server::new(&Config::new(dir.path())).unwrap();
+    let server = Arc::new(Server::new(&Config::new(dir.path())).unwrap());
     let fds0 = own_open_fds();
-    let mut conn = Conn::new(&server);
+    let mut conn = session(&server);
     for i in 0..FILES {
-        conn.walk(ROOT, 10 + i, &["l", &i.to_string()]).unwrap();
-        conn.lopen(10 + i, O_RDWR).unwrap();
+        conn.walk(ROOT, 10 + i, &["l", &i.to_string()]).ok();
+        conn.lopen(10 + i, O_RDWR).ok();
     }
     let (rss0, heap0) = (own_rss(), allocated());
     let started = Instant::now();
@@ -40,7 +40,7 @@ fn a_hundred_thousand_lock_owners() {
     let mut most = 0;
     for owner in 0..OWNERS {
         let fid = 10 + owner % FILES;
-        let outcome = match conn.lock(fid, u64::from(owner / FILES), owner + 1, "guest") {
+        let outcome = match lock(&mut conn, fid, u64::from(owner / FILES), owner + 1, "guest") {
             Ok(LOCK_SUCCESS) => "granted".to_string(),
             Ok(status) => format!("status {status}"),
             Err(e) => std::io::Error::from_raw_os_error(e).to_string(),
@@ -67,17 +67,23 @@ fn a_hundred_thousand_lock_owners() {
         mib(rss1.saturating_sub(rss0)),
     );
     // Another session attaches, opens and locks.
-    let mut other = Conn::on(&server, Arc::new(Session::new()));
-    other.version("9P2000.L");
+    let mut other = InProc::on(&server).framed();
+    other.version(MSIZE, "9P2000.L").ok();
     let failed = |step: &'static str| {
         move |e: i32| format!("{step}: {}", std::io::Error::from_raw_os_error(e))
     };
     let served = other
-        .attach(ROOT)
+        .attach_as(ROOT, 0)
+        .result()
         .map_err(failed("Tattach"))
-        .and_then(|()| other.walk(ROOT, 2, &["f"]).map_err(failed("Twalk")))
-        .and_then(|()| other.lopen(2, O_RDWR).map_err(failed("Tlopen")))
-        .and_then(|()| other.lock(2, 0, 1, "other").map_err(failed("Tlock")));
+        .and_then(|_| {
+            other
+                .walk(ROOT, 2, &["f"])
+                .result()
+                .map_err(failed("Twalk"))
+        })
+        .and_then(|_| other.lopen(2, O_RDWR).result().map_err(failed("Tlopen")))
+        .and_then(|_| lock(&mut other, 2, 0, 1, "other").map_err(failed("Tlock")));
     assert_eq!(
         served,
         Ok(LOCK_SUCCESS),
@@ -95,15 +101,15 @@ fn a_hundred_thousand_lock_owners() {
     );
     assert!(per_owner < 1024, "{per_owner} bytes per lock owner");
     // An owner that has its locks goes on locking.
-    assert_eq!(conn.lock(10, 5000, 1, "guest"), Ok(LOCK_SUCCESS));
+    assert_eq!(lock(&mut conn, 10, 5000, 1, "guest"), Ok(LOCK_SUCCESS));
     // Tversion drops the owners and their descriptors.
-    conn.version("9P2000.L");
+    conn.version(MSIZE, "9P2000.L").ok();
     let left = own_open_fds().saturating_sub(fds0);
     assert!(left <= 8, "{left} descriptors left after Tversion");
-    conn.attach(ROOT).unwrap();
-    conn.walk(ROOT, 2, &["l", "0"]).unwrap();
-    conn.lopen(2, O_RDWR).unwrap();
-    assert_eq!(conn.lock(2, 0, 1, "guest"), Ok(LOCK_SUCCESS));
+    conn.attach_as(ROOT, 0).ok();
+    conn.walk(ROOT, 2, &["l", "0"]).ok();
+    conn.lopen(2, O_RDWR).ok();
+    assert_eq!(lock(&mut conn, 2, 0, 1, "guest"), Ok(LOCK_SUCCESS));
 }
 
 /// A session's lock owners beyond its bound get ENOLCK (an owner it has
@@ -116,48 +122,48 @@ fn lock_owners_beyond_the_bound_are_enolck() {
     let dir = share();
     let mut config = config(dir.path());
     config.max_lock_owners = 8;
-    let server = Server::new(&config).unwrap();
-    let mut conn = Conn::new(&server);
-    conn.walk(ROOT, 2, &["f"]).unwrap();
-    conn.lopen(2, O_RDWR).unwrap();
+    let server = Arc::new(Server::new(&config).unwrap());
+    let mut conn = session(&server);
+    conn.walk(ROOT, 2, &["f"]).ok();
+    conn.lopen(2, O_RDWR).ok();
     for proc_id in 1..=8 {
         assert_eq!(
-            conn.lock(2, 10 * u64::from(proc_id), proc_id, "guest"),
+            lock(&mut conn, 2, 10 * u64::from(proc_id), proc_id, "guest"),
             Ok(LOCK_SUCCESS)
         );
     }
-    assert_eq!(conn.lock(2, 90, 9, "guest"), Err(libc::ENOLCK));
-    assert_eq!(conn.lock(2, 90, 1, "other-guest"), Err(libc::ENOLCK));
-    assert_eq!(conn.lock(2, 31, 3, "guest"), Ok(LOCK_SUCCESS));
+    assert_eq!(lock(&mut conn, 2, 90, 9, "guest"), Err(libc::ENOLCK));
+    assert_eq!(lock(&mut conn, 2, 90, 1, "other-guest"), Err(libc::ENOLCK));
+    assert_eq!(lock(&mut conn, 2, 31, 3, "guest"), Ok(LOCK_SUCCESS));
     // The client id: the Linux client's nodename is at most 64 bytes.
     let long = "h".repeat(256);
-    assert_eq!(conn.lock(2, 31, 3, &long), Err(libc::EINVAL));
-    assert_eq!(conn.getlock(2, 3, &long), Err(libc::EINVAL));
+    assert_eq!(lock(&mut conn, 2, 31, 3, &long), Err(libc::EINVAL));
+    assert_eq!(getlock(&mut conn, 2, 3, &long), Err(libc::EINVAL));
     let longest = "h".repeat(255);
-    conn.getlock(2, 3, &longest).unwrap();
+    getlock(&mut conn, 2, 3, &longest).unwrap();
     // Another session: owners of its own.
-    let mut other = Conn::new(&server);
-    other.walk(ROOT, 2, &["f"]).unwrap();
-    other.lopen(2, O_RDWR).unwrap();
-    assert_eq!(other.lock(2, 1000, 1, &longest), Ok(LOCK_SUCCESS));
+    let mut other = session(&server);
+    other.walk(ROOT, 2, &["f"]).ok();
+    other.lopen(2, O_RDWR).ok();
+    assert_eq!(lock(&mut other, 2, 1000, 1, &longest), Ok(LOCK_SUCCESS));
     for proc_id in 2..=8 {
         assert_eq!(
-            other.lock(2, 1000 + u64::from(proc_id), proc_id, "g"),
+            lock(&mut other, 2, 1000 + u64::from(proc_id), proc_id, "g"),
             Ok(LOCK_SUCCESS)
         );
     }
-    assert_eq!(other.lock(2, 2000, 9, "g"), Err(libc::ENOLCK));
+    assert_eq!(lock(&mut other, 2, 2000, 9, "g"), Err(libc::ENOLCK));
     // The fid goes, and its owners with it.
-    conn.clunk(2).unwrap();
-    conn.walk(ROOT, 3, &["f"]).unwrap();
-    conn.lopen(3, O_RDWR).unwrap();
+    conn.clunk(2).ok();
+    conn.walk(ROOT, 3, &["f"]).ok();
+    conn.lopen(3, O_RDWR).ok();
     for proc_id in 11..=18 {
         assert_eq!(
-            conn.lock(3, 10 * u64::from(proc_id), proc_id, "guest"),
+            lock(&mut conn, 3, 10 * u64::from(proc_id), proc_id, "guest"),
             Ok(LOCK_SUCCESS)
         );
     }
-    assert_eq!(conn.lock(3, 500, 19, "guest"), Err(libc::ENOLCK));
+    assert_eq!(lock(&mut conn, 3, 500, 19, "guest"), Err(libc::ENOLCK));
 }
 
 /// The descriptors lock owners hold count against the descriptors the fids
@@ -172,28 +178,28 @@ fn lock_descriptors_count_against_the_descriptor_budget() {
     let mut config = config(dir.path());
     const BUDGET: usize = 400;
     config.fid_descriptors = Some(BUDGET);
-    let server = Server::new(&config).unwrap();
+    let server = Arc::new(Server::new(&config).unwrap());
     let before = own_open_fds();
-    let mut conn = Conn::new(&server);
-    conn.walk(ROOT, 2, &["f"]).unwrap();
-    conn.lopen(2, O_RDWR).unwrap();
+    let mut conn = session(&server);
+    conn.walk(ROOT, 2, &["f"]).ok();
+    conn.lopen(2, O_RDWR).ok();
     for proc_id in 1..=199 {
         assert_eq!(
-            conn.lock(2, u64::from(proc_id), proc_id, "guest"),
+            lock(&mut conn, 2, u64::from(proc_id), proc_id, "guest"),
             Ok(LOCK_SUCCESS)
         );
     }
-    assert_eq!(conn.lock(2, 200, 200, "guest"), Err(libc::ENOLCK));
-    conn.walk(ROOT, 3, &["f"]).unwrap();
-    assert_eq!(conn.lopen(3, O_RDWR), Err(libc::EMFILE));
-    conn.clunk(3).unwrap();
+    assert_eq!(lock(&mut conn, 2, 200, 200, "guest"), Err(libc::ENOLCK));
+    conn.walk(ROOT, 3, &["f"]).ok();
+    assert_eq!(conn.lopen(3, O_RDWR).errno(), Some(libc::EMFILE));
+    conn.clunk(3).ok();
     // An owner that has its descriptor goes on locking.
-    assert_eq!(conn.lock(2, 300, 5, "guest"), Ok(LOCK_SUCCESS));
+    assert_eq!(lock(&mut conn, 2, 300, 5, "guest"), Ok(LOCK_SUCCESS));
     // Sweeps close idle fids' descriptors whenever the budget is passed:
     // the most held at once is what counts.
     let mut most = 0;
     for fid in 10..2010 {
-        conn.walk(ROOT, fid, &["f"]).unwrap();
+        conn.walk(ROOT, fid, &["f"]).ok();
         if fid % 5 == 0 {
             most = most.max(own_open_fds() - before);
         }

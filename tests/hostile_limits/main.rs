@@ -26,6 +26,7 @@ use common::client::{
     TVERSION, TWALK, TWRITE,
 };
 use common::daemon::Daemon;
+use common::inproc::{InProc, TypedClient};
 use common::proc::{own_open_fds, own_rss, status_field, wait_until};
 
 mod blocking;
@@ -48,10 +49,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use vhost_user_9p::protocol::*;
-use vhost_user_9p::server::{Config, Server, Session};
-use vhost_user_9p::socket::{
-    serve_connection, serve_frame, ListenAddress, SocketAccess, SocketListener,
-};
+use vhost_user_9p::server::{Config, Server};
+use vhost_user_9p::socket::{serve_connection, ListenAddress, SocketAccess, SocketListener};
 
 const ROOT: u32 = 1;
 const O_RDWR: u32 = 2;
@@ -67,209 +66,84 @@ fn serial() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// One session of an in-process server, through the socket transport's
-/// frame handling.
-struct Conn<'a> {
-    server: &'a Server,
-    session: Arc<Session>,
-    frame: Vec<u8>,
-    reply: Vec<u8>,
-    data: Vec<u8>,
+/// The msize of the in-process sessions: room for the largest replies.
+const MSIZE: u32 = 512000;
+
+/// A new session of `server` in `dialect` through the socket transport's
+/// frame handling, attached as root at fid ROOT.
+fn session_in(server: &Arc<Server>, dialect: &str) -> InProc {
+    InProc::on(server).framed().mount(MSIZE, dialect, 0)
 }
 
-impl<'a> Conn<'a> {
-    /// A session of `dialect`, attached at fid ROOT.
-    fn with_dialect(server: &'a Server, dialect: &str) -> Conn<'a> {
-        let mut conn = Conn::on(server, Arc::new(Session::new()));
-        conn.version(dialect);
-        let attach = Tattach {
-            fid: ROOT,
-            afid: NOFID,
-            uname: "root".into(),
-            aname: "".into(),
-            n_uname: (dialect != "9P2000").then_some(0),
+/// A 9P2000.L session attached as root at fid ROOT.
+fn session(server: &Arc<Server>) -> InProc {
+    session_in(server, "9P2000.L")
+}
+
+/// Treaddir: (offset, name) of each entry.
+fn readdir(c: &mut InProc, fid: u32, offset: u64, count: u32) -> Result<Vec<(u64, String)>, i32> {
+    let reply = c
+        .call(Tmessage::Readdir(Treaddir { fid, offset, count }))
+        .result()?;
+    let mut entries = Vec::new();
+    let mut d = Decoder::new(reply.data());
+    while d.remaining() > 0 {
+        let _qid: Qid = d.decode().unwrap();
+        let off: u64 = d.decode().unwrap();
+        let _ty: u8 = d.decode().unwrap();
+        let name: Str = d.decode().unwrap();
+        entries.push((off, String::from_utf8_lossy(name.as_bytes()).into_owned()));
+    }
+    Ok(entries)
+}
+
+/// Every name in the directory open at `fid`, read with Treaddir in
+/// `count`-byte replies from offset 0.
+fn list(c: &mut InProc, fid: u32, count: u32) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut offset = 0;
+    loop {
+        let entries = readdir(c, fid, offset, count).unwrap();
+        let Some(&(last, _)) = entries.last() else {
+            return names;
         };
-        conn.call(Tmessage::Attach(attach)).unwrap();
-        conn
+        offset = last;
+        names.extend(entries.into_iter().map(|(_, name)| name));
     }
+}
 
-    /// A 9P2000.L session attached as root at fid ROOT.
-    fn new(server: &'a Server) -> Conn<'a> {
-        Conn::with_dialect(server, "9P2000.L")
-    }
+fn xattrcreate(c: &mut InProc, fid: u32, name: &str, attr_size: u64) -> Result<(), i32> {
+    let create = Txattrcreate {
+        fid,
+        name: name.into(),
+        attr_size,
+        flags: 0,
+    };
+    c.call(Tmessage::Xattrcreate(create)).result().map(drop)
+}
 
-    /// Requests of `session`, as they come.
-    fn on(server: &'a Server, session: Arc<Session>) -> Conn<'a> {
-        Conn {
-            server,
-            session,
-            frame: Vec::new(),
-            reply: Vec::new(),
-            data: Vec::new(),
-        }
+/// Txattrwalk: the value's size.
+fn xattrwalk(c: &mut InProc, fid: u32, newfid: u32, name: &str) -> Result<u64, i32> {
+    let walk = Txattrwalk {
+        fid,
+        newfid,
+        name: name.into(),
+    };
+    let reply = c.call(Tmessage::Xattrwalk(walk)).result()?;
+    match reply.msg() {
+        Rmessage::Xattrwalk(r) => Ok(r.size),
+        other => panic!("{other:?}"),
     }
+}
 
-    /// The same session, for requests from another thread (as a pool's
-    /// workers serve one session's requests at once).
-    fn twin(&self) -> Conn<'a> {
-        Conn::on(self.server, Arc::clone(&self.session))
-    }
+/// A non-blocking write lock of one byte at `start` for `proc_id`.
+fn lock(c: &mut InProc, fid: u32, start: u64, proc_id: u32, client_id: &str) -> Result<u8, i32> {
+    c.lock(fid, WRLCK, 0, start, 1, proc_id, client_id)
+}
 
-    fn version(&mut self, dialect: &str) {
-        let version = Tversion {
-            msize: 512000,
-            version: dialect.into(),
-        };
-        self.call(Tmessage::Version(version)).unwrap();
-    }
-
-    /// Sends a request; its reply frame (an Rread's data after it), or the
-    /// error's errno.
-    fn call(&mut self, msg: Tmessage<'_>) -> Result<Vec<u8>, i32> {
-        self.frame.clear();
-        msg.encode(1, &mut self.frame);
-        serve_frame(
-            self.server,
-            &self.session,
-            &self.frame,
-            &mut self.reply,
-            &mut self.data,
-        );
-        let mut reply = self.reply.clone();
-        reply.extend_from_slice(&self.data);
-        match decode_rmessage(&reply).expect("a decodable reply").1 {
-            Rmessage::Lerror(e) => Err(e.ecode as i32),
-            Rmessage::Error(e) => Err(e.errno.map_or(libc::EIO, |n| n as i32)),
-            _ => Ok(reply),
-        }
-    }
-
-    fn attach(&mut self, fid: u32) -> Result<(), i32> {
-        let attach = Tattach {
-            fid,
-            afid: NOFID,
-            uname: "root".into(),
-            aname: "".into(),
-            n_uname: Some(0),
-        };
-        self.call(Tmessage::Attach(attach)).map(drop)
-    }
-
-    fn walk(&mut self, fid: u32, newfid: u32, names: &[&str]) -> Result<(), i32> {
-        let names: Vec<Str> = names.iter().map(|n| Str::from(*n)).collect();
-        let walk = Twalk {
-            fid,
-            newfid,
-            names: WalkList::from_slice(&names).unwrap(),
-        };
-        self.call(Tmessage::Walk(walk)).map(drop)
-    }
-
-    fn getattr(&mut self, fid: u32) -> Result<(), i32> {
-        let getattr = Tgetattr {
-            fid,
-            request_mask: GETATTR_BASIC,
-        };
-        self.call(Tmessage::Getattr(getattr)).map(drop)
-    }
-
-    fn clunk(&mut self, fid: u32) -> Result<(), i32> {
-        self.call(Tmessage::Clunk(Tclunk { fid })).map(drop)
-    }
-
-    fn lopen(&mut self, fid: u32, flags: u32) -> Result<(), i32> {
-        self.call(Tmessage::Lopen(Tlopen { fid, flags })).map(drop)
-    }
-
-    /// Tread: the data.
-    fn read(&mut self, fid: u32, offset: u64, count: u32) -> Result<Vec<u8>, i32> {
-        let read = Tread { fid, offset, count };
-        Ok(self.call(Tmessage::Read(read))?[RREAD_HEADER_SIZE..].to_vec())
-    }
-
-    /// Treaddir: (offset, name) of each entry.
-    fn readdir(&mut self, fid: u32, offset: u64, count: u32) -> Result<Vec<(u64, String)>, i32> {
-        let reply = self.call(Tmessage::Readdir(Treaddir { fid, offset, count }))?;
-        let mut entries = Vec::new();
-        let mut d = Decoder::new(&reply[RREAD_HEADER_SIZE..]);
-        while d.remaining() > 0 {
-            let _qid: Qid = d.decode().unwrap();
-            let off: u64 = d.decode().unwrap();
-            let _ty: u8 = d.decode().unwrap();
-            let name: Str = d.decode().unwrap();
-            entries.push((off, String::from_utf8_lossy(name.as_bytes()).into_owned()));
-        }
-        Ok(entries)
-    }
-
-    /// Every name in the directory open at `fid`, read with Treaddir in
-    /// `count`-byte replies from offset 0.
-    fn list(&mut self, fid: u32, count: u32) -> Vec<String> {
-        let mut names = Vec::new();
-        let mut offset = 0;
-        loop {
-            let entries = self.readdir(fid, offset, count).unwrap();
-            let Some(&(last, _)) = entries.last() else {
-                return names;
-            };
-            offset = last;
-            names.extend(entries.into_iter().map(|(_, name)| name));
-        }
-    }
-
-    fn xattrcreate(&mut self, fid: u32, name: &str, attr_size: u64) -> Result<(), i32> {
-        let create = Txattrcreate {
-            fid,
-            name: name.into(),
-            attr_size,
-            flags: 0,
-        };
-        self.call(Tmessage::Xattrcreate(create)).map(drop)
-    }
-
-    /// Txattrwalk: the value's size.
-    fn xattrwalk(&mut self, fid: u32, newfid: u32, name: &str) -> Result<u64, i32> {
-        let walk = Txattrwalk {
-            fid,
-            newfid,
-            name: name.into(),
-        };
-        let reply = self.call(Tmessage::Xattrwalk(walk))?;
-        match decode_rmessage(&reply).unwrap().1 {
-            Rmessage::Xattrwalk(r) => Ok(r.size),
-            other => panic!("{other:?}"),
-        }
-    }
-
-    /// A non-blocking write lock of one byte at `start` for `proc_id`.
-    fn lock(&mut self, fid: u32, start: u64, proc_id: u32, client_id: &str) -> Result<u8, i32> {
-        let lock = Tlock {
-            fid,
-            lock_type: WRLCK,
-            flags: 0,
-            start,
-            length: 1,
-            proc_id,
-            client_id: client_id.into(),
-        };
-        let reply = self.call(Tmessage::Lock(lock))?;
-        match decode_rmessage(&reply).unwrap().1 {
-            Rmessage::Lock(r) => Ok(r.status),
-            other => panic!("{other:?}"),
-        }
-    }
-
-    fn getlock(&mut self, fid: u32, proc_id: u32, client_id: &str) -> Result<(), i32> {
-        let getlock = Tgetlock {
-            fid,
-            lock_type: WRLCK,
-            start: 0,
-            length: 0,
-            proc_id,
-            client_id: client_id.into(),
-        };
-        self.call(Tmessage::Getlock(getlock)).map(drop)
-    }
+fn getlock(c: &mut InProc, fid: u32, proc_id: u32, client_id: &str) -> Result<(), i32> {
+    let reply = c.getlock(fid, WRLCK, 0, 0, proc_id, client_id);
+    reply.result().map(drop)
 }
 
 /// A 9P client over a stream socket (the daemon's `--listen`, or a
@@ -430,18 +304,22 @@ fn config(dir: &Path) -> Config {
 /// A second session of `server` that walks to `f`, asks its attributes and
 /// clunks the fid every few milliseconds until `done`: how many times, and
 /// the longest it took; or the first error.
-fn second_session_meanwhile(server: &Server, done: &AtomicBool) -> Result<(u32, Duration), String> {
-    let mut other = Conn::on(server, Arc::new(Session::new()));
-    other.version("9P2000.L");
+fn second_session_meanwhile(
+    server: &Arc<Server>,
+    done: &AtomicBool,
+) -> Result<(u32, Duration), String> {
+    let mut other = InProc::on(server).framed();
+    other.version(MSIZE, "9P2000.L").ok();
     let (mut rounds, mut longest) = (0, Duration::ZERO);
     loop {
         let started = Instant::now();
         let round = other
-            .attach(ROOT)
-            .and_then(|()| other.walk(ROOT, 2, &["f"]))
-            .and_then(|()| other.getattr(2))
-            .and_then(|()| other.clunk(2))
-            .and_then(|()| other.clunk(ROOT));
+            .attach_as(ROOT, 0)
+            .result()
+            .and_then(|_| other.walk(ROOT, 2, &["f"]).result())
+            .and_then(|_| other.getattr(2, GETATTR_BASIC).result())
+            .and_then(|_| other.clunk(2).result())
+            .and_then(|_| other.clunk(ROOT).result());
         if let Err(e) = round {
             let e = std::io::Error::from_raw_os_error(e);
             return Err(format!("the other session, round {rounds}: {e}"));

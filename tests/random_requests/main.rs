@@ -11,18 +11,19 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use common::client::Client as Wire;
+use common::inproc::InProc;
 use common::proc::own_open_fds;
 use common::{Area, Slot, Vmm};
 use vhost_user_9p::protocol::*;
-use vhost_user_9p::server::{Config, SecurityModel, Server, Session};
-use vhost_user_9p::socket::{serve_connection, serve_frame};
+use vhost_user_9p::server::{Config, SecurityModel, Server};
+use vhost_user_9p::socket::serve_connection;
 
 mod generate;
 mod sessions;
@@ -299,18 +300,6 @@ fn restock(share: &Path, outside: &Path) {
     let fifo = std::ffi::CString::new(share.join("p").into_os_string().into_encoded_bytes());
     // SAFETY: a valid C string.
     unsafe { libc::mkfifo(fifo.unwrap().as_ptr(), 0o666) };
-}
-
-/// Sends one framed request and reads its reply frame; None if no reply
-/// came within the stream's read timeout.
-fn exchange(stream: &mut UnixStream, request: &[u8]) -> Option<Vec<u8>> {
-    stream.write_all(request).unwrap();
-    let mut size = [0u8; 4];
-    stream.read_exact(&mut size).ok()?;
-    let mut frame = size.to_vec();
-    frame.resize(u32::from_le_bytes(size) as usize, 0);
-    stream.read_exact(&mut frame[4..]).ok()?;
-    Some(frame)
 }
 
 /// Checks a reply: decodable, with the request's tag, of the request's

@@ -10,10 +10,11 @@ fn run_session(seed: u64, dialect: &str, config: Config) -> BTreeSet<u8> {
     const REQUESTS: usize = 6000;
     let share = config.shared_dir.clone();
     let outside = share.with_file_name("outside");
-    let (mut client, server_end) = UnixStream::pair().unwrap();
+    let (client, server_end) = UnixStream::pair().unwrap();
     client
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
+    let mut client = Wire::stream(client);
     let (done, finished) = mpsc::channel();
     std::thread::spawn(move || {
         let server = Server::new(&config).unwrap();
@@ -36,8 +37,10 @@ fn run_session(seed: u64, dialect: &str, config: Config) -> BTreeSet<u8> {
         let msizes = [65536, 65536, 4096, 5000, 0, u32::MAX];
         let sent = next_request(&mut rng, &fids, dialect, i == 0, &msizes, tag, &mut frame);
         let context = format!("seed {seed} ({dialect}), request {i} (type {})", sent.ty);
-        let reply = exchange(&mut client, &frame)
-            .unwrap_or_else(|| panic!("{context}: no reply within 30 s"));
+        // The wire client fails on a read past the timeout; the context
+        // says which request went unanswered.
+        let reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| client.raw(&frame)))
+            .unwrap_or_else(|_| panic!("{context}: no reply within 30 s"));
         check(&context, dialect, tag, &sent, &reply);
         assert!(
             sent.ty == Tversion::TYPE || reply.len() <= fids.msize as usize,
@@ -71,21 +74,19 @@ fn run_concurrent_session(seed: u64, dialect: &'static str, config: Config) {
         let (share, stop) = (config.shared_dir.clone(), stop.clone());
         std::thread::spawn(move || swap_for_symlinks_until(&share, &stop))
     };
-    let server = Arc::new(Server::new(&config).unwrap());
-    let session = Arc::new(Session::new());
+    let session = InProc::on(&Arc::new(Server::new(&config).unwrap()));
     let (done, finished) = mpsc::channel();
     for thread in 0..THREADS {
-        let (server, session, done) = (server.clone(), session.clone(), done.clone());
+        let (session, done) = (session.twin(), done.clone());
         std::thread::spawn(move || {
             let mut rng = Rng((seed * THREADS + thread).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
             let mut fids = Fids::default();
-            let (mut frame, mut reply, mut data) = (Vec::new(), Vec::new(), Vec::new());
+            let mut frame = Vec::new();
             for i in 0..REQUESTS {
                 let tag = (thread * 8 + i as u64 % 8) as u16;
                 let sent =
                     next_request(&mut rng, &fids, dialect, i == 0, &[65536], tag, &mut frame);
-                serve_frame(&server, &session, &frame, &mut reply, &mut data);
-                reply.extend_from_slice(&data);
+                let reply = session.send(&frame).0;
                 let context = format!(
                     "seed {seed} ({dialect}), thread {thread}, request {i} (type {})",
                     sent.ty
@@ -94,7 +95,7 @@ fn run_concurrent_session(seed: u64, dialect: &'static str, config: Config) {
                 fids.update(&sent, &reply);
             }
             // The last one out closes the session's descriptors.
-            drop((server, session));
+            drop(session);
             let _ = done.send(thread);
         });
     }

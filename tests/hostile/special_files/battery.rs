@@ -4,7 +4,7 @@ use super::*;
 
 /// Runs every request that could open `node` in `c`'s dialect and checks
 /// the guest's view of it; returns what went otherwise than wanted.
-pub(super) fn every_open(c: &mut dyn Client, dialect: &str, node: &Node) -> Vec<String> {
+pub(super) fn every_open(c: &mut dyn TypedClient, dialect: &str, node: &Node) -> Vec<String> {
     let mut run = Battery {
         c,
         dialect,
@@ -22,7 +22,7 @@ pub(super) fn every_open(c: &mut dyn Client, dialect: &str, node: &Node) -> Vec<
 }
 
 struct Battery<'a> {
-    c: &'a mut dyn Client,
+    c: &'a mut dyn TypedClient,
     dialect: &'a str,
     node: &'a Node,
     failures: Vec<String>,
