@@ -7,6 +7,7 @@
 //! `virtio` returns the chain to the guest.
 
 pub mod client;
+pub mod gateway;
 pub mod privileges;
 pub mod protocol;
 pub mod ratelimit;

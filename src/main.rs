@@ -12,9 +12,10 @@ use vhost::vhost_user::Listener;
 use vhost_user_backend::VhostUserDaemon;
 use vm_memory::{GuestMemoryAtomic, GuestMemoryMmap};
 
+use vhost_user_9p::gateway::Gateway;
 use vhost_user_9p::privileges::{self, Caps};
 use vhost_user_9p::sandbox::Sandbox;
-use vhost_user_9p::server::{SecurityModel, Server};
+use vhost_user_9p::server::{Config, SecurityModel, Server};
 use vhost_user_9p::socket::{bind_private, ListenAddress, SocketFiles, SocketListener};
 use vhost_user_9p::virtio::P9Backend;
 
@@ -95,7 +96,9 @@ fn run(settings: Settings) -> Result<(), String> {
         .map_err(|e| format!("cannot block signals: {e}"))?;
     set_open_file_limit(settings.rlimit_nofile)?;
     let config = &settings.config;
-    warn_about_mount_flags(&settings.shared_dir, config.security_model);
+    if settings.upstream.is_none() {
+        warn_about_mount_flags(&settings.shared_dir, config.security_model);
+    }
 
     // Bind everything before serving anything, and before the sandbox
     // leaves the host's file system.
@@ -131,14 +134,36 @@ fn run(settings: Settings) -> Result<(), String> {
         None => None,
     };
 
-    let mut confined = settings
-        .sandbox
-        .enter(&settings.shared_dir, stop_signals, socket_files)?;
+    let mut confined = match &settings.upstream {
+        None => settings
+            .sandbox
+            .enter(&settings.shared_dir, stop_signals, socket_files)?,
+        Some(upstream) => {
+            let socket = match ListenAddress::parse(&upstream.address) {
+                Ok(ListenAddress::Unix(path)) => Some(path),
+                _ => None,
+            };
+            let socket = socket.as_deref();
+            settings
+                .sandbox
+                .enter_gateway(socket, stop_signals, socket_files)?
+        }
+    };
     // From here on, however run() ends, the socket files go.
     let socket_files = RemovedAtEnd(Arc::new(std::mem::take(&mut confined.socket_files)));
     keep_privileges(&settings, confined.subordinate_ids)?;
     confined.exit_with_parent();
-    let server = Arc::new(Server::new(config)?);
+    let server = Arc::new(match &settings.upstream {
+        None => Server::new(config)?,
+        // The gateway's upstream, connected once the daemon has only the
+        // privileges it keeps: capabilities are per thread, and the
+        // client's reader thread must have no more than the others.
+        // (--sandbox none only, for now: see settings.rs.)
+        Some(upstream) => Server::new(&Config {
+            upstream: Some(Arc::new(Gateway::connect(upstream, config.max_fids)?)),
+            ..config.clone()
+        })?,
+    });
     settings.seccomp.install()?;
     #[cfg(debug_assertions)]
     if let Some(call) = std::env::var_os("VHOST_USER_9P_TEST_FORBIDDEN_CALL") {
@@ -154,8 +179,14 @@ fn run(settings: Settings) -> Result<(), String> {
     }
     info!(
         "sharing {} ({}{}{})",
-        settings.shared_dir.display(),
-        config.security_model.name(),
+        match &settings.upstream {
+            Some(upstream) => format!("upstream {}", upstream.address),
+            None => settings.shared_dir.display().to_string(),
+        },
+        match settings.upstream {
+            Some(_) => "gateway",
+            None => config.security_model.name(),
+        },
         if config.readonly { ", read-only" } else { "" },
         match settings.sandbox {
             Sandbox::Namespace => ", sandbox: namespace",
@@ -220,7 +251,12 @@ fn keep_privileges(settings: &Settings, subordinate_ids: bool) -> Result<(), Str
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
     let host_owners = settings.config.security_model != SecurityModel::MappedXattr;
-    let caps = if root {
+    let caps = if root && settings.upstream.is_some() {
+        // A gateway touches no host file: no capability at all.
+        privileges::drop_supplementary_groups()
+            .map_err(|e| format!("cannot drop the supplementary groups: {e}"))?;
+        Caps::default()
+    } else if root {
         privileges::drop_supplementary_groups()
             .map_err(|e| format!("cannot drop the supplementary groups: {e}"))?;
         Caps::for_serving(host_owners)

@@ -61,21 +61,52 @@ impl Sandbox {
         self,
         shared_dir: &Path,
         stop_signals: SigSet,
+        socket_files: SocketFiles,
+    ) -> Result<Confined, String> {
+        self.confine(Root::Share(shared_dir), stop_signals, socket_files)
+    }
+
+    /// `enter` for a gateway (`--upstream`), which has no shared
+    /// directory: in `namespace` mode the root is an empty tmpfs holding
+    /// only the upstream's Unix socket, at its own path, to connect to
+    /// once confined (`upstream_socket`; None: a TCP upstream, which a
+    /// namespace without network cannot reach, refused). `chroot` is
+    /// refused.
+    pub fn enter_gateway(
+        self,
+        upstream_socket: Option<&Path>,
+        stop_signals: SigSet,
+        socket_files: SocketFiles,
+    ) -> Result<Confined, String> {
+        self.confine(Root::Gateway(upstream_socket), stop_signals, socket_files)
+    }
+
+    fn confine(
+        self,
+        root: Root<'_>,
+        stop_signals: SigSet,
         mut socket_files: SocketFiles,
     ) -> Result<Confined, String> {
         // Read while the host's /etc is there.
         UserDb::host();
         let mut subordinate_ids = false;
-        let lifeline = match self {
-            Sandbox::None => Ok(None),
-            Sandbox::Chroot => enter_chroot(shared_dir).map(|()| None),
-            Sandbox::Namespace => enter_namespaces(
-                shared_dir,
-                stop_signals,
-                &mut socket_files,
-                &mut subordinate_ids,
-            )
-            .map(Some),
+        let lifeline = match (self, root) {
+            (Sandbox::None, _) => Ok(None),
+            (Sandbox::Chroot, Root::Share(shared_dir)) => enter_chroot(shared_dir).map(|()| None),
+            (Sandbox::Chroot, Root::Gateway(_)) => Err(step(
+                "chroot",
+                "a gateway has no shared directory to chroot into",
+                "use --sandbox namespace or --sandbox none",
+            )),
+            (Sandbox::Namespace, Root::Gateway(None)) => Err(step(
+                "confine a gateway to a TCP upstream",
+                "the namespace has no network",
+                "use a unix: upstream, or --sandbox none",
+            )),
+            (Sandbox::Namespace, root) => {
+                enter_namespaces(root, stop_signals, &mut socket_files, &mut subordinate_ids)
+                    .map(Some)
+            }
         };
         match lifeline {
             Ok(lifeline) => Ok(Confined {
@@ -90,6 +121,15 @@ impl Sandbox {
             }
         }
     }
+}
+
+/// What the confined process's root is made of.
+#[derive(Clone, Copy)]
+enum Root<'a> {
+    /// The shared directory.
+    Share(&'a Path),
+    /// Nothing but the upstream's socket (a gateway).
+    Gateway(Option<&'a Path>),
 }
 
 /// The serving process, once confined.
@@ -134,7 +174,7 @@ fn enter_chroot(shared_dir: &Path) -> Result<(), String> {
 /// Returns in the serving child, with its end of the lifeline; notes
 /// whether subordinate ids are mapped.
 fn enter_namespaces(
-    shared_dir: &Path,
+    root: Root<'_>,
     stop_signals: SigSet,
     socket_files: &mut SocketFiles,
     subordinate_ids: &mut bool,
@@ -192,7 +232,10 @@ fn enter_namespaces(
             drop((std::mem::take(socket_files), parent_end));
             unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWNET)
                 .map_err(|e| step("create mount and net namespaces", e, NONE_HINT))?;
-            pivot_into(shared_dir)?;
+            match root {
+                Root::Share(shared_dir) => pivot_into(shared_dir)?,
+                Root::Gateway(socket) => pivot_into_empty(socket)?,
+            }
             Ok(lifeline)
         }
     }
@@ -249,6 +292,74 @@ fn pivot_into(shared_dir: &Path) -> Result<(), String> {
     pivot_root(".", ".").map_err(|e| step("pivot_root into the share", e, NONE_HINT))?;
     umount2(".", MntFlags::MNT_DETACH).map_err(|e| step("detach the host's root", e, NONE_HINT))?;
     chdir("/").map_err(|e| step("enter the share", e, NONE_HINT))
+}
+
+/// For a gateway, in the new namespaces: a /proc of the pid namespace,
+/// then an empty tmpfs as the root, holding only the upstream's socket
+/// (bind-mounted at its own path), and the host's root detached.
+fn pivot_into_empty(socket: Option<&Path>) -> Result<(), String> {
+    use nix::fcntl::{open, OFlag};
+    use nix::sys::stat::Mode;
+    let Some(socket) = socket else {
+        return Err(step("confine a gateway", "no upstream socket", NONE_HINT));
+    };
+    let none: Option<&str> = None;
+    mount(none, "/", none, MsFlags::MS_SLAVE | MsFlags::MS_REC, none)
+        .map_err(|e| step("make the mounts private", e, NONE_HINT))?;
+    mount(
+        Some("proc"),
+        "/proc",
+        Some("proc"),
+        MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_NOSUID,
+        none,
+    )
+    .map_err(|e| step("mount /proc for the pid namespace", e, NONE_HINT))?;
+    host::open_proc_fd_dir().map_err(|e| step("open /proc/self/fd", e, NONE_HINT))?;
+    let what = |e: &dyn std::fmt::Display| {
+        step(
+            &format!("reach the upstream socket {}", socket.display()),
+            e,
+            NONE_HINT,
+        )
+    };
+    // Its absolute path (the one it has in the new root too), and a hold
+    // on it from before the tmpfs covers its directory.
+    let dir = socket.parent().filter(|d| !d.as_os_str().is_empty());
+    let dir = dir
+        .unwrap_or(Path::new("."))
+        .canonicalize()
+        .map_err(|e| what(&e))?;
+    let name = socket.file_name().ok_or_else(|| what(&"not a file"))?;
+    let socket = dir.join(name);
+    if dir == Path::new("/") {
+        return Err(what(
+            &"a socket in / cannot be kept apart from the host's root",
+        ));
+    }
+    let held =
+        open(&socket, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()).map_err(|e| what(&e))?;
+    mount(
+        Some("tmpfs"),
+        &dir,
+        Some("tmpfs"),
+        MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_NOSUID,
+        Some("mode=0700,size=64k"),
+    )
+    .map_err(|e| step("mount an empty root", e, NONE_HINT))?;
+    let inside = dir.join(socket.strip_prefix("/").unwrap_or(&socket));
+    let parent = inside.parent().unwrap_or(&dir);
+    std::fs::create_dir_all(parent).map_err(|e| what(&e))?;
+    std::fs::File::create(&inside).map_err(|e| what(&e))?;
+    use std::os::fd::AsRawFd;
+    let source = format!("/proc/self/fd/{}", held.as_raw_fd());
+    mount(Some(source.as_str()), &inside, none, MsFlags::MS_BIND, none).map_err(|e| what(&e))?;
+    drop(held);
+    // A place for the gateway's own empty share (server/mod.rs).
+    std::fs::create_dir_all(dir.join("tmp")).map_err(|e| step("make /tmp", e, NONE_HINT))?;
+    chdir(&dir).map_err(|e| step("enter the empty root", e, NONE_HINT))?;
+    pivot_root(".", ".").map_err(|e| step("pivot_root into the empty root", e, NONE_HINT))?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(|e| step("detach the host's root", e, NONE_HINT))?;
+    chdir("/").map_err(|e| step("enter the empty root", e, NONE_HINT))
 }
 
 /// The process outside the namespaces: passes the stop signals on to the

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use clap::{Parser, ValueEnum};
 use log::warn;
 
+use vhost_user_9p::gateway::Upstream;
 use vhost_user_9p::privileges::Caps;
 use vhost_user_9p::sandbox::Sandbox;
 use vhost_user_9p::seccomp::Seccomp;
@@ -63,8 +64,24 @@ pub struct Cli {
     listen: Vec<ListenAddress>,
 
     /// Directory to share
-    #[arg(long, value_name = "DIR")]
-    shared_dir: PathBuf,
+    #[arg(long, value_name = "DIR", required_unless_present = "upstream")]
+    shared_dir: Option<PathBuf>,
+
+    /// Instead of a directory, share the file tree of an upstream 9P server
+    /// (a gateway): unix:PATH or tcp:HOST:PORT. It must speak 9P2000.L for
+    /// now (diod, another vhost-user-9p); guests speak 9P2000.L to it.
+    /// With --sandbox namespace (unix: only) the daemon's root is an empty
+    /// tmpfs holding only the upstream's socket
+    #[arg(long, value_name = "ADDR", value_parser = parse_upstream)]
+    upstream: Option<String>,
+
+    /// With --upstream: the aname of its Tattach [default: the client's]
+    #[arg(long, value_name = "NAME", requires = "upstream")]
+    upstream_aname: Option<String>,
+
+    /// With --upstream: the uname of its Tattach [default: the client's]
+    #[arg(long, value_name = "NAME", requires = "upstream")]
+    upstream_uname: Option<String>,
 
     /// Mount tag the guest uses to find the share (1 to 255 bytes)
     #[arg(long, value_name = "TAG", required_unless_present = "listen")]
@@ -183,6 +200,10 @@ pub struct Cli {
     pub log_level: LogLevel,
 }
 
+fn parse_upstream(s: &str) -> Result<String, String> {
+    ListenAddress::parse(s).map(|_| s.to_string())
+}
+
 fn parse_security_model(s: &str) -> Result<SecurityModel, String> {
     SecurityModel::parse(s).ok_or_else(|| "expected passthrough, mapped-xattr or none".to_string())
 }
@@ -194,8 +215,11 @@ pub struct Settings {
     /// The server's configuration; its `shared_dir` is the share as the
     /// confined daemon sees it (`/` in a namespace or chroot).
     pub config: Config,
-    /// The share on the host, as given (`--shared-dir`): a directory.
+    /// The share on the host, as given (`--shared-dir`): a directory
+    /// (empty with `--upstream`).
     pub shared_dir: PathBuf,
+    /// `--upstream` and its Tattach names: the gateway, connected at start.
+    pub upstream: Option<Upstream>,
     /// The vhost-user socket (`--socket-path`).
     pub socket_path: Option<PathBuf>,
     /// The mount tag: 1 to MAX_TAG_LEN bytes with `--socket-path`, empty
@@ -222,6 +246,7 @@ impl TryFrom<Cli> for Settings {
 
     fn try_from(cli: Cli) -> Result<Settings, String> {
         let access = socket_access(&cli)?;
+        let upstream = upstream(&cli)?;
         let tag = cli.tag.unwrap_or_default();
         if cli.socket_path.is_some() && (tag.is_empty() || tag.len() > MAX_TAG_LEN) {
             return Err(format!(
@@ -231,7 +256,10 @@ impl TryFrom<Cli> for Settings {
         }
         let uid_map = IdMap::new(cli.uid_map).map_err(|e| format!("--uid-map: {e}"))?;
         let gid_map = IdMap::new(cli.gid_map).map_err(|e| format!("--gid-map: {e}"))?;
-        check_shared_dir(&cli.shared_dir)?;
+        let shared_dir = cli.shared_dir.clone().unwrap_or_default();
+        if upstream.is_none() {
+            check_shared_dir(&shared_dir)?;
+        }
         if let Some(spec) = &cli.modcaps {
             // The syntax only: the set it changes is known once confined.
             Caps::default()
@@ -239,7 +267,7 @@ impl TryFrom<Cli> for Settings {
                 .map_err(|e| format!("--modcaps: {e}"))?;
         }
         let root = match cli.sandbox {
-            Sandbox::None => cli.shared_dir.clone(),
+            Sandbox::None => shared_dir.clone(),
             Sandbox::Namespace | Sandbox::Chroot => PathBuf::from("/"),
         };
         let config = Config {
@@ -259,7 +287,8 @@ impl TryFrom<Cli> for Settings {
         };
         Ok(Settings {
             config,
-            shared_dir: cli.shared_dir,
+            shared_dir,
+            upstream,
             socket_path: cli.socket_path,
             tag,
             listen: cli.listen,
@@ -271,6 +300,58 @@ impl TryFrom<Cli> for Settings {
             modcaps: cli.modcaps,
         })
     }
+}
+
+/// `--upstream`, and the options it cannot go with yet (phase 1 of the
+/// gateway: a 9P2000.L upstream, passed through).
+fn upstream(cli: &Cli) -> Result<Option<Upstream>, String> {
+    let Some(address) = &cli.upstream else {
+        return Ok(None);
+    };
+    let conflicts = [
+        (cli.shared_dir.is_some(), "--shared-dir"),
+        (cli.ctl, "--ctl"),
+        (cli.security_model.is_some(), "--security-model"),
+        (!cli.uid_map.is_empty(), "--uid-map"),
+        (!cli.gid_map.is_empty(), "--gid-map"),
+    ];
+    if let Some((_, option)) = conflicts.iter().find(|(given, _)| *given) {
+        return Err(format!(
+            "--upstream {address}: {option} is not supported with an upstream (the upstream \
+             keeps the files: give it {option} instead)"
+        ));
+    }
+    if cli.sandbox == Sandbox::Chroot {
+        return Err(format!(
+            "--upstream {address}: --sandbox chroot is not supported with an upstream (there \
+             is no shared directory to chroot into); use --sandbox namespace or none"
+        ));
+    }
+    let tcp = matches!(ListenAddress::parse(address), Ok(ListenAddress::Tcp(_)));
+    if cli.sandbox == Sandbox::Namespace && tcp {
+        return Err(format!(
+            "--upstream {address}: --sandbox namespace has no network to reach a TCP upstream; \
+             use a unix: upstream, or --sandbox none"
+        ));
+    }
+    // A socket by its canonical path: the one a namespace sandbox gives
+    // it in its empty root (sandbox.rs), whatever the daemon's directory.
+    let address = match ListenAddress::parse(address) {
+        Ok(ListenAddress::Unix(path)) => {
+            let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+            let dir = dir.unwrap_or(Path::new(".")).canonicalize();
+            match (dir, path.file_name()) {
+                (Ok(dir), Some(name)) => format!("unix:{}", dir.join(name).display()),
+                _ => address.clone(),
+            }
+        }
+        _ => address.clone(),
+    };
+    Ok(Some(Upstream {
+        address,
+        aname: cli.upstream_aname.clone(),
+        uname: cli.upstream_uname.clone(),
+    }))
 }
 
 /// The shared directory exists and is a directory (checked before the
@@ -551,6 +632,55 @@ mod tests {
             e.starts_with(&format!("--shared-dir {missing}: No such file")),
             "{e}"
         );
+    }
+
+    #[test]
+    fn an_upstream_replaces_the_shared_dir() {
+        let up = ["--listen", "unix:/tmp/x", "--upstream", "unix:/tmp/up.sock"];
+        let s = settings(&[&up[..], &["--sandbox", "none", "--upstream-aname", "/srv"]].concat())
+            .unwrap();
+        let wanted = Upstream {
+            address: "unix:/tmp/up.sock".into(),
+            aname: Some("/srv".into()),
+            uname: None,
+        };
+        assert_eq!(s.upstream, Some(wanted));
+        assert_eq!(s.shared_dir, Path::new(""));
+        // What phase 1 does not do with an upstream.
+        for extra in [
+            &["--ctl"][..],
+            &["--security-model", "none"],
+            &["--uid-map", ":0:0:1:"],
+            &["--gid-map", ":0:0:1:"],
+            &["--shared-dir", DIR],
+        ] {
+            let e = refused(&[&up[..], &["--sandbox", "none"], extra].concat());
+            assert_eq!(
+                e,
+                format!(
+                    "--upstream unix:/tmp/up.sock: {} is not supported with an upstream (the \
+                     upstream keeps the files: give it {} instead)",
+                    extra[0], extra[0]
+                )
+            );
+        }
+        // A relative socket path is made canonical.
+        let rel = ["--listen", "unix:/tmp/x", "--upstream", "unix:rel.sock"];
+        let cwd = std::env::current_dir().unwrap().canonicalize().unwrap();
+        let wanted = format!("unix:{}", cwd.join("rel.sock").display());
+        assert_eq!(settings(&rel).unwrap().upstream.unwrap().address, wanted);
+        // A namespace sandbox with a unix: upstream (its socket alone in
+        // an empty root), never with a TCP one; no chroot.
+        assert_eq!(settings(&up).unwrap().sandbox, Sandbox::Namespace);
+        let e = refused(&["--listen", "unix:/tmp/x", "--upstream", "tcp:564"]);
+        assert!(e.contains("--sandbox namespace has no network"), "{e}");
+        let e = refused(&[&up[..], &["--sandbox", "chroot"]].concat());
+        assert!(e.contains("--sandbox chroot is not supported"), "{e}");
+        // Its address is checked by clap, and its names need it.
+        let (kind, _) = clap_refuses(&["--listen", "unix:/tmp/x", "--upstream", "udp:1"]);
+        assert_eq!(kind, ErrorKind::ValueValidation);
+        let (kind, _) = clap_refuses(&vhost(&["--upstream-uname", "u"]));
+        assert_eq!(kind, ErrorKind::MissingRequiredArgument);
     }
 
     #[test]

@@ -89,6 +89,9 @@ pub struct Config {
     /// Socket transport: connections served at once; one beyond is accepted
     /// and closed at once [DEFAULT_MAX_CONNECTIONS].
     pub max_connections: usize,
+    /// Serve an upstream 9P server's tree instead of `shared_dir`
+    /// (`--upstream`, gateway/): every request goes there.
+    pub upstream: Option<std::sync::Arc<crate::gateway::Gateway>>,
 }
 
 /// Fids per session by default: 4 Mi, four times what a Linux cache=loose
@@ -129,6 +132,7 @@ impl Config {
             max_xattr_bytes: DEFAULT_MAX_XATTR_BYTES,
             max_lock_owners: DEFAULT_MAX_LOCK_OWNERS,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            upstream: None,
         }
     }
 }
@@ -149,6 +153,8 @@ pub struct Server {
     max_connections: usize,
     /// Socket connections being served, on all listeners (socket.rs).
     pub(crate) connections: std::sync::Arc<AtomicUsize>,
+    /// `Config::upstream`: route.rs sends every request there.
+    gateway: Option<std::sync::Arc<crate::gateway::Gateway>>,
 }
 
 /// One client connection: the agreed dialect and msize, and the fid table.
@@ -160,6 +166,9 @@ pub struct Session {
     pub fids: FidTable,
     /// Who its attaches act as.
     pub users: user::Users,
+    /// Its fids upstream, when the server is a gateway (gateway/); they
+    /// are clunked when the session goes.
+    pub(crate) upstream: std::sync::OnceLock<crate::gateway::Fids>,
 }
 
 impl Default for Session {
@@ -171,6 +180,7 @@ impl Default for Session {
             dialect: AtomicU8::new(Dialect::Linux as u8),
             fids: FidTable::default(),
             users: user::Users::Guest,
+            upstream: Default::default(),
         }
     }
 }
@@ -211,7 +221,10 @@ impl Session {
 impl Server {
     /// Opens the shared directory. Fails with a message fit for the user.
     pub fn new(config: &Config) -> Result<Server, String> {
-        let share = Share::open(config)?;
+        let share = match &config.upstream {
+            None => Share::open(config)?,
+            Some(_) => empty_share(config)?,
+        };
         let fid_descriptors = share.fid_descriptors;
         Ok(Server {
             share,
@@ -230,6 +243,7 @@ impl Server {
             max_lock_owners: config.max_lock_owners,
             max_connections: config.max_connections,
             connections: Default::default(),
+            gateway: config.upstream.clone(),
         })
     }
 
@@ -300,10 +314,48 @@ impl Server {
         let mut scratch = route::Scratch::default();
         let outcome = match self.admit(session, &request) {
             Ok(()) => self.route(session, request, source, sink, reply, &mut scratch),
-            Err(refused) => Err(refused.into()),
+            Err(refused) => {
+                if let (Some(gateway), Tmessage::Remove(t)) = (&self.gateway, &request) {
+                    // Gone whether or not removed (remove(5)), upstream too.
+                    gateway.forget(session, t.fid);
+                }
+                Err(refused.into())
+            }
         };
         self.respond(session, tag, outcome, &*sink, reply)
     }
+}
+
+/// A gateway's share: a private directory, removed once opened, so that
+/// nothing (were anything to reach it) can be found or made in it.
+fn empty_share(config: &Config) -> Result<Share, String> {
+    use std::os::unix::fs::DirBuilderExt;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let name = format!(
+        "9p-gateway-share-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    // $TMPDIR, else /tmp (the one a namespace sandbox has).
+    let mut made = Err(String::new());
+    for parent in [std::env::temp_dir(), PathBuf::from("/tmp")] {
+        let dir = parent.join(&name);
+        made = match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => Ok(dir),
+            Err(e) => Err(format!("{}: {e}", dir.display())),
+        };
+        if made.is_ok() {
+            break;
+        }
+    }
+    let dir = made?;
+    let share = Share::open(&Config {
+        shared_dir: dir.clone(),
+        upstream: None,
+        ..config.clone()
+    });
+    let _ = std::fs::remove_dir(&dir);
+    share
 }
 
 fn cwd() -> std::os::fd::BorrowedFd<'static> {

@@ -25,6 +25,8 @@ use crate::protocol::{self, Tmessage};
 pub(super) struct Scratch {
     link: Vec<u8>,
     record: Option<StatRecord>,
+    /// A gateway's reply from upstream.
+    upstream: Vec<u8>,
 }
 
 /// The fid itself, if it stands for a host file (not a control file or
@@ -49,6 +51,21 @@ impl Server {
         scratch: &'a mut Scratch,
     ) -> Result<Reply<'a>, Failure> {
         use protocol::*;
+        if let Some(gateway) = &self.gateway {
+            use crate::gateway::Answer;
+            if let Tmessage::Version(t) = &request {
+                let (msize, version) = self.version(s, t);
+                let version = Str(gateway.version_of(s, version));
+                let version = Rversion { msize, version };
+                return Ok(Reply::Message(Rmessage::Version(version)));
+            }
+            return match gateway.serve(s, request, source, sink, out, &mut scratch.upstream) {
+                Ok(Answer::Message(message)) => Ok(Reply::Message(message)),
+                Ok(Answer::Read(count)) => Ok(Reply::Read(count)),
+                Ok(Answer::Readdir(count)) => Ok(Reply::Readdir(count)),
+                Err(e) => Err(Errno(e).into()),
+            };
+        }
         let message = match request {
             Tmessage::Read(t) => return Ok(Reply::Read(self.route_read(s, &t, sink)?)),
             Tmessage::Readdir(t) => {

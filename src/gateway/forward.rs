@@ -1,0 +1,351 @@
+//! A guest's 9P2000.L request forwarded upstream: its fids translated, the
+//! upstream's reply handed back for the server to encode (an Rread's data
+//! copied into the read sink, an Rreaddir's entries into the reply buffer).
+
+use std::cell::RefCell;
+
+use super::{Fids, Gateway};
+use crate::protocol::*;
+use crate::server::user::UserDb;
+use crate::server::{Dialect, ReadSink, Session, WriteSource};
+
+/// What the upstream answered, as the server's reply takes it.
+// One lives on the stack for the length of a request, as the server's
+// `Reply` does: boxing the message would allocate for every reply.
+#[allow(clippy::large_enum_variant)]
+pub enum Answer<'a> {
+    /// A reply message, encoded whole.
+    Message(Rmessage<'a>),
+    /// An Rread of this many bytes, copied into the read sink.
+    Read(u32),
+    /// An Rreaddir of this many bytes of entries, in the reply buffer
+    /// after the room left for its header.
+    Readdir(u32),
+}
+
+thread_local! {
+    /// A Twrite's data on its way upstream.
+    static WRITE_DATA: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Gateway {
+    /// The session's fid map, made at its first request.
+    fn fids<'s>(&self, s: &'s Session) -> &'s Fids {
+        s.upstream.get_or_init(|| self.session())
+    }
+
+    /// The guest's Tversion (see `Gateway::version`).
+    pub fn version_of(&self, s: &Session, version: &'static [u8]) -> &'static [u8] {
+        self.version(self.fids(s), s.dialect(), version)
+    }
+
+    /// A Tremove the gate refused (a read-only share): its fid is clunked
+    /// all the same (remove(5)), upstream too.
+    pub fn forget(&self, s: &Session, fid: u32) {
+        let fids = self.fids(s);
+        if let Some(up) = fids.remove(fid) {
+            fids.clunk_upstream(&[up]);
+        }
+    }
+
+    /// Forwards one admitted request of session `s` (Tversion aside: see
+    /// `version_of`) and gives the upstream's answer, or an errno. The
+    /// upstream's reply is read into `buf`, which the answer borrows; an
+    /// Rreaddir's entries are copied into `out`, an Rread's data into
+    /// `sink`.
+    pub fn serve<'a>(
+        &self,
+        s: &Session,
+        request: Tmessage<'a>,
+        source: &mut dyn WriteSource,
+        sink: &mut dyn ReadSink,
+        out: &mut Vec<u8>,
+        buf: &'a mut Vec<u8>,
+    ) -> Result<Answer<'a>, i32> {
+        let fids = self.fids(s);
+        let client = &self.upstream.client;
+        let call = |request: &Tmessage<'_>, data: &[u8], buf: &'a mut Vec<u8>| {
+            client
+                .call(request, data, buf)
+                .map(|reply| reply.msg)
+                .map_err(|e| e.errno())
+        };
+        // Data moves in the least of what the guest asked, what its msize
+        // and buffer allow, and what the upstream's msize allows.
+        let room = |count: u32, capacity: usize| {
+            (count as usize)
+                .min(capacity)
+                .min((s.msize() as usize).saturating_sub(RREAD_HEADER_SIZE))
+                .min(client.iounit() as usize) as u32
+        };
+        if s.dialect() != Dialect::Linux {
+            return Err(libc::EOPNOTSUPP);
+        }
+        let message = match request {
+            Tmessage::Version(_) => return Err(libc::EINVAL),
+            // Answered here: the transports answer it after its oldtag.
+            Tmessage::Flush(_) => Rmessage::Flush(Rflush {}),
+            // No authentication: ENOENT, as for a host directory.
+            Tmessage::Auth(_) => return Err(libc::ENOENT),
+            Tmessage::Attach(t) => {
+                if t.afid != NOFID {
+                    return Err(libc::EBADF);
+                }
+                let up = fids.reserve(t.fid)?;
+                let named = t.n_uname.filter(|&u| u != u32::MAX).unwrap_or(0);
+                // A socket peer's uid, or root squashed, as for a directory.
+                let uid = s.users.attach(named, UserDb::host()).uid;
+                let upstream = &self.upstream;
+                let forwarded = Tmessage::Attach(Tattach {
+                    fid: up,
+                    afid: NOFID,
+                    uname: upstream
+                        .uname
+                        .as_deref()
+                        .map_or(t.uname, |u| Str(u.as_bytes())),
+                    aname: upstream
+                        .aname
+                        .as_deref()
+                        .map_or(t.aname, |a| Str(a.as_bytes())),
+                    n_uname: Some(uid),
+                });
+                match call(&forwarded, &[], buf) {
+                    Ok(reply) => {
+                        fids.bind(t.fid, up)?;
+                        reply
+                    }
+                    Err(e) => {
+                        fids.release(up);
+                        return Err(e);
+                    }
+                }
+            }
+            Tmessage::Walk(t) if t.newfid != t.fid => {
+                let from = fids.get(t.fid)?;
+                let up = fids.reserve(t.newfid)?;
+                let forwarded = Tmessage::Walk(Twalk {
+                    fid: from,
+                    newfid: up,
+                    names: t.names,
+                });
+                match call(&forwarded, &[], buf) {
+                    Ok(Rmessage::Walk(r)) if r.qids.len() == t.names.len() => {
+                        fids.bind(t.newfid, up)?;
+                        Rmessage::Walk(r)
+                    }
+                    // A walk that stops short makes no fid.
+                    Ok(reply) => {
+                        fids.release(up);
+                        reply
+                    }
+                    Err(e) => {
+                        fids.release(up);
+                        return Err(e);
+                    }
+                }
+            }
+            Tmessage::Xattrwalk(t) => {
+                let from = fids.get(t.fid)?;
+                let up = fids.reserve(t.newfid)?;
+                let forwarded = Tmessage::Xattrwalk(Txattrwalk {
+                    fid: from,
+                    newfid: up,
+                    name: t.name,
+                });
+                match call(&forwarded, &[], buf) {
+                    Ok(reply) => {
+                        fids.bind(t.newfid, up)?;
+                        reply
+                    }
+                    Err(e) => {
+                        fids.release(up);
+                        return Err(e);
+                    }
+                }
+            }
+            Tmessage::Clunk(t) => {
+                let up = fids.remove(t.fid).ok_or(libc::EBADF)?;
+                let result = call(&Tmessage::Clunk(Tclunk { fid: up }), &[], buf);
+                // Clunked whatever the upstream says (clunk(5)).
+                fids.release(up);
+                result?
+            }
+            // (A Linux guest's fallback when Tunlinkat is EOPNOTSUPP.)
+            Tmessage::Remove(t) => {
+                let up = fids.remove(t.fid).ok_or(libc::EBADF)?;
+                let result = call(&Tmessage::Remove(Tremove { fid: up }), &[], buf);
+                // Clunked whether or not the remove succeeds (remove(5)).
+                fids.release(up);
+                result?
+            }
+            Tmessage::Read(t) => {
+                let count = room(t.count, sink.capacity());
+                let forwarded = Tread {
+                    fid: fids.get(t.fid)?,
+                    offset: t.offset,
+                    count,
+                };
+                let reply = client
+                    .call(&Tmessage::Read(forwarded), &[], buf)
+                    .map_err(|e| e.errno())?;
+                return Ok(Answer::Read(sink.copy_from(reply.data) as u32));
+            }
+            Tmessage::Readdir(t) => {
+                let count = room(t.count, sink.capacity());
+                let forwarded = Treaddir {
+                    fid: fids.get(t.fid)?,
+                    offset: t.offset,
+                    count,
+                };
+                let Rmessage::Readdir(r) = call(&Tmessage::Readdir(forwarded), &[], buf)? else {
+                    return Err(libc::EIO);
+                };
+                let entries = r.data.0;
+                if entries.len() > count as usize {
+                    crate::warn_limited!(
+                        "upstream {}: an Rreaddir of {} bytes for a Treaddir of {count}",
+                        self.address(),
+                        entries.len()
+                    );
+                    return Err(libc::EIO);
+                }
+                out.clear();
+                out.resize(RREAD_HEADER_SIZE, 0);
+                out.extend_from_slice(entries);
+                return Ok(Answer::Readdir(entries.len() as u32));
+            }
+            Tmessage::Write(t) => {
+                if t.count as usize > source.len() {
+                    return Err(libc::EINVAL);
+                }
+                let count = room(t.count, usize::MAX);
+                let forwarded = Tmessage::Write(Twrite {
+                    fid: fids.get(t.fid)?,
+                    offset: t.offset,
+                    count,
+                });
+                return WRITE_DATA.with(|data| {
+                    let mut data = data.borrow_mut();
+                    data.resize(count as usize, 0);
+                    let n = source.copy_to(&mut data);
+                    if n != count as usize {
+                        return Err(libc::EIO);
+                    }
+                    call(&forwarded, &data, buf).map(Answer::Message)
+                });
+            }
+            other => {
+                let forwarded = translate(fids, other)?;
+                match call(&forwarded, &[], buf)? {
+                    // Room for what the upstream can move at once.
+                    Rmessage::Lopen(r) => Rmessage::Lopen(Rlopen {
+                        iounit: iounit(r.iounit, client.iounit()),
+                        ..r
+                    }),
+                    Rmessage::Lcreate(r) => Rmessage::Lcreate(Rlcreate {
+                        iounit: iounit(r.iounit, client.iounit()),
+                        ..r
+                    }),
+                    reply => reply,
+                }
+            }
+        };
+        Ok(Answer::Message(message))
+    }
+}
+
+/// The iounit a guest is told: the upstream's, else what the upstream's
+/// msize allows.
+fn iounit(upstream: u32, most: u32) -> u32 {
+    if upstream == 0 {
+        most
+    } else {
+        upstream.min(most)
+    }
+}
+
+/// The request with its fids made upstream ones: the requests that use
+/// fids and make none.
+fn translate<'r>(fids: &Fids, request: Tmessage<'r>) -> Result<Tmessage<'r>, i32> {
+    use Tmessage::*;
+    let up = |fid| fids.get(fid);
+    Ok(match request {
+        Statfs(t) => Statfs(Tstatfs { fid: up(t.fid)? }),
+        Lopen(t) => Lopen(Tlopen {
+            fid: up(t.fid)?,
+            ..t
+        }),
+        Lcreate(t) => Lcreate(Tlcreate {
+            fid: up(t.fid)?,
+            ..t
+        }),
+        Symlink(t) => Symlink(Tsymlink {
+            fid: up(t.fid)?,
+            ..t
+        }),
+        Mknod(t) => Mknod(Tmknod {
+            dfid: up(t.dfid)?,
+            ..t
+        }),
+        Rename(t) => Rename(Trename {
+            fid: up(t.fid)?,
+            dfid: up(t.dfid)?,
+            ..t
+        }),
+        Readlink(t) => Readlink(Treadlink { fid: up(t.fid)? }),
+        Getattr(t) => Getattr(Tgetattr {
+            fid: up(t.fid)?,
+            ..t
+        }),
+        Setattr(t) => Setattr(Tsetattr {
+            fid: up(t.fid)?,
+            ..t
+        }),
+        Xattrcreate(t) => Xattrcreate(Txattrcreate {
+            fid: up(t.fid)?,
+            ..t
+        }),
+        Fsync(t) => Fsync(Tfsync {
+            fid: up(t.fid)?,
+            ..t
+        }),
+        Lock(t) => Lock(Tlock {
+            fid: up(t.fid)?,
+            ..t
+        }),
+        Getlock(t) => Getlock(Tgetlock {
+            fid: up(t.fid)?,
+            ..t
+        }),
+        Link(t) => Link(Tlink {
+            dfid: up(t.dfid)?,
+            fid: up(t.fid)?,
+            ..t
+        }),
+        Mkdir(t) => Mkdir(Tmkdir {
+            dfid: up(t.dfid)?,
+            ..t
+        }),
+        Renameat(t) => Renameat(Trenameat {
+            olddirfid: up(t.olddirfid)?,
+            newdirfid: up(t.newdirfid)?,
+            ..t
+        }),
+        Unlinkat(t) => Unlinkat(Tunlinkat {
+            dirfid: up(t.dirfid)?,
+            ..t
+        }),
+        // A walk onto itself (newfid == fid) makes no fid.
+        Walk(t) => Walk(Twalk {
+            fid: up(t.fid)?,
+            newfid: up(t.newfid)?,
+            ..t
+        }),
+        // 9P2000 and 9P2000.u only (refused before), and those served
+        // above.
+        Version(_) | Auth(_) | Attach(_) | Flush(_) | Xattrwalk(_) | Readdir(_) | Read(_)
+        | Write(_) | Clunk(_) | Remove(_) | Open(_) | Create(_) | Stat(_) | Wstat(_) => {
+            return Err(libc::EOPNOTSUPP)
+        }
+    })
+}

@@ -1,0 +1,236 @@
+//! The gateway: the share is an upstream 9P server's file tree rather than
+//! a host directory (`--upstream`). Phase 1: the upstream speaks 9P2000.L
+//! (diod, another vhost-user-9p) and each guest request is forwarded with
+//! its fids translated (forward.rs); the reply comes back as the server's
+//! own reply, encoded, msize-checked and traced by server/reply.rs.
+//!
+//! One [`Gateway`] owns one [`Client`] (connected and versioned at start,
+//! once the daemon is confined: its reader thread has no capabilities and
+//! the seccomp filter, like every other thread) and the upstream fid numbers: every guest
+//! session's fids map to upstream fids allocated from one pool, so they
+//! are unique across sessions. A session's map ([`Fids`], kept in its
+//! `Session`) clunks its upstream fids when the guest sends Tversion and
+//! when the session ends.
+
+mod forward;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::client::Client;
+use crate::protocol::{Dialect, Tclunk, Tmessage, NOFID};
+use crate::sync::Locked;
+
+pub use forward::Answer;
+
+/// What `--upstream` asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    /// `unix:PATH` or `tcp:HOST:PORT`.
+    pub address: String,
+    /// Tattach's aname upstream [None: the guest's].
+    pub aname: Option<String>,
+    /// Tattach's uname upstream [None: the guest's].
+    pub uname: Option<String>,
+}
+
+/// An upstream 9P2000.L server, shared by every session.
+pub struct Gateway {
+    upstream: Arc<Shared>,
+}
+
+/// What the gateway and its sessions' fid maps share.
+struct Shared {
+    client: Client,
+    aname: Option<String>,
+    uname: Option<String>,
+    /// Fids one session may hold upstream (Config::max_fids): EMFILE beyond.
+    max_fids: usize,
+    pool: Mutex<Pool>,
+}
+
+/// The upstream fid numbers: handed out from `next`, given back to `free`
+/// once clunked upstream.
+#[derive(Default)]
+struct Pool {
+    next: u32,
+    free: Vec<u32>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("upstream", &self.upstream.client.address())
+            .field("msize", &self.upstream.client.msize())
+            .finish()
+    }
+}
+
+/// The msize asked of the upstream: the largest this server agrees to,
+/// plus room for a Tread/Twrite header.
+const UPSTREAM_MSIZE: u32 = crate::server::MAX_MSIZE + crate::protocol::IOHDRSZ;
+
+impl Gateway {
+    /// Connects to the upstream and agrees 9P2000.L with it. Fails with a
+    /// line fit for the user: no connection, or an upstream that offers
+    /// only 9P2000.u or 9P2000 (phase 2 translates those).
+    pub fn connect(upstream: &Upstream, max_fids: usize) -> Result<Gateway, String> {
+        let address = &upstream.address;
+        let client = Client::connect(address).map_err(|e| format!("--upstream {address}: {e}"))?;
+        let (msize, dialect) = client
+            .version(UPSTREAM_MSIZE, Dialect::Linux)
+            .map_err(|e| format!("--upstream {address}: {e}"))?;
+        if dialect != Dialect::Linux {
+            return Err(format!(
+                "--upstream {address}: the upstream offers only {}, and the gateway needs \
+                 9P2000.L for now (9P2000.u and 9P2000 upstreams are not supported yet)",
+                match dialect {
+                    Dialect::Unix => "9P2000.u",
+                    _ => "9P2000",
+                }
+            ));
+        }
+        log::info!("upstream {address}: 9P2000.L, msize {msize}");
+        Ok(Gateway {
+            upstream: Arc::new(Shared {
+                client,
+                aname: upstream.aname.clone(),
+                uname: upstream.uname.clone(),
+                max_fids,
+                pool: Mutex::default(),
+            }),
+        })
+    }
+
+    /// The upstream's address.
+    pub fn address(&self) -> &str {
+        self.upstream.client.address()
+    }
+
+    /// A new session's fid map.
+    pub fn session(&self) -> Fids {
+        Fids {
+            upstream: self.upstream.clone(),
+            map: Mutex::default(),
+        }
+    }
+
+    /// The guest's Tversion, answered `version` by the server: every
+    /// upstream fid of the session is clunked. A guest that agreed a
+    /// dialect other than 9P2000.L is answered "unknown" (phase 1).
+    pub fn version(&self, fids: &Fids, dialect: Dialect, version: &'static [u8]) -> &'static [u8] {
+        fids.clunk_all();
+        if dialect == Dialect::Linux || version == b"unknown" {
+            return version;
+        }
+        crate::warn_limited!(
+            "gateway to {}: a client asked for {}: the gateway serves 9P2000.L only",
+            self.address(),
+            String::from_utf8_lossy(version)
+        );
+        b"unknown"
+    }
+}
+
+/// A session's fids: guest fid to upstream fid. Dropped (the session
+/// ended), it clunks its upstream fids.
+pub struct Fids {
+    upstream: Arc<Shared>,
+    map: Mutex<HashMap<u32, u32>>,
+}
+
+impl Fids {
+    /// The upstream fid of guest fid `fid` (EBADF: none).
+    fn get(&self, fid: u32) -> Result<u32, i32> {
+        self.map.locked().get(&fid).copied().ok_or(libc::EBADF)
+    }
+
+    /// A fresh upstream fid for guest fid `fid`, which must be free
+    /// (EBADF), within the session's bound (EMFILE). Not yet in the map:
+    /// `bind` puts it there once the upstream made it.
+    fn reserve(&self, fid: u32) -> Result<u32, i32> {
+        {
+            let map = self.map.locked();
+            if fid == NOFID || map.contains_key(&fid) {
+                return Err(libc::EBADF);
+            }
+            if map.len() >= self.upstream.max_fids {
+                return Err(libc::EMFILE);
+            }
+        }
+        let mut pool = self.upstream.pool.locked();
+        if let Some(up) = pool.free.pop() {
+            return Ok(up);
+        }
+        if pool.next == NOFID {
+            return Err(libc::ENFILE);
+        }
+        pool.next += 1;
+        Ok(pool.next - 1)
+    }
+
+    /// Maps `fid` to `up`, made upstream; if another request took `fid`
+    /// meanwhile, `up` is clunked and EBADF returned.
+    fn bind(&self, fid: u32, up: u32) -> Result<(), i32> {
+        let taken = {
+            let mut map = self.map.locked();
+            match map.entry(fid) {
+                std::collections::hash_map::Entry::Occupied(_) => true,
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(up);
+                    false
+                }
+            }
+        };
+        if taken {
+            self.clunk_upstream(&[up]);
+            return Err(libc::EBADF);
+        }
+        Ok(())
+    }
+
+    /// Gives back an upstream fid the upstream never made.
+    fn release(&self, up: u32) {
+        self.upstream.pool.locked().free.push(up);
+    }
+
+    /// Takes guest fid `fid` out of the map.
+    fn remove(&self, fid: u32) -> Option<u32> {
+        self.map.locked().remove(&fid)
+    }
+
+    /// Clunks every upstream fid of the session (Tversion, the session's
+    /// end).
+    fn clunk_all(&self) {
+        let ups: Vec<u32> = self.map.locked().drain().map(|(_, up)| up).collect();
+        self.clunk_upstream(&ups);
+    }
+
+    /// Clunks upstream fids, pipelined a batch at a time, and gives them
+    /// back to the pool (whatever the upstream answers: clunk(5) frees the
+    /// fid either way; a connection gone frees them all).
+    fn clunk_upstream(&self, ups: &[u32]) {
+        const BATCH: usize = 32;
+        let client = &self.upstream.client;
+        for batch in ups.chunks(BATCH) {
+            let mut bufs: Vec<Vec<u8>> = vec![Vec::new(); batch.len()];
+            let mut pending = Vec::with_capacity(batch.len());
+            for (&fid, buf) in batch.iter().zip(bufs.iter_mut()) {
+                let request = Tmessage::Clunk(Tclunk { fid });
+                if let Ok(p) = client.start(&request, &[], buf) {
+                    pending.push(p);
+                }
+            }
+            for p in pending {
+                let _ = p.wait();
+            }
+            self.upstream.pool.locked().free.extend_from_slice(batch);
+        }
+    }
+}
+
+impl Drop for Fids {
+    fn drop(&mut self) {
+        self.clunk_all();
+    }
+}
