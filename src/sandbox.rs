@@ -264,9 +264,10 @@ fn close_all_but(socket_files: &SocketFiles, lifeline: &std::os::fd::OwnedFd) {
     }
 }
 
-/// In the new namespaces: a /proc of the pid namespace, then the share as
-/// the root and the host's root detached.
-fn pivot_into(shared_dir: &Path) -> Result<(), String> {
+/// In the new namespaces, before either pivot: mounts that propagate
+/// neither way, a /proc of the pid namespace, and the /proc/self/fd
+/// directory every reopen goes through.
+fn private_mounts_and_proc() -> Result<(), String> {
     let none: Option<&str> = None;
     // Nothing mounted here propagates to the host, nor from it.
     mount(none, "/", none, MsFlags::MS_SLAVE | MsFlags::MS_REC, none)
@@ -280,6 +281,14 @@ fn pivot_into(shared_dir: &Path) -> Result<(), String> {
     )
     .map_err(|e| step("mount /proc for the pid namespace", e, NONE_HINT))?;
     host::open_proc_fd_dir().map_err(|e| step("open /proc/self/fd", e, NONE_HINT))?;
+    Ok(())
+}
+
+/// In the new namespaces: a /proc of the pid namespace, then the share as
+/// the root and the host's root detached.
+fn pivot_into(shared_dir: &Path) -> Result<(), String> {
+    private_mounts_and_proc()?;
+    let none: Option<&str> = None;
     mount(
         Some(shared_dir),
         shared_dir,
@@ -303,18 +312,8 @@ fn pivot_into_empty(socket: Option<&Path>) -> Result<(), String> {
     let Some(socket) = socket else {
         return Err(step("confine a gateway", "no upstream socket", NONE_HINT));
     };
+    private_mounts_and_proc()?;
     let none: Option<&str> = None;
-    mount(none, "/", none, MsFlags::MS_SLAVE | MsFlags::MS_REC, none)
-        .map_err(|e| step("make the mounts private", e, NONE_HINT))?;
-    mount(
-        Some("proc"),
-        "/proc",
-        Some("proc"),
-        MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_NOSUID,
-        none,
-    )
-    .map_err(|e| step("mount /proc for the pid namespace", e, NONE_HINT))?;
-    host::open_proc_fd_dir().map_err(|e| step("open /proc/self/fd", e, NONE_HINT))?;
     let what = |e: &dyn std::fmt::Display| {
         step(
             &format!("reach the upstream socket {}", socket.display()),
