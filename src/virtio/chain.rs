@@ -8,7 +8,10 @@ use std::ops::Deref;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 use virtio_queue::DescriptorChain;
-use vm_memory::{Bytes, GuestAddress, GuestMemory, GuestMemoryMmap, Permissions, VolatileSlice};
+use vm_memory::{
+    Address, Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion,
+    VolatileSlice,
+};
 
 use crate::protocol;
 use crate::server::{ReadSink, WriteSource};
@@ -90,23 +93,13 @@ impl ChainView {
             } else {
                 (&mut self.readable, &mut self.readable_len)
             };
-            let access = if writable {
-                Permissions::Write
-            } else {
-                Permissions::Read
-            };
-            let slices = mem
-                .get_slices(GuestAddress(desc.addr().0), desc.len() as usize, access)
-                .map_err(|_| ChainError::BadAddress)?;
-            for slice in slices {
-                let slice = slice.map_err(|_| ChainError::BadAddress)?;
-                let ptr = slice.ptr_guard_mut().as_ptr();
-                pieces.push(Piece {
-                    ptr,
-                    len: slice.len(),
-                });
-                *total += slice.len();
-            }
+            host_pieces(
+                mem,
+                GuestAddress(desc.addr().0),
+                desc.len() as usize,
+                pieces,
+            )?;
+            *total += desc.len() as usize;
         }
         Ok(())
     }
@@ -203,6 +196,30 @@ where
         oldtag,
         count,
     })
+}
+
+/// Appends the host pieces of guest memory `addr..addr + len` to `pieces`,
+/// one per memory region the range crosses.
+fn host_pieces(
+    mem: &GuestMemoryMmap,
+    mut addr: GuestAddress,
+    len: usize,
+    pieces: &mut Vec<Piece>,
+) -> Result<(), ChainError> {
+    let mut left = len;
+    while left > 0 {
+        let (region, start) = mem.to_region_addr(addr).ok_or(ChainError::BadAddress)?;
+        let n = ((region.len() - start.raw_value()) as usize).min(left);
+        let ptr = region
+            .get_host_address(start)
+            .map_err(|_| ChainError::BadAddress)?;
+        pieces.push(Piece { ptr, len: n });
+        left -= n;
+        if left > 0 {
+            addr = addr.checked_add(n as u64).ok_or(ChainError::BadAddress)?;
+        }
+    }
+    Ok(())
 }
 
 /// Iterates the pieces covering `offset..`, with how far into the first to start.
