@@ -75,11 +75,11 @@ pub struct Cli {
     #[arg(long, value_name = "ADDR", value_parser = parse_upstream)]
     upstream: Option<String>,
 
-    /// With --upstream: the aname of its Tattach [default: the client's]
+    /// With --upstream: the aname of its Tattach [default: empty]
     #[arg(long, value_name = "NAME", requires = "upstream")]
     upstream_aname: Option<String>,
 
-    /// With --upstream: the uname of its Tattach [default: the client's]
+    /// With --upstream: the uname of its Tattach [default: the attaching user's name]
     #[arg(long, value_name = "NAME", requires = "upstream")]
     upstream_uname: Option<String>,
 

@@ -69,8 +69,9 @@ fn rig(gateway_args: &[&str]) -> Rig {
     }
 }
 
-/// diod (`-n`, over a unix socket) as the upstream, exporting the share.
-fn diod_rig() -> Rig {
+/// diod (`-n`, over a unix socket) as the upstream, exporting the share;
+/// the gateway names it with `--upstream-aname` when `name_export`.
+fn diod_rig(name_export: bool) -> Rig {
     let share = tempfile::tempdir().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let up = dir.path().join("diod.sock");
@@ -88,14 +89,15 @@ fn diod_rig() -> Rig {
         .unwrap();
     let diod = common::daemon::Killed(child);
     common::proc::wait_for("diod's socket", || up.exists().then_some(()));
-    let gateway = Daemon::bare()
+    let mut gateway = Daemon::bare()
         .listen_unix(&gw)
         .arg("--upstream")
         .arg(format!("unix:{}", up.display()))
-        .arg("--upstream-aname")
-        .arg(share.path())
-        .args(["--sandbox", "none", "--no-root-squash"])
-        .start();
+        .args(["--sandbox", "none", "--no-root-squash"]);
+    if name_export {
+        gateway = gateway.arg("--upstream-aname").arg(share.path());
+    }
+    let gateway = gateway.start();
     Rig {
         share,
         upstream: None,
@@ -158,7 +160,7 @@ fn a_gateway_in_a_namespace_sandbox_has_only_the_upstream_socket() {
 
 #[test]
 fn files_through_the_gateway_are_the_host_s_with_diod_upstream() {
-    exercise_files(&diod_rig());
+    exercise_files(&diod_rig(true));
 }
 
 /// Attach, walk, getattr, read, create, write, setattr, xattrs, a lock,
@@ -442,6 +444,62 @@ fn each_guest_request_is_one_upstream_request_and_fids_are_clunked_at_the_end() 
     c.walk(1, 2, &["f"]).unwrap();
     drop(c);
     common::proc::wait_for("5 Tclunk upstream", || (clunks() == 5).then_some(()));
+}
+
+/// A guest's Tattach with its own uname and aname.
+fn attach_as(c: &mut Conn, uname: &str, aname: &str) -> Result<(), i32> {
+    c.call(Tmessage::Attach(Tattach {
+        fid: 1,
+        afid: NOFID,
+        uname: uname.into(),
+        aname: aname.into(),
+        n_uname: Some(uid()),
+    }))
+    .map(|_| ())
+}
+
+#[test]
+fn a_guest_s_aname_and_uname_never_reach_the_upstream() {
+    // This daemon upstream, tracing: the Tattach it gets names the
+    // attaching uid's user and no export, whatever the guest said.
+    let rig = rig(&[]);
+    let mut c = rig.connect();
+    attach_as(&mut c, "mallory", "/etc").unwrap();
+    let id = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .unwrap();
+    let user = String::from_utf8(id.stdout).unwrap();
+    let user = user.trim();
+    let attach = rig
+        .upstream
+        .as_ref()
+        .unwrap()
+        .log_text()
+        .lines()
+        .find(|l| l.contains(" Tattach "))
+        .map(String::from)
+        .expect("a Tattach upstream");
+    assert!(
+        attach.contains(&format!(" uname {user} aname  n_uname ")),
+        "{attach}"
+    );
+    // diod upstream, which serves an export by its aname: a guest naming
+    // the exported directory is refused (the gateway names none) ...
+    let rig = diod_rig(false);
+    std::fs::write(rig.host("secret.txt"), "s").unwrap();
+    let mut c = rig.connect();
+    let export = rig.share.path().to_str().unwrap().to_string();
+    assert_eq!(attach_as(&mut c, "root", &export), Err(libc::EPERM));
+    // ... and with --upstream-aname the guest gets that export, whatever
+    // it names.
+    let rig = diod_rig(true);
+    std::fs::write(rig.host("public.txt"), "p").unwrap();
+    let mut c = rig.connect();
+    attach_as(&mut c, "root", "/").unwrap();
+    c.walk(1, 2, &[]).unwrap();
+    c.lopen(2, O_RDONLY | O_DIRECTORY).unwrap();
+    assert_eq!(c.readdir_all(2), ["public.txt"]);
 }
 
 #[test]

@@ -95,18 +95,23 @@ impl Gateway {
                 let named = t.n_uname.filter(|&u| u != u32::MAX).unwrap_or(0);
                 // A socket peer's uid, or root squashed, as for a directory.
                 let uid = s.users.attach(named, UserDb::host()).uid;
+                // The daemon names the export and the user, never the
+                // guest: its aname and uname would let it pick another of
+                // the upstream's exports, or claim another user's name.
                 let upstream = &self.upstream;
+                let named_user;
+                let uname = match upstream.uname.as_deref() {
+                    Some(u) => u,
+                    None => {
+                        named_user = UserDb::host().user(uid);
+                        &named_user
+                    }
+                };
                 let forwarded = Tmessage::Attach(Tattach {
                     fid: up,
                     afid: NOFID,
-                    uname: upstream
-                        .uname
-                        .as_deref()
-                        .map_or(t.uname, |u| Str(u.as_bytes())),
-                    aname: upstream
-                        .aname
-                        .as_deref()
-                        .map_or(t.aname, |a| Str(a.as_bytes())),
+                    uname: Str(uname.as_bytes()),
+                    aname: Str(upstream.aname.as_deref().unwrap_or("").as_bytes()),
                     n_uname: Some(uid),
                 });
                 match call(&forwarded, &[], buf) {

@@ -28,9 +28,10 @@ pub use forward::Answer;
 pub struct Upstream {
     /// `unix:PATH` or `tcp:HOST:PORT`.
     pub address: String,
-    /// Tattach's aname upstream [None: the guest's].
+    /// Tattach's aname upstream [None: empty, the upstream's default].
     pub aname: Option<String>,
-    /// Tattach's uname upstream [None: the guest's].
+    /// Tattach's uname upstream [None: the host name of the attaching
+    /// user's uid]; the guest's aname and uname are never forwarded.
     pub uname: Option<String>,
 }
 
