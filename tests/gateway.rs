@@ -715,7 +715,7 @@ fn measure_latency_direct_and_through_the_gateway() {
 }
 
 #[test]
-fn a_session_s_fids_are_bounded_and_traced_as_for_a_directory() {
+fn fids_are_bounded_per_session_and_in_all_and_traced_as_for_a_directory() {
     let rig = rig(&["--max-fids", "3", "--trace"]);
     std::fs::write(rig.host("f"), "").unwrap();
     let mut c = rig.connect();
@@ -727,6 +727,16 @@ fn a_session_s_fids_are_bounded_and_traced_as_for_a_directory() {
     assert_eq!(c.walk(1, 4, &["f"]), Ok(1));
     // A fid in use is not made again.
     assert_eq!(c.walk(1, 4, &[]), Err(libc::EBADF));
+    // All sessions together hold twice one session's bound: a second
+    // session takes the other 3, a third gets ENFILE until one clunks.
+    let mut second = rig.connect();
+    second.attach(1);
+    assert_eq!(second.walk(1, 2, &[]), Ok(0));
+    assert_eq!(second.walk(1, 3, &[]), Ok(0));
+    let mut third = rig.connect();
+    assert_eq!(attach_as(&mut third, "", ""), Err(libc::ENFILE));
+    second.clunk(3).unwrap();
+    assert_eq!(attach_as(&mut third, "", ""), Ok(()));
     // The gateway's --trace shows the guest's side.
     let trace = rig.gateway.log_text();
     assert!(

@@ -47,11 +47,13 @@ struct Shared {
     uname: Option<String>,
     /// Fids one session may hold upstream (Config::max_fids): EMFILE beyond.
     max_fids: usize,
+    /// Fids all sessions may hold upstream together: ENFILE beyond.
+    max_fids_total: usize,
     pool: Mutex<Pool>,
 }
 
 /// The upstream fid numbers: handed out from `next`, given back to `free`
-/// once clunked upstream.
+/// once clunked upstream (`next - free.len()` are in use).
 #[derive(Default)]
 struct Pool {
     next: u32,
@@ -98,6 +100,7 @@ impl Gateway {
                 aname: upstream.aname.clone(),
                 uname: upstream.uname.clone(),
                 max_fids,
+                max_fids_total: crate::server::default_max_fids_total(max_fids),
                 pool: Mutex::default(),
             }),
         })
@@ -147,7 +150,8 @@ impl Fids {
     }
 
     /// A fresh upstream fid for guest fid `fid`, which must be free
-    /// (EBADF), within the session's bound (EMFILE). Not yet in the map:
+    /// (EBADF), within the session's bound (EMFILE) and all sessions'
+    /// (ENFILE). Not yet in the map:
     /// `bind` puts it there once the upstream made it.
     fn reserve(&self, fid: u32) -> Result<u32, i32> {
         {
@@ -160,6 +164,9 @@ impl Fids {
             }
         }
         let mut pool = self.upstream.pool.locked();
+        if pool.next as usize - pool.free.len() >= self.upstream.max_fids_total {
+            return Err(libc::ENFILE);
+        }
         if let Some(up) = pool.free.pop() {
             return Ok(up);
         }

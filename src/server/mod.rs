@@ -137,6 +137,13 @@ impl Config {
     }
 }
 
+/// Fids all sessions may hold together unless `Config::max_fids_total`
+/// says otherwise: twice one session's, so that no one session can take
+/// them all.
+pub fn default_max_fids_total(max_fids: usize) -> usize {
+    max_fids.saturating_mul(2)
+}
+
 /// One shared directory.
 pub struct Server {
     /// The directory served, beneath the 9P layer.
@@ -237,7 +244,7 @@ impl Server {
                 config.max_fids,
                 config
                     .max_fids_total
-                    .unwrap_or(config.max_fids.saturating_mul(2)),
+                    .unwrap_or(default_max_fids_total(config.max_fids)),
             ),
             max_xattr_bytes: config.max_xattr_bytes,
             max_lock_owners: config.max_lock_owners,
