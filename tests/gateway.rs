@@ -18,6 +18,8 @@ use vhost_user_9p::protocol::*;
 
 #[path = "gateway/conn.rs"]
 mod conn;
+#[path = "gateway/flush.rs"]
+mod flush;
 
 use conn::*;
 

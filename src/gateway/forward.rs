@@ -34,6 +34,11 @@ impl Gateway {
         s.upstream.get_or_init(|| self.session())
     }
 
+    /// A guest Tflush of `oldtag` arrived (see `Fids::flush`).
+    pub fn flush(&self, s: &Session, oldtag: u16) {
+        self.fids(s).flush(oldtag);
+    }
+
     /// The guest's Tversion (see `Gateway::version`).
     pub fn version_of(&self, s: &Session, version: &'static [u8]) -> &'static [u8] {
         self.version(self.fids(s), s.dialect(), version)
@@ -56,6 +61,7 @@ impl Gateway {
     pub fn serve<'a>(
         &self,
         s: &Session,
+        tag: u16,
         request: Tmessage<'a>,
         source: &mut dyn WriteSource,
         sink: &mut dyn ReadSink,
@@ -64,11 +70,16 @@ impl Gateway {
     ) -> Result<Answer<'a>, i32> {
         let fids = self.fids(s);
         let client = &self.upstream.client;
+        // Each call flushable by the guest's Tflush of `tag` while it waits.
+        let forward = |request: &Tmessage<'_>, data: &[u8], buf: &'a mut Vec<u8>| {
+            let pending = client.start(request, data, buf).map_err(|e| e.errno())?;
+            fids.waiting(tag, pending.canceller());
+            let reply = pending.wait();
+            fids.answered(tag);
+            reply.map_err(|e| e.errno())
+        };
         let call = |request: &Tmessage<'_>, data: &[u8], buf: &'a mut Vec<u8>| {
-            client
-                .call(request, data, buf)
-                .map(|reply| reply.msg)
-                .map_err(|e| e.errno())
+            forward(request, data, buf).map(|reply| reply.msg)
         };
         // Data moves in the least of what the guest asked, what its msize
         // and buffer allow, and what the upstream's msize allows.
@@ -190,9 +201,7 @@ impl Gateway {
                     offset: t.offset,
                     count,
                 };
-                let reply = client
-                    .call(&Tmessage::Read(forwarded), &[], buf)
-                    .map_err(|e| e.errno())?;
+                let reply = forward(&Tmessage::Read(forwarded), &[], buf)?;
                 return Ok(Answer::Read(sink.copy_from(reply.data) as u32));
             }
             Tmessage::Readdir(t) => {

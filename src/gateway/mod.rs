@@ -17,7 +17,7 @@ mod forward;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::client::Client;
+use crate::client::{Canceller, Client};
 use crate::protocol::{Dialect, Tclunk, Tmessage, NOFID};
 use crate::sync::Locked;
 
@@ -116,6 +116,7 @@ impl Gateway {
         Fids {
             upstream: self.upstream.clone(),
             map: Mutex::default(),
+            in_flight: Mutex::default(),
         }
     }
 
@@ -141,6 +142,9 @@ impl Gateway {
 pub struct Fids {
     upstream: Arc<Shared>,
     map: Mutex<HashMap<u32, u32>>,
+    /// The session's requests waiting upstream, by the guest's tag: what
+    /// a guest Tflush of that tag flushes upstream.
+    in_flight: Mutex<HashMap<u16, Canceller>>,
 }
 
 impl Fids {
@@ -195,6 +199,28 @@ impl Fids {
             return Err(libc::EBADF);
         }
         Ok(())
+    }
+
+    /// A guest Tflush of `tag` arrived: the request, if it waits
+    /// upstream, is flushed there (its forwarded call then ends with the
+    /// upstream's reply or EINTR, and the transport answers the Tflush
+    /// after it). A request not yet sent upstream is not flushed: it is
+    /// forwarded and answered as usual.
+    pub(crate) fn flush(&self, tag: u16) {
+        let canceller = self.in_flight.locked().get(&tag).cloned();
+        if let Some(c) = canceller {
+            c.cancel();
+        }
+    }
+
+    /// The guest's request `tag` waits upstream; `flush` cancels it there.
+    fn waiting(&self, tag: u16, canceller: Canceller) {
+        self.in_flight.locked().insert(tag, canceller);
+    }
+
+    /// The guest's request `tag` no longer waits upstream.
+    fn answered(&self, tag: u16) {
+        self.in_flight.locked().remove(&tag);
     }
 
     /// Gives back an upstream fid the upstream never made.

@@ -304,6 +304,23 @@ impl Server {
         }
     }
 
+    /// Whether every request is served on this host (a directory share),
+    /// quick ones quickly: a transport's queue thread may then serve them
+    /// itself. A gateway's requests wait on the upstream.
+    pub fn answers_locally(&self) -> bool {
+        self.gateway.is_none()
+    }
+
+    /// A Tflush of `oldtag` arrived while that request may be in flight
+    /// (the transport answers the Tflush once it is answered): a gateway
+    /// flushes it upstream, so that it ends soon; a host directory's
+    /// requests end by themselves.
+    pub fn flushing(&self, session: &Session, oldtag: u16) {
+        if let Some(gateway) = &self.gateway {
+            gateway.flush(session, oldtag);
+        }
+    }
+
     /// Serves one decoded request (see `serve`): the gate, then the
     /// operation `route` picks, then the reply, encoded and traced.
     pub fn handle(
@@ -320,7 +337,7 @@ impl Server {
         }
         let mut scratch = route::Scratch::default();
         let outcome = match self.admit(session, &request) {
-            Ok(()) => self.route(session, request, source, sink, reply, &mut scratch),
+            Ok(()) => self.route(session, tag, request, source, sink, reply, &mut scratch),
             Err(refused) => {
                 if let (Some(gateway), Tmessage::Remove(t)) = (&self.gateway, &request) {
                     // Gone whether or not removed (remove(5)), upstream too.

@@ -44,6 +44,7 @@ impl Server {
     pub(super) fn route<'a>(
         &'a self,
         s: &Session,
+        tag: u16,
         request: Tmessage<'a>,
         source: &mut dyn WriteSource,
         sink: &mut dyn ReadSink,
@@ -59,7 +60,7 @@ impl Server {
                 let version = Rversion { msize, version };
                 return Ok(Reply::Message(Rmessage::Version(version)));
             }
-            return match gateway.serve(s, request, source, sink, out, &mut scratch.upstream) {
+            return match gateway.serve(s, tag, request, source, sink, out, &mut scratch.upstream) {
                 Ok(Answer::Message(message)) => Ok(Reply::Message(message)),
                 Ok(Answer::Read(count)) => Ok(Reply::Read(count)),
                 Ok(Answer::Readdir(count)) => Ok(Reply::Readdir(count)),

@@ -278,9 +278,17 @@ impl P9Backend {
                         // Tflush reaches the pool after every earlier
                         // request of the batch is answered or submitted.
                         let alone = batch.len() == 1 && pool.is_idle();
+                        // (A gateway's requests all wait on the upstream:
+                        // the queue thread stays free for the next ones and
+                        // for a Tflush that must reach the upstream.)
+                        let inline = self.core.server.answers_locally();
                         for chain in batch.drain(..) {
                             let peek = chain::peek(&chain);
-                            if peek.is_some_and(|p| served_by_queue_thread(&p, alone)) {
+                            if let Some(oldtag) = peek.and_then(|p| p.oldtag) {
+                                // Ask the request to end, if it waits.
+                                self.core.server.flushing(&self.core.session, oldtag);
+                            }
+                            if inline && peek.is_some_and(|p| served_by_queue_thread(&p, alone)) {
                                 self.core.complete(worker, vring, &chain);
                             } else {
                                 let vring = vring.clone();
