@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use super::{Fids, Gateway};
 use crate::protocol::*;
 use crate::server::user::UserDb;
-use crate::server::{Dialect, ReadSink, Session, WriteSource};
+use crate::server::{Dialect, ReadSink, Session, Tagged, WriteSource};
 
 /// What the upstream answered, as the server's reply takes it.
 // One lives on the stack for the length of a request, as the server's
@@ -61,13 +61,13 @@ impl Gateway {
     pub fn serve<'a>(
         &self,
         s: &Session,
-        tag: u16,
-        request: Tmessage<'a>,
+        request: Tagged<'a>,
         source: &mut dyn WriteSource,
         sink: &mut dyn ReadSink,
         out: &mut Vec<u8>,
         buf: &'a mut Vec<u8>,
     ) -> Result<Answer<'a>, i32> {
+        let Tagged { tag, message } = request;
         let fids = self.fids(s);
         let client = &self.upstream.client;
         // Each call flushable by the guest's Tflush of `tag` while it waits.
@@ -92,7 +92,7 @@ impl Gateway {
         if s.dialect() != Dialect::Linux {
             return Err(libc::EOPNOTSUPP);
         }
-        let message = match request {
+        let message = match message {
             Tmessage::Version(_) => return Err(libc::EINVAL),
             // Answered here: the transports answer it after its oldtag.
             Tmessage::Flush(_) => Rmessage::Flush(Rflush {}),

@@ -137,6 +137,13 @@ impl Config {
     }
 }
 
+/// A request as the operations take it: its tag (what a Tflush names) and
+/// its message.
+pub struct Tagged<'a> {
+    pub tag: u16,
+    pub message: Tmessage<'a>,
+}
+
 /// Fids all sessions may hold together unless `Config::max_fids_total`
 /// says otherwise: twice one session's, so that no one session can take
 /// them all.
@@ -337,7 +344,13 @@ impl Server {
         }
         let mut scratch = route::Scratch::default();
         let outcome = match self.admit(session, &request) {
-            Ok(()) => self.route(session, tag, request, source, sink, reply, &mut scratch),
+            Ok(()) => {
+                let request = Tagged {
+                    tag,
+                    message: request,
+                };
+                self.route(session, request, source, sink, reply, &mut scratch)
+            }
             Err(refused) => {
                 if let (Some(gateway), Tmessage::Remove(t)) = (&self.gateway, &request) {
                     // Gone whether or not removed (remove(5)), upstream too.

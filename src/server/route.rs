@@ -15,9 +15,9 @@ use super::fid::{FidRef, Node, Opened};
 use super::ops::read_count;
 use super::plan9::StatRecord;
 use super::reply::{Failure, Reply};
-use super::{xattr, Dialect, Errno, OpResult, ReadSink, Server, Session, WriteSource};
+use super::{xattr, Dialect, Errno, OpResult, ReadSink, Server, Session, Tagged, WriteSource};
+use crate::protocol;
 use crate::protocol::flags::*;
-use crate::protocol::{self, Tmessage};
 
 /// What a reply borrows, kept beyond the operation that made it: a
 /// link's target, a 9P2000 stat record.
@@ -44,8 +44,7 @@ impl Server {
     pub(super) fn route<'a>(
         &'a self,
         s: &Session,
-        tag: u16,
-        request: Tmessage<'a>,
+        request: Tagged<'a>,
         source: &mut dyn WriteSource,
         sink: &mut dyn ReadSink,
         out: &mut Vec<u8>,
@@ -54,20 +53,20 @@ impl Server {
         use protocol::*;
         if let Some(gateway) = &self.gateway {
             use crate::gateway::Answer;
-            if let Tmessage::Version(t) = &request {
+            if let Tmessage::Version(t) = &request.message {
                 let (msize, version) = self.version(s, t);
                 let version = Str(gateway.version_of(s, version));
                 let version = Rversion { msize, version };
                 return Ok(Reply::Message(Rmessage::Version(version)));
             }
-            return match gateway.serve(s, tag, request, source, sink, out, &mut scratch.upstream) {
+            return match gateway.serve(s, request, source, sink, out, &mut scratch.upstream) {
                 Ok(Answer::Message(message)) => Ok(Reply::Message(message)),
                 Ok(Answer::Read(count)) => Ok(Reply::Read(count)),
                 Ok(Answer::Readdir(count)) => Ok(Reply::Readdir(count)),
                 Err(e) => Err(Errno(e).into()),
             };
         }
-        let message = match request {
+        let message = match request.message {
             Tmessage::Read(t) => return Ok(Reply::Read(self.route_read(s, &t, sink)?)),
             Tmessage::Readdir(t) => {
                 let fid = self.any_fid(s, t.fid)?;
