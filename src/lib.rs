@@ -16,4 +16,5 @@ pub mod seccomp;
 pub mod server;
 pub mod socket;
 mod sync;
+pub mod trace_output;
 pub mod virtio;

@@ -160,7 +160,7 @@ fn run(settings: Settings) -> Result<(), String> {
         // client's reader thread must have no more than the others.
         // (--sandbox none only, for now: see settings.rs.)
         Some(upstream) => Server::new(&Config {
-            upstream: Some(Arc::new(Gateway::connect(upstream, config.max_fids)?)),
+            upstream: Some(Arc::new(Gateway::connect(upstream, config)?)),
             ..config.clone()
         })?,
     });

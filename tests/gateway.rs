@@ -753,6 +753,28 @@ fn fids_are_bounded_per_session_and_in_all_and_traced_as_for_a_directory() {
             .any(|l| l.starts_with("-") && l.contains("Rwalk")),
         "{trace}"
     );
+    // And the upstream's side, marked apart: each forwarded request and
+    // its reply, on behalf of the same connection.
+    let upstream = |mark: &str, what: &str| {
+        trace
+            .lines()
+            .filter(|l| l.starts_with(mark) && l.contains(what))
+            .count()
+    };
+    assert_eq!(upstream("=", "=> Tattach"), 3, "{trace}");
+    assert_eq!(upstream("<=", "= Rattach"), 3, "{trace}");
+    assert!(upstream("=", "=> Twalk") >= 3, "{trace}");
+    assert!(upstream("<=", "= Rwalk") >= 3, "{trace}");
+    // The upstream's error replies show too.
+    c.clunk(4).unwrap();
+    assert_eq!(third.walk(1, 2, &["missing"]), Err(libc::ENOENT));
+    let trace = rig.gateway.log_text();
+    assert!(
+        trace
+            .lines()
+            .any(|l| l.starts_with("<=") && l.contains("= Rlerror") && l.ends_with(" ecode 2")),
+        "{trace}"
+    );
 }
 
 /// The Linux guest's half of the VM test (busybox sh, the share on /mnt).

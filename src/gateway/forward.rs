@@ -5,9 +5,12 @@
 use std::cell::RefCell;
 
 use super::{Fids, Gateway};
+use crate::client;
+use crate::protocol::trace::{ReplyTrace, RequestTrace, Upstream};
 use crate::protocol::*;
 use crate::server::user::UserDb;
 use crate::server::{Dialect, ReadSink, Session, Tagged, WriteSource};
+use crate::trace_output::write_line;
 
 /// What the upstream answered, as the server's reply takes it.
 // One lives on the stack for the length of a request, as the server's
@@ -21,6 +24,37 @@ pub enum Answer<'a> {
     /// An Rreaddir of this many bytes of entries, in the reply buffer
     /// after the room left for its header.
     Readdir(u32),
+}
+
+/// Prints a request sent upstream for connection `conn` (--trace).
+fn trace_request(conn: u32, tag: u16, msg: &Tmessage<'_>, data: &[u8]) {
+    write_line(Upstream(RequestTrace {
+        conn,
+        tag,
+        msg,
+        data: matches!(msg, Tmessage::Write(_)).then_some(data),
+    }));
+}
+
+/// Prints the upstream's answer (--trace): its reply, or an error reply
+/// (Rlerror) with the errno the call ended with.
+fn trace_reply(conn: u32, tag: u16, reply: &Result<client::Reply<'_>, client::Error>) {
+    let error;
+    let (msg, data) = match reply {
+        Ok(r) => (&r.msg, matches!(r.msg, Rmessage::Read(_)).then_some(r.data)),
+        Err(e) => {
+            error = Rmessage::Lerror(Rlerror {
+                ecode: e.errno() as u32,
+            });
+            (&error, None)
+        }
+    };
+    write_line(Upstream(ReplyTrace {
+        conn,
+        tag,
+        msg,
+        data,
+    }));
 }
 
 thread_local! {
@@ -73,9 +107,16 @@ impl Gateway {
         // Each call flushable by the guest's Tflush of `tag` while it waits.
         let forward = |request: &Tmessage<'_>, data: &[u8], buf: &'a mut Vec<u8>| {
             let pending = client.start(request, data, buf).map_err(|e| e.errno())?;
+            let upstream_tag = pending.tag();
+            if self.upstream.trace {
+                trace_request(s.id, upstream_tag, request, data);
+            }
             fids.waiting(tag, pending.canceller());
             let reply = pending.wait();
             fids.answered(tag);
+            if self.upstream.trace {
+                trace_reply(s.id, upstream_tag, &reply);
+            }
             reply.map_err(|e| e.errno())
         };
         let call = |request: &Tmessage<'_>, data: &[u8], buf: &'a mut Vec<u8>| {

@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::client::{Canceller, Client};
 use crate::protocol::{Dialect, Tclunk, Tmessage, NOFID};
+use crate::server::{default_max_fids_total, Config};
 use crate::sync::Locked;
 
 pub use forward::Answer;
@@ -49,6 +50,8 @@ struct Shared {
     max_fids: usize,
     /// Fids all sessions may hold upstream together: ENFILE beyond.
     max_fids_total: usize,
+    /// --trace: each message to and from the upstream is printed too.
+    trace: bool,
     pool: Mutex<Pool>,
 }
 
@@ -74,10 +77,11 @@ impl std::fmt::Debug for Gateway {
 const UPSTREAM_MSIZE: u32 = crate::server::MAX_MSIZE + crate::protocol::IOHDRSZ;
 
 impl Gateway {
-    /// Connects to the upstream and agrees 9P2000.L with it. Fails with a
+    /// Connects to the upstream and agrees 9P2000.L with it; `config`
+    /// gives the fid bounds and --trace. Fails with a
     /// line fit for the user: no connection, or an upstream that offers
     /// only 9P2000.u or 9P2000 (phase 2 translates those).
-    pub fn connect(upstream: &Upstream, max_fids: usize) -> Result<Gateway, String> {
+    pub fn connect(upstream: &Upstream, config: &Config) -> Result<Gateway, String> {
         let address = &upstream.address;
         let client = Client::connect(address).map_err(|e| format!("--upstream {address}: {e}"))?;
         let (msize, dialect) = client
@@ -99,8 +103,11 @@ impl Gateway {
                 client,
                 aname: upstream.aname.clone(),
                 uname: upstream.uname.clone(),
-                max_fids,
-                max_fids_total: crate::server::default_max_fids_total(max_fids),
+                max_fids: config.max_fids,
+                max_fids_total: config
+                    .max_fids_total
+                    .unwrap_or(default_max_fids_total(config.max_fids)),
+                trace: config.trace,
                 pool: Mutex::default(),
             }),
         })

@@ -1,6 +1,7 @@
 //! A protocol trace in the style of Plan 9 lib9p's chatty9p output: one
 //! line per message, `<-N- ` before a request and `-N-> ` before a reply on
-//! connection N.
+//! connection N (and, for a gateway, `=N=> ` before a request it sends
+//! upstream for connection N and `<=N= ` before the upstream's reply).
 //!
 //! The 9P2000 messages are printed as Plan 9's `fcallfmt` (`%F`) prints
 //! them: the same words, order and conversions, including its signedness
@@ -69,6 +70,28 @@ impl Display for ReplyTrace<'_> {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
         write!(f, "-{}-> ", self.conn)?;
         reply(f, self.tag, self.msg, self.data)
+    }
+}
+
+/// A message between a gateway and its upstream, on behalf of the guest's
+/// connection `conn`: a request displays as `=conn=> ...`, a reply as
+/// `<=conn= ...` (the tag is the upstream's).
+#[derive(Debug, Clone, Copy)]
+pub struct Upstream<T>(pub T);
+
+impl Display for Upstream<RequestTrace<'_>> {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        let t = &self.0;
+        write!(f, "={}=> ", t.conn)?;
+        request(f, t.tag, t.msg, t.data)
+    }
+}
+
+impl Display for Upstream<ReplyTrace<'_>> {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        let t = &self.0;
+        write!(f, "<={}= ", t.conn)?;
+        reply(f, t.tag, t.msg, t.data)
     }
 }
 

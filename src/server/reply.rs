@@ -4,6 +4,7 @@
 use super::{error_text, Errno, ReadSink, Server, Session, WriteSource};
 use crate::protocol::{self, trace, Data, Rerror, Rlerror, Rmessage, Str, Tmessage};
 use crate::protocol::{Dialect, Rread, Rreaddir, RREAD_HEADER_SIZE};
+use crate::trace_output::write_line;
 
 /// Bytes of Tread/Twrite data handed to a trace line: the 64 it shows, and
 /// one more to tell it there is more.
@@ -184,7 +185,7 @@ pub(super) fn trace_request(
         }
         _ => None,
     };
-    trace_line(trace::RequestTrace {
+    write_line(trace::RequestTrace {
         conn: s.id,
         tag,
         msg,
@@ -194,28 +195,11 @@ pub(super) fn trace_request(
 
 /// Prints a reply (--trace); `data` is the head of an Rread's data.
 fn trace_reply(s: &Session, tag: u16, msg: &Rmessage<'_>, data: Option<&[u8]>) {
-    trace_line(trace::ReplyTrace {
+    write_line(trace::ReplyTrace {
         conn: s.id,
         tag,
         msg,
         data,
-    });
-}
-
-/// Writes one `--trace` line to stderr in one write (stderr is unbuffered:
-/// `eprintln!` writes each piece of the line on its own), formatted in a
-/// buffer the thread keeps.
-fn trace_line(line: impl std::fmt::Display) {
-    use std::fmt::Write as _;
-    use std::io::Write as _;
-    thread_local! {
-        static LINE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
-    }
-    LINE.with(|buf| {
-        let mut buf = buf.borrow_mut();
-        buf.clear();
-        let _ = writeln!(buf, "{line}");
-        let _ = std::io::stderr().write_all(buf.as_bytes());
     });
 }
 
