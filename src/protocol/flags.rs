@@ -18,6 +18,20 @@ pub const P9_DIRECTORY: u32 = 0o200000;
 pub const P9_NOATIME: u32 = 0o1000000;
 pub const P9_SYNC: u32 = 0o4000000;
 
+// File types and special bits of a 9P2000.L mode (Rgetattr, Tsetattr,
+// Tlcreate, Tmknod): Linux's stat(2) values, carried as they are.
+pub const S_IFMT: u32 = 0o170000;
+pub const S_IFSOCK: u32 = 0o140000;
+pub const S_IFLNK: u32 = 0o120000;
+pub const S_IFREG: u32 = 0o100000;
+pub const S_IFBLK: u32 = 0o060000;
+pub const S_IFDIR: u32 = 0o040000;
+pub const S_IFCHR: u32 = 0o020000;
+pub const S_IFIFO: u32 = 0o010000;
+pub const S_ISUID: u32 = 0o4000;
+pub const S_ISGID: u32 = 0o2000;
+pub const S_ISVTX: u32 = 0o1000;
+
 // Tsetattr valid bits.
 pub const ATTR_MODE: u32 = 1 << 0;
 pub const ATTR_UID: u32 = 1 << 1;

@@ -4,6 +4,7 @@ pub mod dialect;
 pub mod dirent;
 pub mod flags;
 pub mod messages;
+pub mod modes;
 pub mod stat;
 pub mod trace;
 pub mod wire;

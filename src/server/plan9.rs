@@ -16,26 +16,13 @@ use super::share::DirEntry;
 use super::user::number;
 use super::{child_path, share, Dialect, OpResult, ReadSink, Server, Session};
 use crate::protocol::flags::*;
+use crate::protocol::modes::{
+    device, lopen_flags_of_mode, plan9_mode, qid_type_of_dm, unix_permissions,
+};
 use crate::protocol::{self, Qid, Stat, StatExtension, Str, Wire};
-use crate::protocol::{DMAPPEND, DMDEVICE, DMDIR, DMEXCL, DMLINK, DMNAMEDPIPE, DMSETGID, DMSETUID};
-use crate::protocol::{DMSETVTX, DMSOCKET, DMSYMLINK, KEEP16, KEEP32, KEEP64};
+use crate::protocol::{DMAPPEND, DMDEVICE, DMDIR, DMLINK, DMNAMEDPIPE};
+use crate::protocol::{DMSOCKET, DMSYMLINK, KEEP16, KEEP32, KEEP64};
 use crate::sync::Locked;
-
-/// 9P2000.L open flags for a 9P2000 open mode.
-fn lopen_flags_of_mode(mode: u8) -> u32 {
-    let mut flags = match mode & 3 {
-        OWRITE => P9_WRONLY,
-        ORDWR => P9_RDWR,
-        _ => P9_RDONLY, // OREAD, OEXEC
-    };
-    if mode & OTRUNC != 0 {
-        flags |= P9_TRUNC;
-    }
-    if mode & OAPPEND != 0 {
-        flags |= P9_APPEND;
-    }
-    flags
-}
 
 /// Whether a Topen or Tcreate mode may change the share: writing,
 /// truncation, or removal at clunk (ORCLOSE).
@@ -56,64 +43,6 @@ pub(super) fn wstat_changes(st: &Stat<'_>) -> bool {
         ..*st
     };
     !(rest == Stat::DONT_TOUCH && ids_kept)
-}
-
-/// The qid type that goes with a stat mode.
-fn qid_type_of_dm(mode: u32) -> u8 {
-    let mut ty = protocol::QTFILE;
-    for (bit, qt) in [
-        (DMDIR, protocol::QTDIR),
-        (DMAPPEND, protocol::QTAPPEND),
-        (DMEXCL, protocol::QTEXCL),
-        (DMSYMLINK, protocol::QTSYMLINK),
-    ] {
-        if mode & bit != 0 {
-            ty |= qt;
-        }
-    }
-    ty
-}
-
-/// Plan 9 mode bits of a Unix mode: the permission bits and DMDIR, and in
-/// 9P2000.u the file type and setuid/setgid/sticky bits too.
-pub(super) fn plan9_mode(mode: u32, dialect: Dialect) -> u32 {
-    let mut out = mode & 0o777;
-    let unix = dialect == Dialect::Unix;
-    out |= match mode & libc::S_IFMT {
-        libc::S_IFDIR => DMDIR,
-        libc::S_IFLNK if unix => DMSYMLINK,
-        libc::S_IFCHR | libc::S_IFBLK if unix => DMDEVICE,
-        libc::S_IFIFO if unix => DMNAMEDPIPE,
-        libc::S_IFSOCK if unix => DMSOCKET,
-        _ => 0,
-    };
-    if unix {
-        for (unix_bit, plan9_bit) in special_bits() {
-            if mode & unix_bit != 0 {
-                out |= plan9_bit;
-            }
-        }
-    }
-    out
-}
-
-/// The Unix permission bits (with setuid, setgid, sticky) of a Plan 9 mode.
-pub(super) fn unix_permissions(mode: u32) -> u32 {
-    let mut out = mode & 0o777;
-    for (unix_bit, plan9_bit) in special_bits() {
-        if mode & plan9_bit != 0 {
-            out |= unix_bit;
-        }
-    }
-    out
-}
-
-fn special_bits() -> [(u32, u32); 3] {
-    [
-        (libc::S_ISUID, DMSETUID),
-        (libc::S_ISGID, DMSETGID),
-        (libc::S_ISVTX, DMSETVTX),
-    ]
 }
 
 /// A stat record with its strings owned.
@@ -580,77 +509,27 @@ fn set_remove_on_clunk(open: Option<&OpenFile>) {
     }
 }
 
-/// "b MAJ MIN" or "c MAJ MIN" (a 9P2000.u device extension).
-fn device(ext: &[u8]) -> Option<(u32, u32, u32)> {
-    let text = std::str::from_utf8(ext).ok()?;
-    let mut words = text.split_ascii_whitespace();
-    let file_type = match words.next()? {
-        "b" => libc::S_IFBLK,
-        "c" => libc::S_IFCHR,
-        _ => return None,
-    };
-    let major = words.next()?.parse().ok()?;
-    let minor = words.next()?.parse().ok()?;
-    words.next().is_none().then_some((file_type, major, minor))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn modes_convert_both_ways() {
-        let cases = [
-            (libc::S_IFREG | 0o644, Dialect::Plan9, 0o644),
-            (libc::S_IFDIR | 0o755, Dialect::Plan9, DMDIR | 0o755),
-            (libc::S_IFLNK | 0o777, Dialect::Plan9, 0o777),
-            (libc::S_IFLNK | 0o777, Dialect::Unix, DMSYMLINK | 0o777),
-            (libc::S_IFCHR | 0o600, Dialect::Unix, DMDEVICE | 0o600),
-            (libc::S_IFBLK | 0o600, Dialect::Unix, DMDEVICE | 0o600),
-            (libc::S_IFIFO | 0o600, Dialect::Unix, DMNAMEDPIPE | 0o600),
-            (libc::S_IFSOCK | 0o600, Dialect::Unix, DMSOCKET | 0o600),
-            (libc::S_IFIFO | 0o600, Dialect::Plan9, 0o600),
-            (libc::S_IFREG | 0o4755, Dialect::Unix, DMSETUID | 0o755),
-            (libc::S_IFREG | 0o4755, Dialect::Plan9, 0o755),
-            (
-                libc::S_IFDIR | 0o3775,
-                Dialect::Unix,
-                DMDIR | DMSETGID | DMSETVTX | 0o775,
-            ),
-        ];
-        for (unix, dialect, plan9) in cases {
-            assert_eq!(plan9_mode(unix, dialect), plan9, "{unix:o} in {dialect:?}");
-        }
-        assert_eq!(
-            unix_permissions(DMDIR | DMSETGID | DMSETVTX | 0o775),
-            0o3775
-        );
-        assert_eq!(unix_permissions(DMSETUID | 0o700), 0o4700);
-    }
-
-    #[test]
-    fn qid_types_follow_the_mode() {
-        assert_eq!(qid_type_of_dm(DMDIR | 0o755), protocol::QTDIR);
-        assert_eq!(qid_type_of_dm(DMAPPEND | 0o444), protocol::QTAPPEND);
-        assert_eq!(qid_type_of_dm(DMSYMLINK | 0o777), protocol::QTSYMLINK);
-        assert_eq!(qid_type_of_dm(0o644), protocol::QTFILE);
-    }
-
-    #[test]
-    fn open_modes() {
-        assert_eq!(lopen_flags_of_mode(0), P9_RDONLY);
-        assert_eq!(lopen_flags_of_mode(3), P9_RDONLY); // OEXEC
-        assert_eq!(lopen_flags_of_mode(OWRITE | OTRUNC), P9_WRONLY | P9_TRUNC);
-        assert_eq!(lopen_flags_of_mode(ORDWR | OAPPEND), P9_RDWR | P9_APPEND);
-        assert_eq!(lopen_flags_of_mode(ORCLOSE), P9_RDONLY);
-    }
-
-    #[test]
-    fn device_extensions() {
-        assert_eq!(device(b"c 1 3"), Some((libc::S_IFCHR, 1, 3)));
-        assert_eq!(device(b"b 8 0"), Some((libc::S_IFBLK, 8, 0)));
-        for bad in [&b"x 1 3"[..], b"c 1", b"c 1 3 4", b"c a b", b"", b"\xff"] {
-            assert_eq!(device(bad), None, "{bad:?}");
+    fn the_wire_s_linux_modes_are_the_host_s() {
+        use crate::protocol::flags as wire;
+        for (ours, host) in [
+            (wire::S_IFMT, libc::S_IFMT),
+            (wire::S_IFSOCK, libc::S_IFSOCK),
+            (wire::S_IFLNK, libc::S_IFLNK),
+            (wire::S_IFREG, libc::S_IFREG),
+            (wire::S_IFBLK, libc::S_IFBLK),
+            (wire::S_IFDIR, libc::S_IFDIR),
+            (wire::S_IFCHR, libc::S_IFCHR),
+            (wire::S_IFIFO, libc::S_IFIFO),
+            (wire::S_ISUID, libc::S_ISUID),
+            (wire::S_ISGID, libc::S_ISGID),
+            (wire::S_ISVTX, libc::S_ISVTX),
+        ] {
+            assert_eq!(ours, host);
         }
     }
 
