@@ -21,7 +21,11 @@ use vhost_user_9p::virtio::P9Backend;
 
 mod settings;
 
-use settings::{Cli, Settings};
+use settings::{Cli, Settings, VhostSocket};
+
+/// What `--print-capabilities` prints: QEMU's vhost-user.json
+/// `VHostUserBackendCapabilities` for type 9p, which defines no features.
+const CAPABILITIES: &str = r#"{"type": "9p", "features": []}"#;
 
 /// The absolute form of a socket path (its directory canonicalized), so the
 /// path in /proc/net/unix is the same whatever form a user gives.
@@ -87,7 +91,7 @@ fn clear_socket_path(path: &Path) -> Result<(), String> {
     })
 }
 
-fn run(settings: Settings) -> Result<(), String> {
+fn run(mut settings: Settings) -> Result<(), String> {
     // SIGTERM/SIGINT/SIGHUP are taken by one thread (below), so block them
     // before any other thread exists.
     let stop_signals = stop_signal_set();
@@ -119,9 +123,9 @@ fn run(settings: Settings) -> Result<(), String> {
         }
         sockets.push(listener);
     }
-    let vhost = match &settings.socket_path {
-        Some(path) => {
-            let socket_path = absolute_socket_path(path)?;
+    let vhost = match settings.vhost.take() {
+        Some(VhostSocket::Path(path)) => {
+            let socket_path = absolute_socket_path(&path)?;
             clear_socket_path(&socket_path)?;
             let listener = bind_private(&socket_path, settings.access.group, |at| {
                 std::os::unix::net::UnixListener::bind(at)
@@ -129,7 +133,21 @@ fn run(settings: Settings) -> Result<(), String> {
             .map_err(|e| format!("--socket-path {}: cannot listen: {e}", path.display()))?;
             note_socket_file(&mut socket_files, &socket_path)?;
             // Without a path: the listener never removes a file by name.
-            Some((Listener::from(listener), path))
+            Some((Listener::from(listener), path.display().to_string()))
+        }
+        // Inherited, listening already (settings.rs checked it): its file
+        // is its maker's, neither replaced nor removed here.
+        Some(VhostSocket::Inherited(listener)) => {
+            use std::os::fd::AsRawFd;
+            let fd = listener.as_raw_fd();
+            let name = match listener.local_addr() {
+                Ok(addr) => match addr.as_pathname() {
+                    Some(path) => format!("{} (--fd {fd})", path.display()),
+                    None => format!("--fd {fd}"),
+                },
+                Err(_) => format!("--fd {fd}"),
+            };
+            Some((Listener::from(listener), name))
         }
         None => None,
     };
@@ -213,10 +231,10 @@ fn run(settings: Settings) -> Result<(), String> {
         threads.push(std::thread::spawn(move || listener.serve(server)));
     }
     let result = match vhost {
-        Some((listener, path)) => serve_vhost_user(
+        Some((listener, name)) => serve_vhost_user(
             server,
             listener,
-            path,
+            &name,
             &settings.tag,
             settings.thread_pool_size,
         ),
@@ -386,7 +404,7 @@ fn describe(address: &ListenAddress) -> String {
 fn serve_vhost_user(
     server: Arc<Server>,
     mut listener: Listener,
-    path: &Path,
+    name: &str,
     tag: &str,
     thread_pool_size: Option<usize>,
 ) -> Result<(), String> {
@@ -401,7 +419,7 @@ fn serve_vhost_user(
         GuestMemoryAtomic::new(GuestMemoryMmap::new()),
     )
     .map_err(|e| format!("cannot create the vhost-user daemon: {e}"))?;
-    info!("vhost-user socket {} (tag {tag:?})", path.display());
+    info!("vhost-user socket {name} (tag {tag:?})");
     daemon
         .start(&mut listener)
         .map_err(|e| format!("vhost-user connection failed: {e}"))?;
@@ -423,6 +441,17 @@ fn serve_vhost_user(
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.print_capabilities {
+        // QEMU's convention: print, exit 0, ignore every other option.
+        use std::io::Write;
+        return match writeln!(std::io::stdout(), "{CAPABILITIES}") {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("vhost-user-9p: error: cannot write the capabilities: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     env_logger::Builder::new()
         .filter_level(cli.log_level.filter())
         .format_target(false)

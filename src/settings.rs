@@ -2,6 +2,8 @@
 //! (`Settings`): every check of the arguments alone is made here, before
 //! the daemon binds a socket, confines itself or serves anything.
 
+use std::os::fd::{FromRawFd, RawFd};
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 
 use clap::{Parser, ValueEnum};
@@ -49,13 +51,27 @@ impl LogLevel {
 /// In the guest: `mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 TAG /mnt`.
 /// The daemon serves one VMM connection and exits when it disconnects.
 /// With `--listen` it also (or only) serves 9P clients over Unix or TCP
-/// sockets; without `--socket-path` it runs until stopped.
+/// sockets; without a vhost-user socket (`--socket-path` or `--fd`) it
+/// runs until stopped.
 #[derive(Debug, Parser)]
 #[command(version, about, long_about, max_term_width = 100)]
 pub struct Cli {
     /// vhost-user Unix socket to listen on (a stale socket file is replaced)
-    #[arg(long, value_name = "PATH", required_unless_present = "listen")]
+    #[arg(long, value_name = "PATH",
+          required_unless_present_any = ["listen", "fd", "print_capabilities"])]
     socket_path: Option<PathBuf>,
+
+    /// Instead of --socket-path: serve vhost-user on the Unix stream socket
+    /// inherited as file descriptor FDNUM, already listening (QEMU's
+    /// backend program conventions; systemd socket activation gives 3)
+    #[arg(long, value_name = "FDNUM", conflicts_with = "socket_path",
+          value_parser = clap::value_parser!(RawFd).range(0..))]
+    fd: Option<RawFd>,
+
+    /// Print the backend's capabilities as JSON (QEMU's vhost-user.json:
+    /// `{"type": "9p", "features": []}`) and exit; needs no other option
+    #[arg(long)]
+    pub print_capabilities: bool,
 
     /// Also (or instead) serve 9P over a stream socket: unix:PATH, or
     /// tcp:HOST:PORT (tcp:PORT is loopback); repeatable. Each connection is
@@ -64,7 +80,7 @@ pub struct Cli {
     listen: Vec<ListenAddress>,
 
     /// Directory to share
-    #[arg(long, value_name = "DIR", required_unless_present = "upstream")]
+    #[arg(long, value_name = "DIR", required_unless_present_any = ["upstream", "print_capabilities"])]
     shared_dir: Option<PathBuf>,
 
     /// Instead of a directory, share the file tree of an upstream 9P server
@@ -84,7 +100,7 @@ pub struct Cli {
     upstream_uname: Option<String>,
 
     /// Mount tag the guest uses to find the share (1 to 255 bytes)
-    #[arg(long, value_name = "TAG", required_unless_present = "listen")]
+    #[arg(long, value_name = "TAG", required_unless_present_any = ["listen", "print_capabilities"])]
     tag: Option<String>,
 
     /// Share read-only: every change is refused with EROFS
@@ -157,8 +173,9 @@ pub struct Cli {
     max_connections: usize,
 
     /// Give this group (a name from /etc/group, or a number) access to the
-    /// daemon's Unix sockets: mode 0660 instead of 0600 (the owner is the
-    /// daemon's user)
+    /// Unix sockets the daemon binds (--socket-path, --listen unix:): mode
+    /// 0660 instead of 0600 (the owner is the daemon's user). Not an --fd
+    /// socket: whoever made it set its file's owner and mode
     #[arg(long, value_name = "GROUP")]
     socket_group: Option<String>,
 
@@ -220,10 +237,10 @@ pub struct Settings {
     pub shared_dir: PathBuf,
     /// `--upstream` and its Tattach names: the gateway, connected at start.
     pub upstream: Option<Upstream>,
-    /// The vhost-user socket (`--socket-path`).
-    pub socket_path: Option<PathBuf>,
-    /// The mount tag: 1 to MAX_TAG_LEN bytes with `--socket-path`, empty
-    /// when not given.
+    /// The vhost-user socket (`--socket-path` or `--fd`).
+    pub vhost: Option<VhostSocket>,
+    /// The mount tag: 1 to MAX_TAG_LEN bytes with a vhost-user socket,
+    /// empty when not given.
     pub tag: String,
     /// The 9P stream sockets (`--listen`); TCP ones only with `--no-auth`.
     pub listen: Vec<ListenAddress>,
@@ -248,7 +265,8 @@ impl TryFrom<Cli> for Settings {
         let access = socket_access(&cli)?;
         let upstream = upstream(&cli)?;
         let tag = cli.tag.unwrap_or_default();
-        if cli.socket_path.is_some() && (tag.is_empty() || tag.len() > MAX_TAG_LEN) {
+        let vhost_user = cli.socket_path.is_some() || cli.fd.is_some();
+        if vhost_user && (tag.is_empty() || tag.len() > MAX_TAG_LEN) {
             return Err(format!(
                 "--tag: must be 1 to {MAX_TAG_LEN} bytes long, got {}",
                 tag.len()
@@ -266,6 +284,13 @@ impl TryFrom<Cli> for Settings {
                 .modify(spec)
                 .map_err(|e| format!("--modcaps: {e}"))?;
         }
+        // Last of the checks: once accepted, the descriptor is the
+        // listener's, closed with it.
+        let vhost = match (cli.socket_path, cli.fd) {
+            (Some(path), _) => Some(VhostSocket::Path(path)),
+            (None, Some(fd)) => Some(VhostSocket::Inherited(inherited_listener(fd)?)),
+            (None, None) => None,
+        };
         let root = match cli.sandbox {
             Sandbox::None => shared_dir.clone(),
             Sandbox::Namespace | Sandbox::Chroot => PathBuf::from("/"),
@@ -289,7 +314,7 @@ impl TryFrom<Cli> for Settings {
             config,
             shared_dir,
             upstream,
-            socket_path: cli.socket_path,
+            vhost,
             tag,
             listen: cli.listen,
             access,
@@ -299,6 +324,117 @@ impl TryFrom<Cli> for Settings {
             seccomp: cli.seccomp,
             modcaps: cli.modcaps,
         })
+    }
+}
+
+/// Where the vhost-user socket comes from.
+#[derive(Debug)]
+pub enum VhostSocket {
+    /// `--socket-path`: bound at start.
+    Path(PathBuf),
+    /// `--fd`: inherited, checked to be a listening Unix stream socket.
+    Inherited(UnixListener),
+}
+
+/// The listening Unix stream socket inherited as `fd` (`--fd`), made
+/// close-on-exec and blocking; refused, left as it is, if `fd` is anything
+/// else.
+fn inherited_listener(fd: RawFd) -> Result<UnixListener, String> {
+    const GIVE: &str = "hand the daemon a bound, listening Unix stream socket as that \
+                        descriptor, or use --socket-path";
+    // SAFETY: F_GETFD reads the descriptor's flags; any number may be asked.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    if flags < 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(format!("--fd {fd}: not an open descriptor ({e}); {GIVE}"));
+    }
+    let mut st = std::mem::MaybeUninit::<libc::stat>::zeroed();
+    // SAFETY: fd is open; st is writable for a stat.
+    if unsafe { libc::fstat(fd, st.as_mut_ptr()) } != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(format!("--fd {fd}: cannot stat it ({e}); {GIVE}"));
+    }
+    // SAFETY: fstat succeeded and filled it.
+    let kind = match unsafe { st.assume_init() }.st_mode & libc::S_IFMT {
+        libc::S_IFSOCK => None,
+        libc::S_IFREG => Some("a regular file"),
+        libc::S_IFDIR => Some("a directory"),
+        libc::S_IFIFO => Some("a pipe"),
+        libc::S_IFCHR => Some("a character device"),
+        libc::S_IFBLK => Some("a block device"),
+        libc::S_IFLNK => Some("a symbolic link"),
+        _ => Some("not a socket"),
+    };
+    if let Some(kind) = kind {
+        return Err(format!("--fd {fd}: {kind}, not a socket; {GIVE}"));
+    }
+    let option = |name| {
+        socket_option(fd, name)
+            .map_err(|e| format!("--fd {fd}: cannot read its socket options ({e}); {GIVE}"))
+    };
+    let domain = option(libc::SO_DOMAIN)?;
+    if domain != libc::AF_UNIX {
+        let family = match domain {
+            libc::AF_INET => "an IPv4 socket".to_string(),
+            libc::AF_INET6 => "an IPv6 socket".to_string(),
+            libc::AF_NETLINK => "a netlink socket".to_string(),
+            other => format!("a socket of address family {other}"),
+        };
+        return Err(format!("--fd {fd}: {family}, not a Unix socket; {GIVE}"));
+    }
+    let kind = option(libc::SO_TYPE)?;
+    if kind != libc::SOCK_STREAM {
+        let kind = match kind {
+            libc::SOCK_DGRAM => "a datagram (SOCK_DGRAM)".to_string(),
+            libc::SOCK_SEQPACKET => "a SOCK_SEQPACKET".to_string(),
+            other => format!("a type {other}"),
+        };
+        return Err(format!(
+            "--fd {fd}: {kind} Unix socket, not a stream one; {GIVE}"
+        ));
+    }
+    if option(libc::SO_ACCEPTCONN)? == 0 {
+        return Err(format!(
+            "--fd {fd}: a Unix stream socket that is not listening (a connection, or not yet \
+             listen(2)ed); {GIVE}"
+        ));
+    }
+    // SAFETY: F_SETFD sets the flags of a descriptor that is open.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) } != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(format!("--fd {fd}: cannot make it close-on-exec ({e})"));
+    }
+    // SAFETY: fd is an open, listening Unix stream socket, given to the
+    // daemon to serve on; nothing else in the process uses it (Settings
+    // are made once), so the listener may own and close it.
+    let listener = unsafe { UnixListener::from_raw_fd(fd) };
+    // The daemon's accept loop waits in accept(2): a non-blocking socket
+    // would make it spin. (The flag is the open file's: the socket's
+    // maker sees the change; accepted connections never inherit it.)
+    listener
+        .set_nonblocking(false)
+        .map_err(|e| format!("--fd {fd}: cannot make it blocking ({e})"))?;
+    Ok(listener)
+}
+
+/// An int-valued SOL_SOCKET option of the socket `fd`.
+fn socket_option(fd: RawFd, name: libc::c_int) -> std::io::Result<libc::c_int> {
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: value is writable for len bytes, the size of a c_int.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            name,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if r == 0 {
+        Ok(value)
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }
 
@@ -410,389 +546,4 @@ fn is_loopback(addr: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::error::ErrorKind;
-    use vhost_user_9p::server::{DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_FIDS};
-
-    /// A directory that exists: the crate's.
-    const DIR: &str = env!("CARGO_MANIFEST_DIR");
-
-    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
-        Cli::try_parse_from(std::iter::once("vhost-user-9p").chain(args.iter().copied()))
-    }
-
-    /// The settings of a command line clap accepts, or the daemon's error.
-    fn settings(args: &[&str]) -> Result<Settings, String> {
-        Settings::try_from(parse(args).expect("clap accepts it"))
-    }
-
-    /// The error of a command line clap accepts and the conversion refuses.
-    fn refused(args: &[&str]) -> String {
-        settings(args).expect_err("refused")
-    }
-
-    /// A vhost-user command line on DIR with `extra` after it.
-    fn vhost<'a>(extra: &[&'a str]) -> Vec<&'a str> {
-        let mut args = vec![
-            "--socket-path",
-            "/tmp/v.sock",
-            "--tag",
-            "t",
-            "--shared-dir",
-            DIR,
-        ];
-        args.extend(extra);
-        args
-    }
-
-    /// A command line clap refuses: its kind and message.
-    fn clap_refuses(args: &[&str]) -> (ErrorKind, String) {
-        let e = parse(args).expect_err("clap refuses it");
-        (e.kind(), e.to_string())
-    }
-
-    #[test]
-    fn the_share_and_a_socket_are_required() {
-        let (kind, text) = clap_refuses(&["--socket-path", "s", "--tag", "t"]);
-        assert_eq!(kind, ErrorKind::MissingRequiredArgument);
-        assert!(text.contains("--shared-dir"), "{text}");
-        let (kind, text) = clap_refuses(&["--shared-dir", DIR]);
-        assert_eq!(kind, ErrorKind::MissingRequiredArgument);
-        assert!(
-            text.contains("--socket-path") && text.contains("--tag"),
-            "{text}"
-        );
-        // --socket-path needs --tag; --listen alone needs neither.
-        let (kind, text) = clap_refuses(&["--shared-dir", DIR, "--socket-path", "s"]);
-        assert_eq!(kind, ErrorKind::MissingRequiredArgument);
-        assert!(text.contains("--tag"), "{text}");
-        assert!(settings(&["--shared-dir", DIR, "--listen", "unix:/tmp/x"]).is_ok());
-    }
-
-    #[test]
-    fn values_that_do_not_parse_are_refused_by_clap() {
-        let cases: &[(&[&str], &str)] = &[
-            (
-                &["--listen", "udp:1"],
-                "expected unix:PATH or tcp:HOST:PORT",
-            ),
-            (&["--listen", "unix:"], "unix: needs a path"),
-            (&["--listen", "tcp:host"], "expected tcp:HOST:PORT"),
-            (&["--listen", "tcp:host:99999"], "expected tcp:HOST:PORT"),
-            (&["--uid-map", ":0:1000:"], "expected :GUEST:HOST:COUNT:"),
-            (&["--uid-map", ":0:x:1:"], "host id \"x\" is not a number"),
-            (
-                &["--gid-map", ":0:1000:0:"],
-                "the range is empty or runs past 2^32",
-            ),
-            (
-                &["--gid-map", ":4294967295:0:2:"],
-                "the range is empty or runs past 2^32",
-            ),
-            (
-                &["--security-model", "xattr"],
-                "expected passthrough, mapped-xattr or none",
-            ),
-            (&["--max-fids", "0"], "--max-fids"),
-            (&["--max-connections", "0"], "--max-connections"),
-            (&["--write-behind", "1048577"], "--write-behind"),
-            (&["--write-behind", "-1"], "-1"),
-            (&["--thread-pool-size", "many"], "--thread-pool-size"),
-            (&["--rlimit-nofile", "-5"], "-5"),
-            (&["--sandbox", "jail"], "--sandbox"),
-            (&["--seccomp", "ignore"], "--seccomp"),
-            (&["--log-level", "loud"], "--log-level"),
-        ];
-        for (extra, wanted) in cases {
-            let (kind, text) = clap_refuses(&vhost(extra));
-            assert!(
-                matches!(
-                    kind,
-                    ErrorKind::ValueValidation
-                        | ErrorKind::InvalidValue
-                        | ErrorKind::UnknownArgument
-                ),
-                "{extra:?}: {kind:?}"
-            );
-            assert!(text.contains(wanted), "{extra:?}: {text}");
-        }
-        // The bounds themselves are accepted.
-        let s = settings(&vhost(&["--write-behind", "1048576", "--max-fids", "1"])).unwrap();
-        assert_eq!(s.config.write_behind, 1 << 40);
-        assert_eq!(s.config.max_fids, 1);
-    }
-
-    #[test]
-    fn the_tag_is_1_to_255_bytes_with_a_vhost_user_socket() {
-        let with_tag = |tag: &str| {
-            let args = ["--socket-path", "s", "--tag", tag, "--shared-dir", DIR];
-            settings(&args)
-        };
-        assert_eq!(
-            with_tag("").unwrap_err(),
-            "--tag: must be 1 to 255 bytes long, got 0"
-        );
-        assert_eq!(
-            with_tag(&"t".repeat(256)).unwrap_err(),
-            "--tag: must be 1 to 255 bytes long, got 256"
-        );
-        assert_eq!(with_tag(&"t".repeat(255)).unwrap().tag.len(), 255);
-        assert_eq!(with_tag("é").unwrap().tag, "é");
-        // Without --socket-path no tag is offered, so none is checked.
-        let listen = ["--listen", "unix:/tmp/x", "--shared-dir", DIR, "--tag", ""];
-        assert_eq!(settings(&listen).unwrap().tag, "");
-    }
-
-    #[test]
-    fn overlapping_or_too_many_id_ranges_are_refused() {
-        assert_eq!(
-            refused(&vhost(&[
-                "--uid-map",
-                ":0:1000:10:",
-                "--uid-map",
-                ":5:2000:1:"
-            ])),
-            "--uid-map: ranges IdRange { guest: 0, host: 1000, count: 10 } and \
-             IdRange { guest: 5, host: 2000, count: 1 } overlap"
-        );
-        let e = refused(&vhost(&[
-            "--gid-map",
-            ":0:1000:10:",
-            "--gid-map",
-            ":100:1009:1:",
-        ]));
-        assert!(
-            e.starts_with("--gid-map: ranges ") && e.ends_with(" overlap"),
-            "{e}"
-        );
-        let many: Vec<String> = (0..341).map(|i| format!("--uid-map=:{i}:{i}:1:")).collect();
-        let many: Vec<&str> = many.iter().map(String::as_str).collect();
-        assert_eq!(
-            refused(&vhost(&many)),
-            "--uid-map: at most 340 ranges (as in a user namespace's map), got 341"
-        );
-        assert!(settings(&vhost(&many[..340])).is_ok());
-    }
-
-    #[test]
-    fn tcp_needs_no_auth() {
-        assert_eq!(
-            refused(&vhost(&["--listen", "tcp:564"])),
-            "--listen tcp:127.0.0.1:564: 9P over TCP has no authentication: anyone who can \
-             reach the port (every local user, for loopback) acts as any user they name; add \
-             --no-auth to accept that, or use --listen unix:PATH (with --socket-group)"
-        );
-        // Refused whichever --listen it is, unix ones before it or not.
-        let e = refused(&vhost(&[
-            "--listen",
-            "unix:/tmp/a",
-            "--listen",
-            "tcp:[::]:564",
-        ]));
-        assert!(e.starts_with("--listen tcp:[::]:564: 9P over TCP"), "{e}");
-        let s = settings(&vhost(&["--listen", "tcp:0.0.0.0:564", "--no-auth"])).unwrap();
-        assert_eq!(s.listen, [ListenAddress::Tcp("0.0.0.0:564".into())]);
-    }
-
-    #[test]
-    fn loopback_addresses() {
-        for addr in ["127.0.0.1:1", "127.1.2.3:1", "[::1]:1", "localhost:1"] {
-            assert!(is_loopback(addr), "{addr}");
-        }
-        for addr in ["0.0.0.0:1", "[::]:1", "10.0.0.1:1", "example.org:1"] {
-            assert!(!is_loopback(addr), "{addr}");
-        }
-    }
-
-    #[test]
-    fn the_socket_group_must_exist() {
-        assert_eq!(
-            refused(&vhost(&["--socket-group", "no-such-group-here"])),
-            "--socket-group no-such-group-here: no such group in /etc/group; give a group name \
-             or number"
-        );
-        // A number needs no entry.
-        let s = settings(&vhost(&["--socket-group", "4242"])).unwrap();
-        assert_eq!(s.access.group, Some(4242));
-    }
-
-    #[test]
-    fn the_share_must_be_a_directory() {
-        let file = format!("{DIR}/Cargo.toml");
-        let args = ["--listen", "unix:/tmp/x", "--shared-dir", &file];
-        assert_eq!(
-            refused(&args),
-            format!("--shared-dir {file}: not a directory")
-        );
-        let missing = "/nonexistent/vhost-user-9p-share";
-        let args = ["--listen", "unix:/tmp/x", "--shared-dir", missing];
-        let e = refused(&args);
-        assert!(
-            e.starts_with(&format!("--shared-dir {missing}: No such file")),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn an_upstream_replaces_the_shared_dir() {
-        let up = ["--listen", "unix:/tmp/x", "--upstream", "unix:/tmp/up.sock"];
-        let s = settings(&[&up[..], &["--sandbox", "none", "--upstream-aname", "/srv"]].concat())
-            .unwrap();
-        let wanted = Upstream {
-            address: "unix:/tmp/up.sock".into(),
-            aname: Some("/srv".into()),
-            uname: None,
-        };
-        assert_eq!(s.upstream, Some(wanted));
-        assert_eq!(s.shared_dir, Path::new(""));
-        // What phase 1 does not do with an upstream.
-        for extra in [
-            &["--ctl"][..],
-            &["--security-model", "none"],
-            &["--uid-map", ":0:0:1:"],
-            &["--gid-map", ":0:0:1:"],
-            &["--shared-dir", DIR],
-        ] {
-            let e = refused(&[&up[..], &["--sandbox", "none"], extra].concat());
-            assert_eq!(
-                e,
-                format!(
-                    "--upstream unix:/tmp/up.sock: {} is not supported with an upstream (the \
-                     upstream keeps the files: give it {} instead)",
-                    extra[0], extra[0]
-                )
-            );
-        }
-        // A relative socket path is made canonical.
-        let rel = ["--listen", "unix:/tmp/x", "--upstream", "unix:rel.sock"];
-        let cwd = std::env::current_dir().unwrap().canonicalize().unwrap();
-        let wanted = format!("unix:{}", cwd.join("rel.sock").display());
-        assert_eq!(settings(&rel).unwrap().upstream.unwrap().address, wanted);
-        // A namespace sandbox with a unix: upstream (its socket alone in
-        // an empty root), never with a TCP one; no chroot.
-        assert_eq!(settings(&up).unwrap().sandbox, Sandbox::Namespace);
-        let e = refused(&["--listen", "unix:/tmp/x", "--upstream", "tcp:564"]);
-        assert!(e.contains("--sandbox namespace has no network"), "{e}");
-        let e = refused(&[&up[..], &["--sandbox", "chroot"]].concat());
-        assert!(e.contains("--sandbox chroot is not supported"), "{e}");
-        // Its address is checked by clap, and its names need it.
-        let (kind, _) = clap_refuses(&["--listen", "unix:/tmp/x", "--upstream", "udp:1"]);
-        assert_eq!(kind, ErrorKind::ValueValidation);
-        let (kind, _) = clap_refuses(&vhost(&["--upstream-uname", "u"]));
-        assert_eq!(kind, ErrorKind::MissingRequiredArgument);
-    }
-
-    #[test]
-    fn modcaps_syntax_is_checked() {
-        assert_eq!(
-            refused(&vhost(&["--modcaps", "sys_admin"])),
-            "--modcaps: sys_admin: expected +NAME or -NAME"
-        );
-        assert_eq!(
-            refused(&vhost(&["--modcaps", "+chown:-bogus"])),
-            "--modcaps: bogus: no such capability"
-        );
-        let s = settings(&vhost(&["--modcaps", "+CAP_SYS_ADMIN:-mknod:"])).unwrap();
-        assert_eq!(s.modcaps.as_deref(), Some("+CAP_SYS_ADMIN:-mknod:"));
-    }
-
-    #[test]
-    fn defaults() {
-        let s = settings(&vhost(&[])).unwrap();
-        let c = &s.config;
-        assert_eq!(c.shared_dir, Path::new("/"));
-        assert!(!c.readonly && !c.ctl && !c.trace);
-        assert_eq!(c.security_model, SecurityModel::default_for_process());
-        assert_eq!(c.uid_map, IdMap::default());
-        assert_eq!(c.gid_map, IdMap::default());
-        assert_eq!(c.write_behind, DEFAULT_WRITE_BEHIND);
-        assert_eq!(c.fid_descriptors, None);
-        assert_eq!(c.max_fids, DEFAULT_MAX_FIDS);
-        assert_eq!(c.max_connections, DEFAULT_MAX_CONNECTIONS);
-        assert_eq!(s.shared_dir, Path::new(DIR));
-        assert_eq!(s.socket_path.as_deref(), Some(Path::new("/tmp/v.sock")));
-        assert_eq!(s.tag, "t");
-        assert!(s.listen.is_empty());
-        assert_eq!(s.access.group, None);
-        assert!(s.access.root_squash);
-        assert_eq!(s.thread_pool_size, None);
-        assert_eq!(s.rlimit_nofile, None);
-        assert_eq!(s.sandbox, Sandbox::Namespace);
-        assert_eq!(s.seccomp, Seccomp::Kill);
-        assert_eq!(s.modcaps, None);
-        assert!(matches!(
-            parse(&vhost(&[])).unwrap().log_level,
-            LogLevel::Info
-        ));
-    }
-
-    #[test]
-    fn every_option_reaches_its_setting() {
-        let s = settings(&[
-            "--shared-dir",
-            DIR,
-            "--listen",
-            "unix:/tmp/a.sock",
-            "--listen",
-            "tcp:5640",
-            "--no-auth",
-            "--readonly",
-            "--security-model",
-            "none",
-            "--uid-map",
-            ":0:1000:1:",
-            "--uid-map",
-            ":1:2000:10:",
-            "--gid-map",
-            ":0:100:1:",
-            "--thread-pool-size",
-            "0",
-            "--write-behind",
-            "0",
-            "--rlimit-nofile",
-            "0",
-            "--ctl",
-            "--trace",
-            "--max-fids",
-            "10",
-            "--max-connections",
-            "3",
-            "--socket-group",
-            "0",
-            "--no-root-squash",
-            "--sandbox",
-            "none",
-            "--seccomp",
-            "log",
-        ])
-        .unwrap();
-        let c = &s.config;
-        // Unconfined, the server opens the share by its host path.
-        assert_eq!(c.shared_dir, Path::new(DIR));
-        assert!(c.readonly && c.ctl && c.trace);
-        assert_eq!(c.security_model, SecurityModel::None);
-        let range = |s| IdRange::parse(s).unwrap();
-        let uids = vec![range(":0:1000:1:"), range(":1:2000:10:")];
-        assert_eq!(c.uid_map, IdMap::new(uids).unwrap());
-        assert_eq!(c.gid_map, IdMap::new(vec![range(":0:100:1:")]).unwrap());
-        assert_eq!(c.write_behind, 0);
-        assert_eq!((c.max_fids, c.max_connections), (10, 3));
-        assert_eq!(s.socket_path, None);
-        assert_eq!(
-            s.listen,
-            [
-                ListenAddress::Unix("/tmp/a.sock".into()),
-                ListenAddress::Tcp("127.0.0.1:5640".into())
-            ]
-        );
-        assert_eq!(s.access.group, Some(0));
-        assert!(!s.access.root_squash);
-        assert_eq!(s.thread_pool_size, Some(0));
-        assert_eq!(s.rlimit_nofile, Some(0));
-        assert_eq!((s.sandbox, s.seccomp), (Sandbox::None, Seccomp::Log));
-        let s = settings(&vhost(&["--sandbox", "chroot", "--write-behind", "3"])).unwrap();
-        assert_eq!(s.config.shared_dir, Path::new("/"));
-        assert_eq!(s.config.write_behind, 3 << 20);
-    }
-}
+mod tests;

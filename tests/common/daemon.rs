@@ -6,6 +6,7 @@
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::Read;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -34,6 +35,7 @@ enum Out {
 pub struct Builder {
     share: Option<PathBuf>,
     vhost: Option<Option<PathBuf>>,
+    inherited: Option<(OwnedFd, Option<PathBuf>)>,
     tag: String,
     listen: Vec<String>,
     log_level: Option<String>,
@@ -57,6 +59,16 @@ impl Builder {
     /// The vhost-user socket at `path`.
     pub fn socket_path(mut self, path: &Path) -> Builder {
         self.vhost = Some(Some(path.to_path_buf()));
+        self
+    }
+
+    /// vhost-user on a descriptor the daemon inherits (`--fd N`, with the
+    /// mount tag `tag()` says): `fd`, open in the daemon under its number in
+    /// the test, which closes its own copy once the daemon is started.
+    /// `socket`, its path when it is a listening socket, is waited for
+    /// (it is there already) and is `Daemon::socket`.
+    pub fn inherit_fd(mut self, fd: impl Into<OwnedFd>, socket: Option<&Path>) -> Builder {
+        self.inherited = Some((fd.into(), socket.map(Path::to_path_buf)));
         self
     }
 
@@ -174,6 +186,28 @@ impl Builder {
                 .arg(socket)
                 .args(["--tag", &self.tag]);
         }
+        let vhost = match &self.inherited {
+            Some((fd, socket)) => {
+                let fd = fd.as_raw_fd();
+                command
+                    .arg("--fd")
+                    .arg(fd.to_string())
+                    .args(["--tag", &self.tag]);
+                // SAFETY: fcntl is async-signal-safe; nothing else runs in
+                // the child. (The test's descriptor is close-on-exec: only
+                // this child keeps it across exec.)
+                unsafe {
+                    command.pre_exec(move || {
+                        if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                        Ok(())
+                    });
+                }
+                socket.clone().or(vhost)
+            }
+            None => vhost,
+        };
         for spec in &self.listen {
             command.arg("--listen").arg(spec);
         }
@@ -298,6 +332,7 @@ impl Daemon {
         Builder {
             share: Some(share.to_path_buf()),
             vhost: None,
+            inherited: None,
             tag: "test".into(),
             listen: Vec::new(),
             log_level: Some("warn".into()),
