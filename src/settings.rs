@@ -14,7 +14,7 @@ use vhost_user_9p::privileges::Caps;
 use vhost_user_9p::sandbox::Sandbox;
 use vhost_user_9p::seccomp::Seccomp;
 use vhost_user_9p::server::user::UserDb;
-use vhost_user_9p::server::{Config, IdMap, IdRange, SecurityModel, DEFAULT_WRITE_BEHIND};
+use vhost_user_9p::server::{Config, Dialect, IdMap, IdRange, SecurityModel, DEFAULT_WRITE_BEHIND};
 use vhost_user_9p::socket::{ListenAddress, SocketAccess};
 use vhost_user_9p::virtio::MAX_TAG_LEN;
 
@@ -98,6 +98,12 @@ pub struct Cli {
     /// With --upstream: the uname of its Tattach [default: the attaching user's name]
     #[arg(long, value_name = "NAME", requires = "upstream")]
     upstream_uname: Option<String>,
+
+    /// With --upstream: the protocol asked of it, 9p2000.L (it may answer
+    /// 9p2000.u or 9p2000), 9p2000.u or 9p2000; the guest speaks 9P2000.L
+    /// all the same
+    #[arg(long, value_name = "VERSION", requires = "upstream", value_parser = parse_upstream_version)]
+    upstream_version: Option<Dialect>,
 
     /// Mount tag the guest uses to find the share (1 to 255 bytes)
     #[arg(long, value_name = "TAG", required_unless_present_any = ["listen", "print_capabilities"])]
@@ -219,6 +225,15 @@ pub struct Cli {
 
 fn parse_upstream(s: &str) -> Result<String, String> {
     ListenAddress::parse(s).map(|_| s.to_string())
+}
+
+fn parse_upstream_version(s: &str) -> Result<Dialect, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "9p2000.l" => Ok(Dialect::Linux),
+        "9p2000.u" => Ok(Dialect::Unix),
+        "9p2000" => Ok(Dialect::Plan9),
+        _ => Err("expected 9p2000.L, 9p2000.u or 9p2000".to_string()),
+    }
 }
 
 fn parse_security_model(s: &str) -> Result<SecurityModel, String> {
@@ -487,6 +502,7 @@ fn upstream(cli: &Cli) -> Result<Option<Upstream>, String> {
         address,
         aname: cli.upstream_aname.clone(),
         uname: cli.upstream_uname.clone(),
+        version: cli.upstream_version.unwrap_or(Dialect::Linux),
     }))
 }
 

@@ -4,7 +4,7 @@
 
 use std::cell::RefCell;
 
-use super::{Fids, Gateway};
+use super::{plan9, Fids, Gateway};
 use crate::client;
 use crate::protocol::trace::{ReplyTrace, RequestTrace, Upstream};
 use crate::protocol::*;
@@ -62,6 +62,54 @@ thread_local! {
     static WRITE_DATA: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
+/// One guest request on its way upstream: whose it is (for the fid map,
+/// the guest's Tflush and the trace).
+pub(super) struct Call<'c> {
+    pub gateway: &'c Gateway,
+    pub session: &'c Session,
+    pub fids: &'c Fids,
+    /// The guest's tag.
+    pub tag: u16,
+}
+
+impl Call<'_> {
+    /// Sends `request` (and a Twrite's `data`) upstream and waits for the
+    /// reply, read into `buf`: flushed upstream if the guest flushes its
+    /// request meanwhile, and traced with --trace.
+    pub fn send<'b>(
+        &self,
+        request: &Tmessage<'_>,
+        data: &[u8],
+        buf: &'b mut Vec<u8>,
+    ) -> Result<client::Reply<'b>, i32> {
+        let shared = &self.gateway.upstream;
+        let pending = shared
+            .client
+            .start(request, data, buf)
+            .map_err(|e| e.errno())?;
+        let upstream_tag = pending.tag();
+        if shared.trace {
+            trace_request(self.session.id, upstream_tag, request, data);
+        }
+        self.fids.waiting(self.tag, pending.canceller());
+        let reply = pending.wait();
+        self.fids.answered(self.tag);
+        if shared.trace {
+            trace_reply(self.session.id, upstream_tag, &reply);
+        }
+        reply.map_err(|e| e.errno())
+    }
+
+    /// `send` of a request without data, for its reply message.
+    pub fn message<'b>(
+        &self,
+        request: &Tmessage<'_>,
+        buf: &'b mut Vec<u8>,
+    ) -> Result<Rmessage<'b>, i32> {
+        self.send(request, &[], buf).map(|reply| reply.msg)
+    }
+}
+
 impl Gateway {
     /// The session's fid map, made at its first request.
     fn fids<'s>(&self, s: &'s Session) -> &'s Fids {
@@ -104,23 +152,16 @@ impl Gateway {
         let Tagged { tag, message } = request;
         let fids = self.fids(s);
         let client = &self.upstream.client;
-        // Each call flushable by the guest's Tflush of `tag` while it waits.
-        let forward = |request: &Tmessage<'_>, data: &[u8], buf: &'a mut Vec<u8>| {
-            let pending = client.start(request, data, buf).map_err(|e| e.errno())?;
-            let upstream_tag = pending.tag();
-            if self.upstream.trace {
-                trace_request(s.id, upstream_tag, request, data);
-            }
-            fids.waiting(tag, pending.canceller());
-            let reply = pending.wait();
-            fids.answered(tag);
-            if self.upstream.trace {
-                trace_reply(s.id, upstream_tag, &reply);
-            }
-            reply.map_err(|e| e.errno())
+        let up = Call {
+            gateway: self,
+            session: s,
+            fids,
+            tag,
         };
+        let forward =
+            |request: &Tmessage<'_>, data: &[u8], buf: &'a mut Vec<u8>| up.send(request, data, buf);
         let call = |request: &Tmessage<'_>, data: &[u8], buf: &'a mut Vec<u8>| {
-            forward(request, data, buf).map(|reply| reply.msg)
+            up.send(request, data, buf).map(|reply| reply.msg)
         };
         // Data moves in the least of what the guest asked, what its msize
         // and buffer allow, and what the upstream's msize allows.
@@ -132,6 +173,13 @@ impl Gateway {
         };
         if s.dialect() != Dialect::Linux {
             return Err(libc::EOPNOTSUPP);
+        }
+        if client.dialect() != Dialect::Linux && plan9::translated(&message) {
+            let limit = match &message {
+                Tmessage::Readdir(t) => room(t.count, sink.capacity()),
+                _ => 0,
+            };
+            return plan9::serve(&up, message, limit, out, buf);
         }
         let message = match message {
             Tmessage::Version(_) => return Err(libc::EINVAL),
@@ -164,11 +212,13 @@ impl Gateway {
                     afid: NOFID,
                     uname: Str(uname.as_bytes()),
                     aname: Str(upstream.aname.as_deref().unwrap_or("").as_bytes()),
-                    n_uname: Some(uid),
+                    // (9P2000 has no numeric uname.)
+                    n_uname: (client.dialect() != Dialect::Plan9).then_some(uid),
                 });
                 match call(&forwarded, &[], buf) {
                     Ok(reply) => {
                         fids.bind(t.fid, up)?;
+                        fids.attached(uid);
                         reply
                     }
                     Err(e) => {
@@ -311,7 +361,7 @@ impl Gateway {
 
 /// The iounit a guest is told: the upstream's, else what the upstream's
 /// msize allows.
-fn iounit(upstream: u32, most: u32) -> u32 {
+pub(super) fn iounit(upstream: u32, most: u32) -> u32 {
     if upstream == 0 {
         most
     } else {

@@ -13,9 +13,10 @@
 //! when the session ends.
 
 mod forward;
+mod plan9;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::client::{Canceller, Client};
 use crate::protocol::{Dialect, Tclunk, Tmessage, NOFID};
@@ -34,6 +35,8 @@ pub struct Upstream {
     /// Tattach's uname upstream [None: the host name of the attaching
     /// user's uid]; the guest's aname and uname are never forwarded.
     pub uname: Option<String>,
+    /// The protocol asked of the upstream (it may answer with less).
+    pub version: Dialect,
 }
 
 /// An upstream 9P2000.L server, shared by every session.
@@ -53,6 +56,20 @@ struct Shared {
     /// --trace: each message to and from the upstream is printed too.
     trace: bool,
     pool: Mutex<Pool>,
+}
+
+/// How far a directory fid's stat records have been read from a 9P2000
+/// upstream (which reads a directory only in sequence).
+#[derive(Default)]
+struct DirCursor {
+    /// The upstream read offset of the next Tread.
+    offset: u64,
+    /// Records read and not yet all given to the guest, from `pos`.
+    records: Vec<u8>,
+    pos: usize,
+    /// The entry number of the record at `pos`: the Treaddir offset that
+    /// continues from it.
+    at: u64,
 }
 
 /// The upstream fid numbers: handed out from `next`, given back to `free`
@@ -77,27 +94,23 @@ impl std::fmt::Debug for Gateway {
 const UPSTREAM_MSIZE: u32 = crate::server::MAX_MSIZE + crate::protocol::IOHDRSZ;
 
 impl Gateway {
-    /// Connects to the upstream and agrees 9P2000.L with it; `config`
-    /// gives the fid bounds and --trace. Fails with a
+    /// Connects to the upstream and agrees a dialect with it (9P2000.L,
+    /// else 9P2000.u or 9P2000, translated: plan9.rs); `config` gives the
+    /// fid bounds and --trace. Fails with a
     /// line fit for the user: no connection, or an upstream that offers
     /// only 9P2000.u or 9P2000 (phase 2 translates those).
     pub fn connect(upstream: &Upstream, config: &Config) -> Result<Gateway, String> {
         let address = &upstream.address;
         let client = Client::connect(address).map_err(|e| format!("--upstream {address}: {e}"))?;
         let (msize, dialect) = client
-            .version(UPSTREAM_MSIZE, Dialect::Linux)
+            .version(UPSTREAM_MSIZE, upstream.version)
             .map_err(|e| format!("--upstream {address}: {e}"))?;
-        if dialect != Dialect::Linux {
-            return Err(format!(
-                "--upstream {address}: the upstream offers only {}, and the gateway needs \
-                 9P2000.L for now (9P2000.u and 9P2000 upstreams are not supported yet)",
-                match dialect {
-                    Dialect::Unix => "9P2000.u",
-                    _ => "9P2000",
-                }
-            ));
-        }
-        log::info!("upstream {address}: 9P2000.L, msize {msize}");
+        let name = match dialect {
+            Dialect::Linux => "9P2000.L",
+            Dialect::Unix => "9P2000.u, translated (plan9.rs)",
+            Dialect::Plan9 => "9P2000, translated (plan9.rs)",
+        };
+        log::info!("upstream {address}: {name}, msize {msize}");
         Ok(Gateway {
             upstream: Arc::new(Shared {
                 client,
@@ -123,6 +136,8 @@ impl Gateway {
         Fids {
             upstream: self.upstream.clone(),
             map: Mutex::default(),
+            cursors: Mutex::default(),
+            owner: OnceLock::new(),
             in_flight: Mutex::default(),
         }
     }
@@ -149,6 +164,11 @@ impl Gateway {
 pub struct Fids {
     upstream: Arc<Shared>,
     map: Mutex<HashMap<u32, u32>>,
+    /// A 9P2000 upstream: where each directory fid's reading stands.
+    cursors: Mutex<HashMap<u32, DirCursor>>,
+    /// Who attached, (uid, gid): the owner of files whose owner the
+    /// upstream names in no way the host knows.
+    owner: OnceLock<(u32, u32)>,
     /// The session's requests waiting upstream, by the guest's tag: what
     /// a guest Tflush of that tag flushes upstream.
     in_flight: Mutex<HashMap<u16, Canceller>>,
@@ -174,6 +194,13 @@ impl Fids {
                 return Err(libc::EMFILE);
             }
         }
+        self.spare()
+    }
+
+    /// A fresh upstream fid for a request's own use (ENFILE beyond all
+    /// sessions' bound): clunked, or given back with `release` if the
+    /// upstream never made it.
+    fn spare(&self) -> Result<u32, i32> {
         let mut pool = self.upstream.pool.locked();
         if pool.next as usize - pool.free.len() >= self.upstream.max_fids_total {
             return Err(libc::ENFILE);
@@ -237,12 +264,39 @@ impl Fids {
 
     /// Takes guest fid `fid` out of the map.
     fn remove(&self, fid: u32) -> Option<u32> {
+        self.cursors.locked().remove(&fid);
         self.map.locked().remove(&fid)
+    }
+
+    /// Where the reading of directory fid `fid` stands (a fresh cursor if
+    /// it has none); `put_cursor` keeps it for the next Treaddir.
+    fn take_cursor(&self, fid: u32) -> DirCursor {
+        self.cursors.locked().remove(&fid).unwrap_or_default()
+    }
+
+    fn put_cursor(&self, fid: u32, cursor: DirCursor) {
+        if self.map.locked().contains_key(&fid) {
+            self.cursors.locked().insert(fid, cursor);
+        }
+    }
+
+    /// Who attached first in this session (see `owner`).
+    fn attached(&self, uid: u32) {
+        let gid = crate::server::user::UserDb::host().credentials(uid).gid;
+        let _ = self.owner.set((uid, gid));
+    }
+
+    /// The owner of files whose owner the upstream does not name in a way
+    /// the host knows: who attached (nobody before that).
+    fn owner(&self) -> (u32, u32) {
+        const NOBODY: u32 = crate::server::user::NOBODY;
+        self.owner.get().copied().unwrap_or((NOBODY, NOBODY))
     }
 
     /// Clunks every upstream fid of the session (Tversion, the session's
     /// end).
     fn clunk_all(&self) {
+        self.cursors.locked().clear();
         let ups: Vec<u32> = self.map.locked().drain().map(|(_, up)| up).collect();
         self.clunk_upstream(&ups);
     }

@@ -352,8 +352,20 @@ fn an_upstream_replaces_the_shared_dir() {
         address: "unix:/tmp/up.sock".into(),
         aname: Some("/srv".into()),
         uname: None,
+        version: Dialect::Linux,
     };
     assert_eq!(s.upstream, Some(wanted));
+    let plan9 = [
+        &up[..],
+        &["--sandbox", "none", "--upstream-version", "9P2000"],
+    ]
+    .concat();
+    assert_eq!(
+        settings(&plan9).unwrap().upstream.unwrap().version,
+        Dialect::Plan9
+    );
+    let (_, e) = clap_refuses(&[&up[..], &["--upstream-version", "9p2000.x"]].concat());
+    assert!(e.contains("expected 9p2000.L, 9p2000.u or 9p2000"), "{e}");
     assert_eq!(s.shared_dir, Path::new(""));
     // What phase 1 does not do with an upstream.
     for extra in [

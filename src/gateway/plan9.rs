@@ -1,0 +1,570 @@
+//! A 9P2000.L guest served from an upstream that speaks 9P2000.u or plain
+//! 9P2000, without the `,ctl` conventions: each 9P2000.L request the
+//! upstream's dialect lacks becomes the requests that do its work there
+//! (Twalk, Tattach, Tread, Twrite, Tclunk and Tremove are the same in every
+//! dialect and pass as they are: forward.rs).
+//!
+//! - Tgetattr is a Tstat: owners from 9P2000.u's numeric ids, else by name
+//!   through the host's user database, else the attaching user; times in
+//!   seconds; the inode number is qid.path, the data version qid.version.
+//! - Tsetattr and Tfsync are a Twstat; Trenameat is a Twstat of the name,
+//!   within one directory only (EXDEV across directories, as 9P2000 has no
+//!   move).
+//! - Tlopen/Tlcreate are Topen/Tcreate; Tmkdir, Tsymlink, Tmknod and Tlink
+//!   a Tcreate on a spare fid walked to the directory (symlinks, devices
+//!   and links as 9P2000.u's DMSYMLINK, DMDEVICE, DMLINK: plain 9P2000 has
+//!   none, EPERM); Tunlinkat a walk and a Tremove; Treadlink a Tstat's
+//!   9P2000.u extension.
+//! - Treaddir reads the directory's stat records from where the last read
+//!   ended (9P2000 reads a directory in sequence) and answers with entry
+//!   numbers as offsets; any other offset starts again from the top.
+//! - Tstatfs is answered here (9P2000 has no statfs); extended attributes
+//!   are EOPNOTSUPP and locks ENOLCK, as on a Linux file system without
+//!   them.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::forward::{iounit, Answer, Call};
+use super::DirCursor;
+use crate::protocol::flags::*;
+use crate::protocol::modes::{open_mode_of_flags, plan9_mode, unix_mode};
+use crate::protocol::*;
+use crate::server::user::UserDb;
+
+/// The Linux client's v9fs magic, as Tstatfs answers it.
+const V9FS_MAGIC: u32 = 0x0102_1997;
+
+/// 9P2000.u: an id not given as a number.
+const NONUNAME: u32 = u32::MAX;
+
+/// Whether `request` is one only 9P2000.L has, served here for a 9P2000.u
+/// or 9P2000 upstream.
+pub(super) fn translated(request: &Tmessage<'_>) -> bool {
+    use Tmessage::*;
+    matches!(
+        request,
+        Statfs(_)
+            | Lopen(_)
+            | Lcreate(_)
+            | Symlink(_)
+            | Mknod(_)
+            | Rename(_)
+            | Readlink(_)
+            | Getattr(_)
+            | Setattr(_)
+            | Xattrwalk(_)
+            | Xattrcreate(_)
+            | Readdir(_)
+            | Fsync(_)
+            | Lock(_)
+            | Getlock(_)
+            | Link(_)
+            | Mkdir(_)
+            | Renameat(_)
+            | Unlinkat(_)
+    )
+}
+
+/// Serves a `translated` request through the 9P2000.u or 9P2000 upstream.
+/// `limit`: the most bytes of Rreaddir entries the guest can take, written
+/// into `out`.
+pub(super) fn serve<'a>(
+    call: &Call<'_>,
+    request: Tmessage<'a>,
+    limit: u32,
+    out: &mut Vec<u8>,
+    buf: &'a mut Vec<u8>,
+) -> Result<Answer<'a>, i32> {
+    let unix = call.gateway.upstream.client.dialect() == Dialect::Unix;
+    let up = |fid| call.fids.get(fid);
+    let reply = match request {
+        Tmessage::Getattr(t) => {
+            let st = stat(call, up(t.fid)?, buf)?;
+            Rmessage::Getattr(attributes(&st, call.fids.owner()))
+        }
+        Tmessage::Setattr(t) => {
+            setattr(call, up(t.fid)?, &t, unix, buf)?;
+            Rmessage::Setattr(Rsetattr {})
+        }
+        Tmessage::Fsync(t) => {
+            wstat(call, up(t.fid)?, Stat::DONT_TOUCH, unix, buf)?;
+            Rmessage::Fsync(Rfsync {})
+        }
+        Tmessage::Lopen(t) => {
+            let open = Topen {
+                fid: up(t.fid)?,
+                mode: open_mode_of_flags(t.flags, dialect(unix)),
+            };
+            match call.message(&Tmessage::Open(open), buf)? {
+                Rmessage::Open(r) => Rmessage::Lopen(Rlopen {
+                    qid: r.qid,
+                    iounit: iounit(r.iounit, call.gateway.upstream.client.iounit()),
+                }),
+                _ => return Err(libc::EIO),
+            }
+        }
+        Tmessage::Lcreate(t) => {
+            let create = Tcreate {
+                fid: up(t.fid)?,
+                name: t.name,
+                perm: plan9_mode(S_IFREG | (t.mode & 0o7777), dialect(unix)),
+                mode: open_mode_of_flags(t.flags, dialect(unix)),
+                extension: unix.then_some(Str(b"")),
+            };
+            let (qid, iounit) = create_on(call, create, buf)?;
+            Rmessage::Lcreate(Rlcreate {
+                qid,
+                iounit: iounit_of(call, iounit),
+            })
+        }
+        Tmessage::Mkdir(t) => {
+            let perm = DMDIR | plan9_mode(t.mode & 0o7777, dialect(unix));
+            let qid = make(call, up(t.dfid)?, t.name, perm, Str(b""), unix, buf)?;
+            Rmessage::Mkdir(Rmkdir { qid })
+        }
+        Tmessage::Symlink(t) => {
+            if !unix {
+                return Err(libc::EPERM);
+            }
+            let perm = DMSYMLINK | 0o777;
+            let qid = make(call, up(t.fid)?, t.name, perm, t.symtgt, unix, buf)?;
+            Rmessage::Symlink(Rsymlink { qid })
+        }
+        Tmessage::Mknod(t) => {
+            if !unix {
+                return Err(libc::EPERM);
+            }
+            let kind = t.mode & S_IFMT;
+            let device = match kind {
+                S_IFCHR => format!("c {} {}", t.major, t.minor),
+                S_IFBLK => format!("b {} {}", t.major, t.minor),
+                _ => String::new(),
+            };
+            let perm = plan9_mode(t.mode, Dialect::Unix);
+            let name = t.name;
+            let qid = make(
+                call,
+                up(t.dfid)?,
+                name,
+                perm,
+                Str(device.as_bytes()),
+                unix,
+                buf,
+            )?;
+            Rmessage::Mknod(Rmknod { qid })
+        }
+        Tmessage::Link(t) => {
+            if !unix {
+                return Err(libc::EPERM);
+            }
+            // 9P2000.u: a DMLINK file whose extension names the target's fid.
+            let target = format!("{}\n", up(t.fid)?);
+            make(
+                call,
+                up(t.dfid)?,
+                t.name,
+                DMLINK,
+                Str(target.as_bytes()),
+                unix,
+                buf,
+            )?;
+            Rmessage::Link(Rlink {})
+        }
+        Tmessage::Readlink(t) => {
+            if !unix {
+                return Err(libc::EINVAL);
+            }
+            let st = stat(call, up(t.fid)?, buf)?;
+            match st.ext {
+                Some(ext) if st.mode & DMSYMLINK != 0 => Rmessage::Readlink(Rreadlink {
+                    target: ext.extension,
+                }),
+                _ => return Err(libc::EINVAL),
+            }
+        }
+        Tmessage::Unlinkat(t) => {
+            let spare = walk_spare(call, up(t.dirfid)?, Some(t.name), buf)?;
+            // Tremove clunks the fid whatever it answers (remove(5)).
+            let removed = call.message(&Tmessage::Remove(Tremove { fid: spare }), buf);
+            call.fids.release(spare);
+            removed?;
+            Rmessage::Unlinkat(Runlinkat {})
+        }
+        Tmessage::Renameat(t) => {
+            let (from, to) = (up(t.olddirfid)?, up(t.newdirfid)?);
+            if from != to {
+                let old_dir = stat(call, from, buf)?.qid.path;
+                if stat(call, to, buf)?.qid.path != old_dir {
+                    return Err(libc::EXDEV);
+                }
+            }
+            let spare = walk_spare(call, from, Some(t.oldname), buf)?;
+            let renamed = wstat(
+                call,
+                spare,
+                Stat {
+                    name: t.newname,
+                    ..Stat::DONT_TOUCH
+                },
+                unix,
+                buf,
+            );
+            clunk_spare(call, spare, buf);
+            renamed?;
+            Rmessage::Renameat(Rrenameat {})
+        }
+        // (The Linux client sends Trename only when Trenameat is refused.)
+        Tmessage::Rename(_) => return Err(libc::EOPNOTSUPP),
+        Tmessage::Readdir(t) => return readdir(call, t, limit, out, buf),
+        Tmessage::Statfs(t) => {
+            up(t.fid)?;
+            Rmessage::Statfs(Rstatfs {
+                fs_type: V9FS_MAGIC,
+                bsize: 4096,
+                blocks: 0,
+                bfree: 0,
+                bavail: 0,
+                files: 0,
+                ffree: 0,
+                fsid: 0,
+                namelen: 255,
+            })
+        }
+        Tmessage::Xattrwalk(_) | Tmessage::Xattrcreate(_) => return Err(libc::EOPNOTSUPP),
+        Tmessage::Lock(_) | Tmessage::Getlock(_) => return Err(libc::ENOLCK),
+        _ => return Err(libc::EOPNOTSUPP),
+    };
+    Ok(Answer::Message(reply))
+}
+
+fn dialect(unix: bool) -> Dialect {
+    if unix {
+        Dialect::Unix
+    } else {
+        Dialect::Plan9
+    }
+}
+
+fn iounit_of(call: &Call<'_>, upstream: u32) -> u32 {
+    iounit(upstream, call.gateway.upstream.client.iounit())
+}
+
+/// The upstream's stat record of `fid`.
+fn stat<'b>(call: &Call<'_>, fid: u32, buf: &'b mut Vec<u8>) -> Result<Stat<'b>, i32> {
+    match call.message(&Tmessage::Stat(Tstat { fid }), buf)? {
+        Rmessage::Stat(r) => Ok(r.stat.0),
+        _ => Err(libc::EIO),
+    }
+}
+
+/// A Twstat of `fid` changing what `stat` gives (the rest "don't touch").
+fn wstat(
+    call: &Call<'_>,
+    fid: u32,
+    stat: Stat<'_>,
+    unix: bool,
+    buf: &mut Vec<u8>,
+) -> Result<(), i32> {
+    let stat = Stat {
+        ext: match (unix, stat.ext) {
+            (true, Some(ext)) => Some(ext),
+            (true, None) => Some(StatExtension::DONT_TOUCH),
+            (false, _) => None,
+        },
+        ..stat
+    };
+    let request = Tmessage::Wstat(Twstat {
+        fid,
+        stat: StatBlob(stat),
+    });
+    call.message(&request, buf).map(drop)
+}
+
+/// Tgetattr's answer from a stat record; `owner` (uid, gid) for owners
+/// known neither by number nor by name.
+fn attributes(st: &Stat<'_>, owner: (u32, u32)) -> Rgetattr {
+    let ext = st.ext;
+    let (mode, (major, minor)) = unix_mode(st.mode, ext.map_or(&[][..], |e| e.extension.0));
+    let db = UserDb::host();
+    let uid = ext
+        .map(|e| e.n_uid)
+        .filter(|&u| u != NONUNAME)
+        .or_else(|| db.uid_of(st.uid.0))
+        .unwrap_or(owner.0);
+    let gid = ext
+        .map(|e| e.n_gid)
+        .filter(|&g| g != NONUNAME)
+        .or_else(|| db.gid_of(st.gid.0))
+        .unwrap_or(owner.1);
+    Rgetattr {
+        valid: GETATTR_BASIC,
+        qid: st.qid,
+        mode,
+        uid,
+        gid,
+        nlink: 1,
+        rdev: libc::makedev(major, minor),
+        size: st.length,
+        blksize: 4096,
+        blocks: st.length.div_ceil(512),
+        atime_sec: u64::from(st.atime),
+        atime_nsec: 0,
+        mtime_sec: u64::from(st.mtime),
+        mtime_nsec: 0,
+        ctime_sec: u64::from(st.mtime),
+        ctime_nsec: 0,
+        btime_sec: 0,
+        btime_nsec: 0,
+        gen: 0,
+        data_version: u64::from(st.qid.version),
+    }
+}
+
+/// Tsetattr as one Twstat (nothing to send when only ctime is asked).
+fn setattr(
+    call: &Call<'_>,
+    fid: u32,
+    t: &Tsetattr,
+    unix: bool,
+    buf: &mut Vec<u8>,
+) -> Result<(), i32> {
+    let now = || {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    };
+    let seconds =
+        |set: bool, given: u64| u64::min(if set { given } else { now() }, u32::MAX.into()) as u32;
+    let mut st = Stat::DONT_TOUCH;
+    let mut ext = StatExtension::DONT_TOUCH;
+    if t.valid & ATTR_MODE != 0 {
+        // The type bits stay the file's own (wstat(5)).
+        let kind = stat(call, fid, buf)?.mode & (DMDIR | DMAPPEND | DMEXCL | DMTMP);
+        st.mode = kind | plan9_mode(t.mode & 0o7777, dialect(unix));
+    }
+    if t.valid & ATTR_SIZE != 0 {
+        st.length = t.size;
+    }
+    if t.valid & ATTR_MTIME != 0 {
+        st.mtime = seconds(t.valid & ATTR_MTIME_SET != 0, t.mtime_sec);
+    }
+    if t.valid & ATTR_ATIME != 0 {
+        st.atime = seconds(t.valid & ATTR_ATIME_SET != 0, t.atime_sec);
+    }
+    let group;
+    if t.valid & ATTR_UID != 0 {
+        if !unix {
+            // Plan 9 has no chown of the owner.
+            return Err(libc::EPERM);
+        }
+        ext.n_uid = t.uid;
+    }
+    if t.valid & ATTR_GID != 0 {
+        if unix {
+            ext.n_gid = t.gid;
+        } else {
+            group = UserDb::host().group(t.gid);
+            st.gid = Str(group.as_bytes());
+        }
+    }
+    if t.valid & !ATTR_CTIME == 0 {
+        return Ok(());
+    }
+    st.ext = unix.then_some(ext);
+    wstat(call, fid, st, unix, buf)
+}
+
+/// A spare upstream fid walked from `dir` (to its entry `name`, or a clone
+/// of it); the caller clunks it or removes it, then gives it back.
+fn walk_spare(
+    call: &Call<'_>,
+    dir: u32,
+    name: Option<Str<'_>>,
+    buf: &mut Vec<u8>,
+) -> Result<u32, i32> {
+    let spare = call.fids.spare()?;
+    let names = WalkList::from_slice(name.as_slice()).ok_or(libc::EINVAL)?;
+    let walk = Tmessage::Walk(Twalk {
+        fid: dir,
+        newfid: spare,
+        names,
+    });
+    match call.message(&walk, buf) {
+        Ok(Rmessage::Walk(r)) if r.qids.len() == names.len() => Ok(spare),
+        Ok(_) => {
+            call.fids.release(spare);
+            Err(libc::ENOENT)
+        }
+        Err(e) => {
+            call.fids.release(spare);
+            Err(e)
+        }
+    }
+}
+
+/// Clunks a spare fid and gives it back (whatever the upstream says:
+/// clunk(5) frees it either way).
+fn clunk_spare(call: &Call<'_>, spare: u32, buf: &mut Vec<u8>) {
+    let _ = call.message(&Tmessage::Clunk(Tclunk { fid: spare }), buf);
+    call.fids.release(spare);
+}
+
+/// A Tcreate: the new file's qid and iounit.
+fn create_on(call: &Call<'_>, create: Tcreate<'_>, buf: &mut Vec<u8>) -> Result<(Qid, u32), i32> {
+    match call.message(&Tmessage::Create(create), buf)? {
+        Rmessage::Create(r) => Ok((r.qid, r.iounit)),
+        _ => Err(libc::EIO),
+    }
+}
+
+/// Makes `name` in directory `dir` with a Tcreate of `perm` (and a
+/// 9P2000.u `extension`) on a spare fid; its qid.
+fn make(
+    call: &Call<'_>,
+    dir: u32,
+    name: Str<'_>,
+    perm: u32,
+    extension: Str<'_>,
+    unix: bool,
+    buf: &mut Vec<u8>,
+) -> Result<Qid, i32> {
+    let spare = walk_spare(call, dir, None, buf)?;
+    let create = Tcreate {
+        fid: spare,
+        name,
+        perm,
+        mode: 0, // OREAD
+        extension: unix.then_some(extension),
+    };
+    let made = create_on(call, create, buf);
+    clunk_spare(call, spare, buf);
+    made.map(|(qid, _)| qid)
+}
+
+/// Treaddir from the directory's stat records (see the module's notes).
+fn readdir<'a>(
+    call: &Call<'_>,
+    t: Treaddir,
+    limit: u32,
+    out: &mut Vec<u8>,
+    buf: &mut Vec<u8>,
+) -> Result<Answer<'a>, i32> {
+    let fid = call.fids.get(t.fid)?;
+    let mut cursor = call.fids.take_cursor(t.fid);
+    if t.offset < cursor.at {
+        cursor = DirCursor::default();
+    }
+    let result = (|| {
+        // A later offset: its entries are skipped.
+        while cursor.at < t.offset {
+            if !fill(call, fid, &mut cursor, buf)? {
+                break;
+            }
+            let (_, size) = next_record(&cursor)?;
+            cursor.pos += size;
+            cursor.at += 1;
+        }
+        let mut entries = ReaddirWriter::start(out, limit as usize);
+        while fill(call, fid, &mut cursor, buf)? {
+            let (st, size) = next_record(&cursor)?;
+            if !entries.fits(st.name.0.len()) {
+                break;
+            }
+            let ext = st.ext.map_or(&[][..], |e| e.extension.0);
+            let d_type = (unix_mode(st.mode, ext).0 >> 12) as u8;
+            entries.push(st.qid, cursor.at + 1, d_type, st.name.0);
+            cursor.pos += size;
+            cursor.at += 1;
+        }
+        Ok(Answer::Readdir(entries.finish()))
+    })();
+    call.fids.put_cursor(t.fid, cursor);
+    result
+}
+
+/// Makes sure the cursor holds a record, reading the next stat records
+/// from the upstream when it has none; false at the directory's end.
+fn fill(call: &Call<'_>, fid: u32, cursor: &mut DirCursor, buf: &mut Vec<u8>) -> Result<bool, i32> {
+    if cursor.pos < cursor.records.len() {
+        return Ok(true);
+    }
+    let read = Tmessage::Read(Tread {
+        fid,
+        offset: cursor.offset,
+        count: call.gateway.upstream.client.iounit(),
+    });
+    let reply = call.send(&read, &[], buf)?;
+    cursor.offset += reply.data.len() as u64;
+    cursor.records.clear();
+    cursor.records.extend_from_slice(reply.data);
+    cursor.pos = 0;
+    Ok(!cursor.records.is_empty())
+}
+
+/// The record at the cursor and its size on the wire.
+fn next_record(cursor: &DirCursor) -> Result<(Stat<'_>, usize), i32> {
+    let rest = &cursor.records[cursor.pos..];
+    let mut d = Decoder::new(rest);
+    let stat: Stat<'_> = d.decode().map_err(|_| {
+        crate::warn_limited!("upstream: an undecodable stat record in a directory read");
+        libc::EIO
+    })?;
+    Ok((stat, rest.len() - d.remaining()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record<'a>(mode: u32, ext: Option<StatExtension<'a>>) -> Stat<'a> {
+        Stat {
+            qid: Qid {
+                ty: 0,
+                version: 9,
+                path: 77,
+            },
+            mode,
+            atime: 10,
+            mtime: 20,
+            length: 1000,
+            name: Str(b"f"),
+            uid: Str(b"root"),
+            gid: Str(b"root"),
+            muid: Str(b""),
+            ext,
+            ..Stat::default()
+        }
+    }
+
+    #[test]
+    fn attributes_from_a_9p2000_u_record() {
+        let ext = StatExtension {
+            extension: Str(b"c 1 3"),
+            n_uid: 1000,
+            n_gid: 100,
+            n_muid: 1000,
+        };
+        let a = attributes(&record(DMDEVICE | 0o620, Some(ext)), (5, 6));
+        assert_eq!(a.mode, S_IFCHR | 0o620);
+        assert_eq!((a.uid, a.gid), (1000, 100));
+        assert_eq!(a.rdev, libc::makedev(1, 3));
+        assert_eq!((a.size, a.blocks), (1000, 2));
+        assert_eq!((a.atime_sec, a.mtime_sec, a.ctime_sec), (10, 20, 20));
+        assert_eq!((a.qid.path, a.data_version), (77, 9));
+    }
+
+    #[test]
+    fn attributes_from_a_9p2000_record_name_their_owners() {
+        // Names the host knows map to their ids; others are the owner's.
+        let a = attributes(&record(DMDIR | 0o755, None), (5, 6));
+        assert_eq!(a.mode, S_IFDIR | 0o755);
+        assert_eq!((a.uid, a.gid), (0, 0));
+        let unknown = Stat {
+            uid: Str(b"no-such-user-here"),
+            gid: Str(b"no-such-group-here"),
+            ..record(0o644, None)
+        };
+        let a = attributes(&unknown, (5, 6));
+        assert_eq!((a.mode, a.uid, a.gid), (S_IFREG | 0o644, 5, 6));
+    }
+}
