@@ -22,6 +22,8 @@ mod conn;
 mod flush;
 #[path = "gateway/plan9_upstream.rs"]
 mod plan9_upstream;
+#[path = "gateway/round_trips.rs"]
+mod round_trips;
 
 use conn::*;
 
