@@ -23,6 +23,12 @@ if ! command -v diodls >/dev/null && ! [ -x /usr/sbin/diodls ]; then
 fi
 echo "diod: $(dpkg-query -W -f '${Version}' diod)"
 
+step "systemd-analyze and systemd-socket-activate (systemd: tests/systemd_units.rs)"
+if ! [ -x /usr/bin/systemd-analyze ] || ! [ -x /usr/bin/systemd-socket-activate ]; then
+	apt-get install -y systemd >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y systemd >/dev/null; }
+fi
+echo "systemd: $(dpkg-query -W -f '${Version}' systemd)"
+
 step "newuidmap/newgidmap (uidmap: subordinate ids for the unprivileged sandbox)"
 if ! [ -x /usr/bin/newuidmap ] || ! [ -x /usr/bin/newgidmap ]; then
 	apt-get install -y uidmap >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y uidmap >/dev/null; }

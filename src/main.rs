@@ -20,6 +20,7 @@ use vhost_user_9p::socket::{bind_private, ListenAddress, SocketFiles, SocketList
 use vhost_user_9p::virtio::P9Backend;
 
 mod settings;
+mod systemd;
 
 use settings::{Cli, Settings, VhostSocket};
 
@@ -452,11 +453,23 @@ fn main() -> ExitCode {
             }
         };
     }
-    env_logger::Builder::new()
+    // Before any thread exists: this changes the environment.
+    let passed = systemd::take_listen_fds();
+    let mut logger = env_logger::Builder::new();
+    logger
         .filter_level(cli.log_level.filter())
-        .format_target(false)
-        .init();
-    match Settings::try_from(cli).and_then(run) {
+        .format_target(false);
+    if systemd::stderr_is_journal() {
+        // The journal stamps each line itself.
+        logger.format_timestamp(None);
+    }
+    logger.init();
+    let fd = cli.fd;
+    match passed
+        .and_then(|passed| systemd::check_fd(passed, fd))
+        .and_then(|()| Settings::try_from(cli))
+        .and_then(run)
+    {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("vhost-user-9p: error: {message}");

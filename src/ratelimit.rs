@@ -50,7 +50,7 @@ impl RateLimit {
         let elapsed = state
             .window
             .map(|start| now.saturating_duration_since(start));
-        if elapsed.map_or(true, |e| e >= Duration::from_secs(1)) {
+        if elapsed.is_none_or(|e| e >= Duration::from_secs(1)) {
             state.window = Some(now);
             state.passed = 0;
         }

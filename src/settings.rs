@@ -66,7 +66,7 @@ pub struct Cli {
     /// backend program conventions; systemd socket activation gives 3)
     #[arg(long, value_name = "FDNUM", conflicts_with = "socket_path",
           value_parser = clap::value_parser!(RawFd).range(0..))]
-    fd: Option<RawFd>,
+    pub fd: Option<RawFd>,
 
     /// Print the backend's capabilities as JSON (QEMU's vhost-user.json:
     /// `{"type": "9p", "features": []}`) and exit; needs no other option

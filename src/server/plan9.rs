@@ -36,7 +36,7 @@ pub(super) fn open_mode_changes(mode: u8) -> bool {
 pub(super) fn wstat_changes(st: &Stat<'_>) -> bool {
     let ids_kept = st
         .ext
-        .map_or(true, |e| e.n_uid == KEEP32 && e.n_gid == KEEP32);
+        .is_none_or(|e| e.n_uid == KEEP32 && e.n_gid == KEEP32);
     let rest = Stat {
         muid: Str(b""),
         ext: None,
