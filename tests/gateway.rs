@@ -490,6 +490,21 @@ fn a_guest_s_aname_and_uname_never_reach_the_upstream() {
         attach.contains(&format!(" uname {user} aname  n_uname ")),
         "{attach}"
     );
+    // --upstream-uname names the user by number too (an upstream goes by
+    // the number), whatever number the guest gave.
+    let rig_named = self::rig(&["--upstream-uname", "nobody"]);
+    let mut c = rig_named.connect();
+    attach_as(&mut c, "root", "").unwrap();
+    let nobody = std::process::Command::new("id")
+        .args(["-u", "nobody"])
+        .output()
+        .unwrap();
+    let nobody = String::from_utf8(nobody.stdout).unwrap();
+    let log = rig_named.upstream.as_ref().unwrap().log_text();
+    assert!(
+        log.contains(&format!(" uname nobody aname  n_uname {}", nobody.trim())),
+        "{log}"
+    );
     // diod upstream, which serves an export by its aname: a guest naming
     // the exported directory is refused (the gateway names none) ...
     let rig = diod_rig(false);
@@ -733,6 +748,20 @@ fn fids_are_bounded_per_session_and_in_all_and_traced_as_for_a_directory() {
     assert_eq!(c.walk(1, 4, &["f"]), Ok(1));
     // A fid in use is not made again.
     assert_eq!(c.walk(1, 4, &[]), Err(libc::EBADF));
+    // Each session's upstream fid numbers are its own: one given back by
+    // this session is never another's next.
+    let upstream_newfids = |rig: &Rig| -> Vec<String> {
+        rig.upstream
+            .as_ref()
+            .unwrap()
+            .log_text()
+            .lines()
+            .filter(|l| l.starts_with("<-") && l.contains(" Twalk "))
+            .filter_map(|l| l.split(" newfid ").nth(1))
+            .filter_map(|rest| rest.split_whitespace().next().map(String::from))
+            .collect()
+    };
+    let mine = upstream_newfids(&rig);
     // All sessions together hold twice one session's bound: a second
     // session takes the other 3, a third gets ENFILE until one clunks.
     let mut second = rig.connect();
@@ -743,6 +772,14 @@ fn fids_are_bounded_per_session_and_in_all_and_traced_as_for_a_directory() {
     assert_eq!(attach_as(&mut third, "", ""), Err(libc::ENFILE));
     second.clunk(3).unwrap();
     assert_eq!(attach_as(&mut third, "", ""), Ok(()));
+    let theirs = &upstream_newfids(&rig)[mine.len()..];
+    assert!(!theirs.is_empty());
+    for fid in theirs {
+        assert!(
+            !mine.contains(fid),
+            "upstream fid {fid} of two sessions: {mine:?} {theirs:?}"
+        );
+    }
     // The gateway's --trace shows the guest's side.
     let trace = rig.gateway.log_text();
     assert!(

@@ -2,7 +2,7 @@
 //! upstream's reply handed back for the server to encode (an Rread's data
 //! copied into the read sink, an Rreaddir's entries into the reply buffer).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use super::{plan9, Fids, Gateway};
 use crate::client;
@@ -70,6 +70,9 @@ pub(super) struct Call<'c> {
     pub fids: &'c Fids,
     /// The guest's tag.
     pub tag: u16,
+    /// Whether the last call that failed surely made nothing upstream (an
+    /// error reply, a flush, a request never sent): see `unmade`.
+    made_nothing: Cell<bool>,
 }
 
 impl Call<'_> {
@@ -82,22 +85,74 @@ impl Call<'_> {
         data: &[u8],
         buf: &'b mut Vec<u8>,
     ) -> Result<client::Reply<'b>, i32> {
+        if self.fids.is_flushed(self.tag) {
+            self.made_nothing.set(true);
+            return Err(libc::EINTR);
+        }
+        self.send_unflushable(request, data, buf, true)
+    }
+
+    /// `send`, but never flushed: for Tclunk and Tremove, whose fid must
+    /// be gone upstream before its number is given back.
+    pub fn finish<'b>(
+        &self,
+        request: &Tmessage<'_>,
+        buf: &'b mut Vec<u8>,
+    ) -> Result<Rmessage<'b>, i32> {
+        self.send_unflushable(request, &[], buf, false)
+            .map(|reply| reply.msg)
+    }
+
+    fn send_unflushable<'b>(
+        &self,
+        request: &Tmessage<'_>,
+        data: &[u8],
+        buf: &'b mut Vec<u8>,
+        flushable: bool,
+    ) -> Result<client::Reply<'b>, i32> {
         let shared = &self.gateway.upstream;
-        let pending = shared
-            .client
-            .start(request, data, buf)
-            .map_err(|e| e.errno())?;
+        let pending = match shared.client.start(request, data, buf) {
+            Ok(pending) => pending,
+            Err(e) => return Err(self.failed(&e)),
+        };
         let upstream_tag = pending.tag();
         if shared.trace {
             trace_request(self.session.id, upstream_tag, request, data);
         }
-        self.fids.waiting(self.tag, pending.canceller());
+        if flushable {
+            self.fids.waiting(self.tag, pending.canceller());
+        }
         let reply = pending.wait();
-        self.fids.answered(self.tag);
+        if flushable {
+            self.fids.answered(self.tag);
+        }
         if shared.trace {
             trace_reply(self.session.id, upstream_tag, &reply);
         }
-        reply.map_err(|e| e.errno())
+        reply.map_err(|e| self.failed(&e))
+    }
+
+    /// The errno of a failed call, noting whether it surely made nothing.
+    fn failed(&self, e: &client::Error) -> i32 {
+        use client::Error::*;
+        let nothing = matches!(
+            e,
+            Upstream { .. } | Flushed | Request { .. } | Connect { .. }
+        );
+        self.made_nothing.set(nothing);
+        e.errno()
+    }
+
+    /// Gives back upstream fid `up`, which the last failed call was to
+    /// make: at once if that call surely made nothing, else once clunked
+    /// (a reply that broke the protocol, or none in time, may follow a fid
+    /// the upstream made).
+    pub fn unmade(&self, up: u32) {
+        if !self.made_nothing.get() {
+            let mut buf = Vec::new();
+            let _ = self.finish(&Tmessage::Clunk(Tclunk { fid: up }), &mut buf);
+        }
+        self.fids.release(up);
     }
 
     /// `send` of a request without data, for its reply message.
@@ -152,16 +207,18 @@ impl Gateway {
         let Tagged { tag, message } = request;
         let fids = self.fids(s);
         let client = &self.upstream.client;
-        let up = Call {
+        let up_call = Call {
             gateway: self,
             session: s,
             fids,
             tag,
+            made_nothing: Cell::new(true),
         };
-        let forward =
-            |request: &Tmessage<'_>, data: &[u8], buf: &'a mut Vec<u8>| up.send(request, data, buf);
+        let forward = |request: &Tmessage<'_>, data: &[u8], buf: &'a mut Vec<u8>| {
+            up_call.send(request, data, buf)
+        };
         let call = |request: &Tmessage<'_>, data: &[u8], buf: &'a mut Vec<u8>| {
-            up.send(request, data, buf).map(|reply| reply.msg)
+            up_call.send(request, data, buf).map(|reply| reply.msg)
         };
         // Data moves in the least of what the guest asked, what its msize
         // and buffer allow, and what the upstream's msize allows.
@@ -174,17 +231,24 @@ impl Gateway {
         if s.dialect() != Dialect::Linux {
             return Err(libc::EOPNOTSUPP);
         }
+        if !names_are_entries(&message) {
+            return Err(libc::EINVAL);
+        }
         if client.dialect() != Dialect::Linux && plan9::translated(&message) {
             let limit = match &message {
                 Tmessage::Readdir(t) => room(t.count, sink.capacity()),
                 _ => 0,
             };
-            return plan9::serve(&up, message, limit, out, buf);
+            return plan9::serve(&up_call, message, limit, out, buf);
         }
         let message = match message {
             Tmessage::Version(_) => return Err(libc::EINVAL),
-            // Answered here: the transports answer it after its oldtag.
-            Tmessage::Flush(_) => Rmessage::Flush(Rflush {}),
+            // Answered here: the transports answer it after its oldtag,
+            // which is then over.
+            Tmessage::Flush(t) => {
+                fids.flushed(t.oldtag);
+                Rmessage::Flush(Rflush {})
+            }
             // No authentication: ENOENT, as for a host directory.
             Tmessage::Auth(_) => return Err(libc::ENOENT),
             Tmessage::Attach(t) => {
@@ -200,11 +264,13 @@ impl Gateway {
                 // the upstream's exports, or claim another user's name.
                 let upstream = &self.upstream;
                 let named_user;
-                let uname = match upstream.uname.as_deref() {
-                    Some(u) => u,
+                let (uname, uid) = match upstream.uname.as_deref() {
+                    // The operator's user, by name and number alike (an
+                    // upstream goes by the number when there is one).
+                    Some(u) => (u, UserDb::host().uid_of(u.as_bytes()).unwrap_or(NONUNAME)),
                     None => {
                         named_user = UserDb::host().user(uid);
-                        &named_user
+                        (named_user.as_str(), uid)
                     }
                 };
                 let forwarded = Tmessage::Attach(Tattach {
@@ -222,7 +288,7 @@ impl Gateway {
                         reply
                     }
                     Err(e) => {
-                        fids.release(up);
+                        up_call.unmade(up);
                         return Err(e);
                     }
                 }
@@ -246,7 +312,7 @@ impl Gateway {
                         reply
                     }
                     Err(e) => {
-                        fids.release(up);
+                        up_call.unmade(up);
                         return Err(e);
                     }
                 }
@@ -265,23 +331,25 @@ impl Gateway {
                         reply
                     }
                     Err(e) => {
-                        fids.release(up);
+                        up_call.unmade(up);
                         return Err(e);
                     }
                 }
             }
             Tmessage::Clunk(t) => {
                 let up = fids.remove(t.fid).ok_or(libc::EBADF)?;
-                let result = call(&Tmessage::Clunk(Tclunk { fid: up }), &[], buf);
-                // Clunked whatever the upstream says (clunk(5)).
+                // Never flushed: the fid must be gone before its number is
+                // given back; clunked whatever the upstream says (clunk(5)).
+                let result = up_call.finish(&Tmessage::Clunk(Tclunk { fid: up }), buf);
                 fids.release(up);
                 result?
             }
             // (A Linux guest's fallback when Tunlinkat is EOPNOTSUPP.)
             Tmessage::Remove(t) => {
                 let up = fids.remove(t.fid).ok_or(libc::EBADF)?;
-                let result = call(&Tmessage::Remove(Tremove { fid: up }), &[], buf);
-                // Clunked whether or not the remove succeeds (remove(5)).
+                // Never flushed, as Tclunk; clunked whether or not the
+                // remove succeeds (remove(5)).
+                let result = up_call.finish(&Tmessage::Remove(Tremove { fid: up }), buf);
                 fids.release(up);
                 result?
             }
@@ -356,6 +424,31 @@ impl Gateway {
             }
         };
         Ok(Answer::Message(message))
+    }
+}
+
+/// 9P2000.u and 9P2000.L: no numeric user given.
+const NONUNAME: u32 = u32::MAX;
+
+/// Whether every name `request` carries names one directory entry (see
+/// `protocol::is_entry_name`; a walk may also go up, ".."), as the host
+/// directory's share requires: the upstream is not trusted to refuse the
+/// others, and a 9P2000 translation would act on them (".." as a Tremove's
+/// target).
+fn names_are_entries(request: &Tmessage<'_>) -> bool {
+    use Tmessage::*;
+    let entry = |name: &Str<'_>| is_entry_name(name.0);
+    match request {
+        Walk(t) => t.names.as_slice().iter().all(|n| n.0 == b".." || entry(n)),
+        Lcreate(t) => entry(&t.name),
+        Symlink(t) => entry(&t.name),
+        Mknod(t) => entry(&t.name),
+        Rename(t) => entry(&t.name),
+        Link(t) => entry(&t.name),
+        Mkdir(t) => entry(&t.name),
+        Renameat(t) => entry(&t.oldname) && entry(&t.newname),
+        Unlinkat(t) => entry(&t.name),
+        _ => true,
     }
 }
 

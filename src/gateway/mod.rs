@@ -16,6 +16,7 @@ mod forward;
 mod plan9;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::client::{Canceller, Client};
@@ -55,8 +56,46 @@ struct Shared {
     max_fids_total: usize,
     /// --trace: each message to and from the upstream is printed too.
     trace: bool,
-    pool: Mutex<Pool>,
+    /// Upstream fids in use, all sessions together.
+    in_use: AtomicUsize,
+    /// The blocks of upstream fid numbers, one per session.
+    blocks: Mutex<Blocks>,
 }
+
+/// Each session takes its upstream fid numbers from a block of its own, so
+/// a number it gives back is reused by that session only: a request of
+/// one session still holding a number another request of it clunked can
+/// reach only that session's files, never another's.
+#[derive(Default)]
+struct Blocks {
+    next: u32,
+    free: Vec<u32>,
+}
+
+impl Shared {
+    /// Numbers per block: one session's fids and room for the spare fids
+    /// of its requests in flight.
+    fn block_size(&self) -> u32 {
+        (self.max_fids as u64 + SPARE_FIDS).min(u64::from(NOFID) / 2) as u32
+    }
+
+    /// A free block's first number; None when every block is taken.
+    fn take_block(&self) -> Option<u32> {
+        let size = self.block_size();
+        let mut blocks = self.blocks.locked();
+        if let Some(base) = blocks.free.pop() {
+            return Some(base);
+        }
+        let base = blocks.next;
+        let end = base.checked_add(size).filter(|&end| end < NOFID)?;
+        blocks.next = end;
+        Some(base)
+    }
+}
+
+/// Upstream fids a session's requests may hold at once beside its fids
+/// (a walk to a directory for Tmkdir, ...).
+const SPARE_FIDS: u64 = 1024;
 
 /// How far a directory fid's stat records have been read from a 9P2000
 /// upstream (which reads a directory only in sequence).
@@ -72,10 +111,12 @@ struct DirCursor {
     at: u64,
 }
 
-/// The upstream fid numbers: handed out from `next`, given back to `free`
-/// once clunked upstream (`next - free.len()` are in use).
+/// A session's upstream fid numbers: from its block (taken at its first
+/// fid), handed out from `next`, given back to `free` once clunked
+/// upstream.
 #[derive(Default)]
 struct Pool {
+    block: Option<u32>,
     next: u32,
     free: Vec<u32>,
 }
@@ -121,7 +162,8 @@ impl Gateway {
                     .max_fids_total
                     .unwrap_or(default_max_fids_total(config.max_fids)),
                 trace: config.trace,
-                pool: Mutex::default(),
+                in_use: AtomicUsize::new(0),
+                blocks: Mutex::default(),
             }),
         })
     }
@@ -136,7 +178,9 @@ impl Gateway {
         Fids {
             upstream: self.upstream.clone(),
             map: Mutex::default(),
+            pool: Mutex::default(),
             cursors: Mutex::default(),
+            cursor_bytes: AtomicUsize::new(0),
             owner: OnceLock::new(),
             in_flight: Mutex::default(),
         }
@@ -164,15 +208,32 @@ impl Gateway {
 pub struct Fids {
     upstream: Arc<Shared>,
     map: Mutex<HashMap<u32, u32>>,
-    /// A 9P2000 upstream: where each directory fid's reading stands.
+    pool: Mutex<Pool>,
+    /// A 9P2000 upstream: where each directory fid's reading stands, and
+    /// the bytes of records they keep (at most CURSOR_BYTES).
     cursors: Mutex<HashMap<u32, DirCursor>>,
+    cursor_bytes: AtomicUsize,
     /// Who attached, (uid, gid): the owner of files whose owner the
     /// upstream names in no way the host knows.
     owner: OnceLock<(u32, u32)>,
-    /// The session's requests waiting upstream, by the guest's tag: what
-    /// a guest Tflush of that tag flushes upstream.
-    in_flight: Mutex<HashMap<u16, Canceller>>,
+    /// The session's requests by the guest's tag: waiting upstream (what
+    /// a guest Tflush of that tag flushes there), or flushed already.
+    in_flight: Mutex<HashMap<u16, InFlight>>,
 }
+
+/// A guest request's state as its Tflush sees it.
+enum InFlight {
+    /// Its call waits upstream.
+    Waiting(Canceller),
+    /// The guest flushed it: no further call of it goes upstream (until
+    /// its Tflush is answered, after it).
+    Flushed,
+}
+
+/// Bytes of directory records a session's cursors may keep between
+/// Treaddirs; a cursor beyond is dropped (its directory is then read again
+/// from the top to its offset).
+const CURSOR_BYTES: usize = 8 << 20;
 
 impl Fids {
     /// The upstream fid of guest fid `fid` (EBADF: none).
@@ -201,18 +262,31 @@ impl Fids {
     /// sessions' bound): clunked, or given back with `release` if the
     /// upstream never made it.
     fn spare(&self) -> Result<u32, i32> {
-        let mut pool = self.upstream.pool.locked();
-        if pool.next as usize - pool.free.len() >= self.upstream.max_fids_total {
+        let shared = &self.upstream;
+        let mut pool = self.pool.locked();
+        if shared.in_use.fetch_add(1, Ordering::Relaxed) >= shared.max_fids_total {
+            shared.in_use.fetch_sub(1, Ordering::Relaxed);
             return Err(libc::ENFILE);
         }
         if let Some(up) = pool.free.pop() {
             return Ok(up);
         }
-        if pool.next == NOFID {
+        let base = match pool.block {
+            Some(base) => base,
+            None => match shared.take_block() {
+                Some(base) => *pool.block.insert(base),
+                None => {
+                    shared.in_use.fetch_sub(1, Ordering::Relaxed);
+                    return Err(libc::ENFILE);
+                }
+            },
+        };
+        if pool.next >= shared.block_size() {
+            shared.in_use.fetch_sub(1, Ordering::Relaxed);
             return Err(libc::ENFILE);
         }
         pool.next += 1;
-        Ok(pool.next - 1)
+        Ok(base + pool.next - 1)
     }
 
     /// Maps `fid` to `up`, made upstream; if another request took `fid`
@@ -241,42 +315,77 @@ impl Fids {
     /// after it). A request not yet sent upstream is not flushed: it is
     /// forwarded and answered as usual.
     pub(crate) fn flush(&self, tag: u16) {
-        let canceller = self.in_flight.locked().get(&tag).cloned();
-        if let Some(c) = canceller {
+        let was = self.in_flight.locked().insert(tag, InFlight::Flushed);
+        if let Some(InFlight::Waiting(c)) = was {
             c.cancel();
         }
     }
 
-    /// The guest's request `tag` waits upstream; `flush` cancels it there.
+    /// The guest's Tflush of `tag` is answered: the request is over.
+    pub(crate) fn flushed(&self, tag: u16) {
+        self.in_flight.locked().remove(&tag);
+    }
+
+    /// Whether the guest flushed its request `tag`.
+    fn is_flushed(&self, tag: u16) -> bool {
+        matches!(self.in_flight.locked().get(&tag), Some(InFlight::Flushed))
+    }
+
+    /// The guest's request `tag` waits upstream; `flush` cancels it there
+    /// (at once if the guest flushed it meanwhile).
     fn waiting(&self, tag: u16, canceller: Canceller) {
-        self.in_flight.locked().insert(tag, canceller);
+        let mut in_flight = self.in_flight.locked();
+        match in_flight.get(&tag) {
+            Some(InFlight::Flushed) => {
+                drop(in_flight);
+                canceller.cancel();
+            }
+            _ => {
+                in_flight.insert(tag, InFlight::Waiting(canceller));
+            }
+        }
     }
 
     /// The guest's request `tag` no longer waits upstream.
     fn answered(&self, tag: u16) {
-        self.in_flight.locked().remove(&tag);
+        let mut in_flight = self.in_flight.locked();
+        if let Some(InFlight::Waiting(_)) = in_flight.get(&tag) {
+            in_flight.remove(&tag);
+        }
     }
 
-    /// Gives back an upstream fid the upstream never made.
+    /// Gives back an upstream fid the upstream never made (or clunked).
     fn release(&self, up: u32) {
-        self.upstream.pool.locked().free.push(up);
+        self.pool.locked().free.push(up);
+        self.upstream.in_use.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Takes guest fid `fid` out of the map.
     fn remove(&self, fid: u32) -> Option<u32> {
-        self.cursors.locked().remove(&fid);
+        drop(self.take_cursor(fid));
         self.map.locked().remove(&fid)
     }
 
     /// Where the reading of directory fid `fid` stands (a fresh cursor if
     /// it has none); `put_cursor` keeps it for the next Treaddir.
     fn take_cursor(&self, fid: u32) -> DirCursor {
-        self.cursors.locked().remove(&fid).unwrap_or_default()
+        let cursor = self.cursors.locked().remove(&fid).unwrap_or_default();
+        self.cursor_bytes
+            .fetch_sub(cursor.records.capacity(), Ordering::Relaxed);
+        cursor
     }
 
     fn put_cursor(&self, fid: u32, cursor: DirCursor) {
-        if self.map.locked().contains_key(&fid) {
+        let bytes = cursor.records.capacity();
+        if self.cursor_bytes.fetch_add(bytes, Ordering::Relaxed) + bytes > CURSOR_BYTES {
+            self.cursor_bytes.fetch_sub(bytes, Ordering::Relaxed);
+            return;
+        }
+        let kept = self.map.locked().contains_key(&fid);
+        if kept {
             self.cursors.locked().insert(fid, cursor);
+        } else {
+            self.cursor_bytes.fetch_sub(bytes, Ordering::Relaxed);
         }
     }
 
@@ -296,7 +405,10 @@ impl Fids {
     /// Clunks every upstream fid of the session (Tversion, the session's
     /// end).
     fn clunk_all(&self) {
-        self.cursors.locked().clear();
+        let cursors: Vec<u32> = self.cursors.locked().keys().copied().collect();
+        for fid in cursors {
+            drop(self.take_cursor(fid));
+        }
         let ups: Vec<u32> = self.map.locked().drain().map(|(_, up)| up).collect();
         self.clunk_upstream(&ups);
     }
@@ -319,7 +431,9 @@ impl Fids {
             for p in pending {
                 let _ = p.wait();
             }
-            self.upstream.pool.locked().free.extend_from_slice(batch);
+            for &up in batch {
+                self.release(up);
+            }
         }
     }
 }
@@ -327,5 +441,9 @@ impl Fids {
 impl Drop for Fids {
     fn drop(&mut self) {
         self.clunk_all();
+        // No request of the session is left: its block is free.
+        if let Some(base) = self.pool.get_mut().ok().and_then(|p| p.block) {
+            self.upstream.blocks.locked().free.push(base);
+        }
     }
 }

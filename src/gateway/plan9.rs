@@ -34,6 +34,17 @@ use crate::server::user::UserDb;
 /// The Linux client's v9fs magic, as Tstatfs answers it.
 const V9FS_MAGIC: u32 = 0x0102_1997;
 
+/// Tstatfs's block and file counts, which 9P2000 does not give (1 TiB of
+/// 4 KiB blocks).
+const UNKNOWN_COUNT: u64 = 1 << 28;
+
+/// Most directory records a Treaddir skips to reach its offset (a hostile
+/// upstream could answer a directory read without end).
+const MOST_SKIPPED: u64 = 1 << 24;
+
+/// Bytes of stat records read from the upstream at once.
+const DIR_READ: u32 = 64 * 1024;
+
 /// 9P2000.u: an id not given as a number.
 const NONUNAME: u32 = u32::MAX;
 
@@ -184,8 +195,22 @@ pub(super) fn serve<'a>(
         }
         Tmessage::Unlinkat(t) => {
             let spare = walk_spare(call, up(t.dirfid)?, Some(t.name), buf)?;
-            // Tremove clunks the fid whatever it answers (remove(5)).
-            let removed = call.message(&Tmessage::Remove(Tremove { fid: spare }), buf);
+            // rmdir of a file, unlink of a directory: refused as Linux does.
+            let is_dir = match stat(call, spare, buf) {
+                Ok(st) => st.mode & DMDIR != 0,
+                Err(e) => {
+                    clunk_spare(call, spare, buf);
+                    return Err(e);
+                }
+            };
+            let wants_dir = t.flags & AT_REMOVEDIR_9P != 0;
+            if is_dir != wants_dir {
+                clunk_spare(call, spare, buf);
+                return Err(if is_dir { libc::EISDIR } else { libc::ENOTDIR });
+            }
+            // Never flushed; Tremove clunks the fid whatever it answers
+            // (remove(5)).
+            let removed = call.finish(&Tmessage::Remove(Tremove { fid: spare }), buf);
             call.fids.release(spare);
             removed?;
             Rmessage::Unlinkat(Runlinkat {})
@@ -218,14 +243,16 @@ pub(super) fn serve<'a>(
         Tmessage::Readdir(t) => return readdir(call, t, limit, out, buf),
         Tmessage::Statfs(t) => {
             up(t.fid)?;
+            // 9P2000 says nothing of space: room is shown, not a full disk
+            // (which tools that check free space would refuse).
             Rmessage::Statfs(Rstatfs {
                 fs_type: V9FS_MAGIC,
                 bsize: 4096,
-                blocks: 0,
-                bfree: 0,
-                bavail: 0,
-                files: 0,
-                ffree: 0,
+                blocks: UNKNOWN_COUNT,
+                bfree: UNKNOWN_COUNT,
+                bavail: UNKNOWN_COUNT,
+                files: UNKNOWN_COUNT,
+                ffree: UNKNOWN_COUNT,
                 fsid: 0,
                 namelen: 255,
             })
@@ -333,23 +360,31 @@ fn setattr(
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs())
     };
-    let seconds =
-        |set: bool, given: u64| u64::min(if set { given } else { now() }, u32::MAX.into()) as u32;
+    // A 9P2000 time is 32 bits, all ones meaning "don't touch".
+    let seconds = |set: bool, given: u64| {
+        let t = if set { given } else { now() };
+        u32::try_from(t)
+            .ok()
+            .filter(|&t| t != KEEP32)
+            .ok_or(libc::EINVAL)
+    };
     let mut st = Stat::DONT_TOUCH;
     let mut ext = StatExtension::DONT_TOUCH;
     if t.valid & ATTR_MODE != 0 {
-        // The type bits stay the file's own (wstat(5)).
-        let kind = stat(call, fid, buf)?.mode & (DMDIR | DMAPPEND | DMEXCL | DMTMP);
+        // The type bits stay the file's own (wstat(5)): all but the
+        // permissions and setuid, setgid, sticky.
+        let keep = !(0o777 | DMSETUID | DMSETGID | DMSETVTX);
+        let kind = stat(call, fid, buf)?.mode & keep;
         st.mode = kind | plan9_mode(t.mode & 0o7777, dialect(unix));
     }
     if t.valid & ATTR_SIZE != 0 {
         st.length = t.size;
     }
     if t.valid & ATTR_MTIME != 0 {
-        st.mtime = seconds(t.valid & ATTR_MTIME_SET != 0, t.mtime_sec);
+        st.mtime = seconds(t.valid & ATTR_MTIME_SET != 0, t.mtime_sec)?;
     }
     if t.valid & ATTR_ATIME != 0 {
-        st.atime = seconds(t.valid & ATTR_ATIME_SET != 0, t.atime_sec);
+        st.atime = seconds(t.valid & ATTR_ATIME_SET != 0, t.atime_sec)?;
     }
     let group;
     if t.valid & ATTR_UID != 0 {
@@ -391,12 +426,13 @@ fn walk_spare(
     });
     match call.message(&walk, buf) {
         Ok(Rmessage::Walk(r)) if r.qids.len() == names.len() => Ok(spare),
+        // A walk that stops short makes no fid.
         Ok(_) => {
             call.fids.release(spare);
             Err(libc::ENOENT)
         }
         Err(e) => {
-            call.fids.release(spare);
+            call.unmade(spare);
             Err(e)
         }
     }
@@ -405,7 +441,7 @@ fn walk_spare(
 /// Clunks a spare fid and gives it back (whatever the upstream says:
 /// clunk(5) frees it either way).
 fn clunk_spare(call: &Call<'_>, spare: u32, buf: &mut Vec<u8>) {
-    let _ = call.message(&Tmessage::Clunk(Tclunk { fid: spare }), buf);
+    let _ = call.finish(&Tmessage::Clunk(Tclunk { fid: spare }), buf);
     call.fids.release(spare);
 }
 
@@ -456,6 +492,9 @@ fn readdir<'a>(
     }
     let result = (|| {
         // A later offset: its entries are skipped.
+        if t.offset - cursor.at > MOST_SKIPPED {
+            return Err(libc::EINVAL);
+        }
         while cursor.at < t.offset {
             if !fill(call, fid, &mut cursor, buf)? {
                 break;
@@ -468,6 +507,10 @@ fn readdir<'a>(
         while fill(call, fid, &mut cursor, buf)? {
             let (st, size) = next_record(&cursor)?;
             if !entries.fits(st.name.0.len()) {
+                if entries.is_empty() {
+                    // Not even one entry fits: getdents' EINVAL.
+                    return Err(libc::EINVAL);
+                }
                 break;
             }
             let ext = st.ext.map_or(&[][..], |e| e.extension.0);
@@ -491,14 +534,19 @@ fn fill(call: &Call<'_>, fid: u32, cursor: &mut DirCursor, buf: &mut Vec<u8>) ->
     let read = Tmessage::Read(Tread {
         fid,
         offset: cursor.offset,
-        count: call.gateway.upstream.client.iounit(),
+        count: call.gateway.upstream.client.iounit().min(DIR_READ),
     });
     let reply = call.send(&read, &[], buf)?;
     cursor.offset += reply.data.len() as u64;
     cursor.records.clear();
     cursor.records.extend_from_slice(reply.data);
     cursor.pos = 0;
-    Ok(!cursor.records.is_empty())
+    if cursor.records.is_empty() {
+        // The end: nothing kept.
+        cursor.records = Vec::new();
+        return Ok(false);
+    }
+    Ok(true)
 }
 
 /// The record at the cursor and its size on the wire.

@@ -36,7 +36,7 @@ fn check_size(ret: libc::ssize_t) -> io::Result<usize> {
 /// '/' or NUL, "." and "..": nothing a client sends can name more than one
 /// entry of the directory it is applied to.
 pub fn component(name: &[u8]) -> io::Result<CString> {
-    if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') {
+    if !crate::protocol::is_entry_name(name) {
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
     }
     CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))

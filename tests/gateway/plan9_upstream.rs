@@ -204,6 +204,53 @@ fn exercise_common(rig: &Rig) -> Conn {
     assert_eq!(readdir_in(&mut c, 7, early, 300), all[10..].to_vec());
     c.clunk(7).unwrap();
 
+    // Names that are not one entry never go upstream: ".." would be the
+    // directory's parent (the Tremove's target).
+    for bad in ["..", ".", "", "a/b"] {
+        let request = Tunlinkat {
+            dirfid: 1,
+            name: Str(bad.as_bytes()),
+            flags: 0x200,
+        };
+        assert_eq!(
+            c.call(Tmessage::Unlinkat(request)).map(drop),
+            Err(libc::EINVAL),
+            "{bad:?}"
+        );
+    }
+    assert_eq!(c.walk(1, 9, &["dir/new.txt"]), Err(libc::EINVAL));
+    assert!(rig.host("dir").is_dir());
+    // unlink of a directory, rmdir of a file: what Linux answers.
+    let unlink_dir = Tunlinkat {
+        dirfid: 1,
+        name: "dir".into(),
+        flags: 0,
+    };
+    assert_eq!(
+        c.call(Tmessage::Unlinkat(unlink_dir)).map(drop),
+        Err(libc::EISDIR)
+    );
+    assert_eq!(c.walk(1, 9, &["dir"]), Ok(1));
+    let rmdir_file = Tunlinkat {
+        dirfid: 9,
+        name: "new.txt".into(),
+        flags: 0x200,
+    };
+    assert_eq!(
+        c.call(Tmessage::Unlinkat(rmdir_file)).map(drop),
+        Err(libc::ENOTDIR)
+    );
+    assert!(rig.host("dir/new.txt").exists());
+    // A Treaddir too small for one entry: EINVAL, not an empty directory.
+    c.lopen(9, O_RDONLY | O_DIRECTORY).unwrap();
+    let tiny = Treaddir {
+        fid: 9,
+        offset: 0,
+        count: 10,
+    };
+    assert_eq!(c.call(Tmessage::Readdir(tiny)).map(drop), Err(libc::EINVAL));
+    c.clunk(9).unwrap();
+
     // What 9P2000 has no form for.
     call_ok(&mut c, Tmessage::Statfs(Tstatfs { fid: 1 }));
     let xattr = Txattrwalk {
