@@ -29,6 +29,15 @@ if ! [ -x /usr/bin/systemd-analyze ] || ! [ -x /usr/bin/systemd-socket-activate 
 fi
 echo "systemd: $(dpkg-query -W -f '${Version}' systemd)"
 
+step "libvirtd, virsh, virt-xml-validate (libvirt 9.0 and xmllint: tests/libvirt.rs)"
+if ! [ -x /usr/sbin/libvirtd ] || ! [ -x /usr/bin/virsh ] || ! [ -x /usr/bin/xmllint ] ||
+	! [ -e /usr/lib/x86_64-linux-gnu/libvirt/connection-driver/libvirt_driver_qemu.so ]; then
+	pkgs="libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libxml2-utils"
+	apt-get install -y --no-install-recommends $pkgs >/dev/null 2>&1 ||
+		{ apt-get update >/dev/null && apt-get install -y --no-install-recommends $pkgs >/dev/null; }
+fi
+echo "libvirt: $(dpkg-query -W -f '${Version}' libvirt-daemon)"
+
 step "newuidmap/newgidmap (uidmap: subordinate ids for the unprivileged sandbox)"
 if ! [ -x /usr/bin/newuidmap ] || ! [ -x /usr/bin/newgidmap ]; then
 	apt-get install -y uidmap >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y uidmap >/dev/null; }
