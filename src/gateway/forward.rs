@@ -234,7 +234,8 @@ impl Gateway {
         if !names_are_entries(&message) {
             return Err(libc::EINVAL);
         }
-        if client.dialect() != Dialect::Linux && plan9::translated(&message) {
+        // What the upstream's dialect lacks is translated (plan9.rs).
+        if !client.dialect().has(&message) {
             let limit = match &message {
                 Tmessage::Readdir(t) => room(t.count, sink.capacity()),
                 _ => 0,

@@ -48,35 +48,8 @@ const DIR_READ: u32 = 64 * 1024;
 /// 9P2000.u: an id not given as a number.
 const NONUNAME: u32 = u32::MAX;
 
-/// Whether `request` is one only 9P2000.L has, served here for a 9P2000.u
-/// or 9P2000 upstream.
-pub(super) fn translated(request: &Tmessage<'_>) -> bool {
-    use Tmessage::*;
-    matches!(
-        request,
-        Statfs(_)
-            | Lopen(_)
-            | Lcreate(_)
-            | Symlink(_)
-            | Mknod(_)
-            | Rename(_)
-            | Readlink(_)
-            | Getattr(_)
-            | Setattr(_)
-            | Xattrwalk(_)
-            | Xattrcreate(_)
-            | Readdir(_)
-            | Fsync(_)
-            | Lock(_)
-            | Getlock(_)
-            | Link(_)
-            | Mkdir(_)
-            | Renameat(_)
-            | Unlinkat(_)
-    )
-}
-
-/// Serves a `translated` request through the 9P2000.u or 9P2000 upstream.
+/// Serves a request only 9P2000.L has (the upstream's dialect lacks it:
+/// `Dialect::has`) through the 9P2000.u or 9P2000 upstream.
 /// `limit`: the most bytes of Rreaddir entries the guest can take, written
 /// into `out`.
 pub(super) fn serve<'a>(
