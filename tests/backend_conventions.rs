@@ -10,7 +10,6 @@ mod common;
 
 use std::fs;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
 use std::path::Path;
 use std::process::Output;
@@ -343,11 +342,6 @@ fn bound_unix_stream(path: &Path) -> OwnedFd {
 
 /// What the guest does with the share: reads, writes, lists.
 const GUEST_SCRIPT: &str = r#"
-M=/mnt
-fails=0
-ok() { echo "ok $1"; }
-fail() { echo "FAIL $1: $2"; fails=$((fails + 1)); }
-expect() { if [ "$2" = "$3" ]; then ok "$1"; else fail "$1" "expected [$2], got [$3]"; fi; }
 expect read-host-file "hello through --fd" "$(cat $M/readme.txt)"
 echo "from the guest" >$M/w.txt
 expect write "from the guest" "$(cat $M/w.txt)"
@@ -381,28 +375,18 @@ fn a_linux_guest_mounts_the_share_through_an_inherited_socket() {
     fs::create_dir(&share).unwrap();
     fs::write(share.join("readme.txt"), "hello through --fd\n").unwrap();
     let wrapper = top.path().join("fd-wrapper.py");
-    fs::write(
+    checks::write_executable(
         &wrapper,
-        FD_WRAPPER.replace("{daemon}", &format!("{BIN:?}")),
-    )
-    .unwrap();
-    fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).unwrap();
-    let script = top.path().join("guest.sh");
-    fs::write(&script, GUEST_SCRIPT).unwrap();
-    let log = top.path().join("daemon.log");
-    let guest = checks::CheckerRun::of(
-        "the guest script",
-        checks::runvm(&share, &script)
-            .arg("--daemon")
-            .arg(&wrapper)
-            .arg("--daemon-log")
-            .arg(&log)
-            .args(["--timeout", "300"]),
+        &FD_WRAPPER.replace("{daemon}", &format!("{BIN:?}")),
     );
-    let log = fs::read_to_string(&log).unwrap_or_default();
-    guest.assert_success("guest checks through --fd", &log);
-    let planned = checks::planned_checks(GUEST_SCRIPT, &["expect "]);
-    assert_eq!(guest.passed().len(), planned, "{}", guest.stdout);
+    let log = checks::guest_checks_pass(
+        top.path(),
+        &share,
+        &wrapper,
+        GUEST_SCRIPT,
+        &[],
+        "guest checks through --fd",
+    );
     assert_eq!(
         fs::read_to_string(share.join("w.txt")).unwrap(),
         "from the guest\n"

@@ -820,12 +820,6 @@ fn fids_are_bounded_per_session_and_in_all_and_traced_as_for_a_directory() {
 
 /// The Linux guest's half of the VM test (busybox sh, the share on /mnt).
 const GUEST_SCRIPT: &str = r#"
-M=/mnt
-fails=0
-ok() { echo "ok $1"; }
-fail() { echo "FAIL $1: $2"; fails=$((fails + 1)); }
-expect() { if [ "$2" = "$3" ]; then ok "$1"; else fail "$1" "expected [$2], got [$3]"; fi; }
-check() { name=$1; shift; if out=$("$@" 2>&1); then ok "$name"; else fail "$name" "$* -> $out"; fi; }
 expect read-host-file "hello from host" "$(cat $M/readme.txt)"
 echo abc >$M/w.txt
 echo def >>$M/w.txt
@@ -889,9 +883,9 @@ fn guest_through_the_gateway(gateway_args: &[&str], guest_script: &str) {
     // runvm.py starts the daemon with --shared-dir: this wrapper starts
     // the gateway (in its namespace sandbox) in its stead.
     let wrapper = top.path().join("gateway.sh");
-    std::fs::write(
+    checks::write_executable(
         &wrapper,
-        format!(
+        &format!(
             "#!/bin/sh\n\
              n=$#\n\
              while [ $n -gt 0 ]; do\n\
@@ -904,21 +898,15 @@ fn guest_through_the_gateway(gateway_args: &[&str], guest_script: &str) {
             up.display(),
             gateway_args.join(" ")
         ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let script = top.path().join("guest.sh");
-    std::fs::write(&script, guest_script).unwrap();
-    let guest = checks::CheckerRun::of(
-        "the guest script",
-        checks::runvm(&share, &script)
-            .arg("--daemon")
-            .arg(&wrapper)
-            .args(["--timeout", "300"]),
     );
-    guest.assert_success("guest checks through the gateway", "");
-    let planned = checks::planned_checks(guest_script, &["expect ", "check "]);
-    assert_eq!(guest.passed().len(), planned, "{}", guest.stdout);
+    checks::guest_checks_pass(
+        top.path(),
+        &share,
+        &wrapper,
+        guest_script,
+        &[],
+        "guest checks through the gateway",
+    );
     // The host directory behind the upstream has what the guest did.
     assert_eq!(std::fs::read(share.join("w.txt")).unwrap(), b"ab");
     assert_eq!(std::fs::read(share.join("moved")).unwrap(), b"in\n");

@@ -13,7 +13,6 @@ mod common;
 
 use std::fs;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -418,11 +417,6 @@ fn log_lines_have_no_timestamp_when_stderr_is_the_journal() {
 
 /// What the guest does with the share.
 const GUEST_SCRIPT: &str = r#"
-M=/mnt
-fails=0
-ok() { echo "ok $1"; }
-fail() { echo "FAIL $1: $2"; fails=$((fails + 1)); }
-expect() { if [ "$2" = "$3" ]; then ok "$1"; else fail "$1" "expected [$2], got [$3]"; fi; }
 expect read-host-file "hello through systemd" "$(cat $M/readme.txt)"
 echo "from the guest" >$M/w.txt
 expect write "from the guest" "$(cat $M/w.txt)"
@@ -452,31 +446,20 @@ fn a_linux_guest_mounts_the_share_through_socket_activation() {
     fs::write(share.join("readme.txt"), "hello through systemd\n").unwrap();
     let command = exec_start(&share, "vm1", "--log-level info");
     let wrapper = top.path().join("activate-wrapper.py");
-    fs::write(
+    checks::write_executable(
         &wrapper,
-        ACTIVATE_WRAPPER
+        &ACTIVATE_WRAPPER
             .replace("COMMAND", &format!("{command:?}"))
             .replace("ACTIVATE", &format!("{ACTIVATE:?}")),
-    )
-    .unwrap();
-    fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).unwrap();
-    let script = top.path().join("guest.sh");
-    fs::write(&script, GUEST_SCRIPT).unwrap();
-    let log = top.path().join("daemon.log");
-    let guest = checks::CheckerRun::of(
-        "the guest script",
-        checks::runvm(&share, &script)
-            .arg("--daemon")
-            .arg(&wrapper)
-            .args(["--tag", "vm1"])
-            .arg("--daemon-log")
-            .arg(&log)
-            .args(["--timeout", "300"]),
     );
-    let log = fs::read_to_string(&log).unwrap_or_default();
-    guest.assert_success("guest checks through socket activation", &log);
-    let planned = checks::planned_checks(GUEST_SCRIPT, &["expect "]);
-    assert_eq!(guest.passed().len(), planned, "{}", guest.stdout);
+    let log = checks::guest_checks_pass(
+        top.path(),
+        &share,
+        &wrapper,
+        GUEST_SCRIPT,
+        &["--tag", "vm1"],
+        "guest checks through socket activation",
+    );
     assert_eq!(
         fs::read_to_string(share.join("w.txt")).unwrap(),
         "from the guest\n"

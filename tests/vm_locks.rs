@@ -50,12 +50,6 @@ fn wait_for(path: &Path, vm: &mut std::process::Child) {
 }
 
 const GUEST_SCRIPT: &str = r#"
-M=/mnt
-fails=0
-ok() { echo "ok $1"; }
-fail() { echo "FAIL $1: $2"; fails=$((fails + 1)); }
-expect() { if [ "$2" = "$3" ]; then ok "$1"; else fail "$1" "expected [$2], got [$3]"; fi; }
-check() { name=$1; shift; if out=$("$@" 2>&1); then ok "$name"; else fail "$name" "$* -> $out"; fi; }
 
 # The host holds a write lock on [0, 100) of hostlocked.
 expect host-lock-refuses-write EAGAIN "$(locktest try $M/hostlocked w 0 1)"
@@ -87,7 +81,7 @@ fn guest_and_host_locks_meet() {
     fs::write(share.join("hostlocked"), [0u8; 200]).unwrap();
     fs::write(share.join("guestlocked"), [0u8; 200]).unwrap();
     let script = top.path().join("guest.sh");
-    fs::write(&script, GUEST_SCRIPT).unwrap();
+    fs::write(&script, format!("{}{GUEST_SCRIPT}", checks::GUEST_PRELUDE)).unwrap();
     // This process's locks (POSIX: they go when it closes any descriptor of
     // the file, so each file is opened once).
     let host = File::options()

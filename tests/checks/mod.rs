@@ -39,6 +39,57 @@ pub fn runvm(share: &Path, script: &Path) -> Command {
     cmd
 }
 
+/// The start of every guest script: the share on `$M`, and the shell
+/// functions its checks use (`expect NAME WANTED GOT`, `check NAME CMD...`,
+/// `ok`, `fail`); the script ends with `exit $fails` or `[ $fails -eq 0 ]`.
+pub const GUEST_PRELUDE: &str = r#"M=/mnt
+fails=0
+ok() { echo "ok $1"; }
+fail() { echo "FAIL $1: $2"; fails=$((fails + 1)); }
+expect() { if [ "$2" = "$3" ]; then ok "$1"; else fail "$1" "expected [$2], got [$3]"; fi; }
+check() { name=$1; shift; if out=$("$@" 2>&1); then ok "$name"; else fail "$name" "$* -> $out"; fi; }
+"#;
+
+/// Writes an executable file (a wrapper runvm.py starts as the daemon).
+pub fn write_executable(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Boots the guest on `share` with `daemon` started in the daemon's stead
+/// (runvm.py gives it the daemon's arguments; `args`: more for runvm.py),
+/// runs GUEST_PRELUDE and `script` there (files in `dir`), and asserts that
+/// every check the script plans passed (`what` names the run). Returns the
+/// daemon's log.
+pub fn guest_checks_pass(
+    dir: &Path,
+    share: &Path,
+    daemon: &Path,
+    script: &str,
+    args: &[&str],
+    what: &str,
+) -> String {
+    let script_file = dir.join("guest.sh");
+    std::fs::write(&script_file, format!("{GUEST_PRELUDE}{script}")).unwrap();
+    let log_file = dir.join("daemon.log");
+    let guest = CheckerRun::of(
+        "the guest script",
+        runvm(share, &script_file)
+            .arg("--daemon")
+            .arg(daemon)
+            .arg("--daemon-log")
+            .arg(&log_file)
+            .args(args)
+            .args(["--timeout", "300"]),
+    );
+    let log = std::fs::read_to_string(&log_file).unwrap_or_default();
+    guest.assert_success(what, &log);
+    let planned = planned_checks(script, &["expect ", "check "]);
+    assert_eq!(guest.passed().len(), planned, "{}", guest.stdout);
+    log
+}
+
 /// How many checks `script` plans: its lines that start with one of `starts`
 /// (leading blanks ignored).
 pub fn planned_checks(script: &str, starts: &[&str]) -> usize {
