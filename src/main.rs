@@ -134,7 +134,11 @@ fn run(mut settings: Settings) -> Result<(), String> {
             .map_err(|e| format!("--socket-path {}: cannot listen: {e}", path.display()))?;
             note_socket_file(&mut socket_files, &socket_path)?;
             // Without a path: the listener never removes a file by name.
-            Some((Listener::from(listener), path.display().to_string()))
+            Some((
+                Listener::from(listener),
+                path.display().to_string(),
+                Ownership::Own,
+            ))
         }
         // Inherited, listening already (settings.rs checked it): its file
         // is its maker's, neither replaced nor removed here.
@@ -148,7 +152,7 @@ fn run(mut settings: Settings) -> Result<(), String> {
                 },
                 Err(_) => format!("--fd {fd}"),
             };
-            Some((Listener::from(listener), name))
+            Some((Listener::from(listener), name, Ownership::Inherited))
         }
         None => None,
     };
@@ -232,9 +236,10 @@ fn run(mut settings: Settings) -> Result<(), String> {
         threads.push(std::thread::spawn(move || listener.serve(server)));
     }
     let result = match vhost {
-        Some((listener, name)) => serve_vhost_user(
+        Some((listener, name, ownership)) => serve_vhost_user(
             server,
             listener,
+            ownership,
             &name,
             &settings.tag,
             settings.thread_pool_size,
@@ -401,10 +406,49 @@ fn describe(address: &ListenAddress) -> String {
     }
 }
 
+/// Whose the vhost-user listening socket is.
+enum Ownership {
+    /// Bound here (`--socket-path`): once a VMM knocks, it stops taking
+    /// connections, so a second VMM is refused at once.
+    Own,
+    /// Handed over (`--fd`, socket activation): its maker may listen on it
+    /// again after this daemon, so it is only closed here, never shut down.
+    Inherited,
+}
+
+/// Waits until a connection is pending on `listener`, then shuts it for
+/// reading: the pending connection is still accepted, any later one is
+/// refused (ECONNREFUSED) instead of waiting in the backlog.
+fn stop_taking_connections_after_the_first(listener: &Listener) -> Result<(), String> {
+    use std::os::fd::AsRawFd;
+    let mut pending = libc::pollfd {
+        fd: listener.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: one valid pollfd; the descriptor is open for the call.
+        if unsafe { libc::poll(&mut pending, 1, -1) } >= 0 {
+            break;
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(format!("cannot wait for the VMM: {e}"));
+        }
+    }
+    // SAFETY: shutdown(2) on an open socket descriptor.
+    if unsafe { libc::shutdown(listener.as_raw_fd(), libc::SHUT_RD) } != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(format!("cannot close the socket to a second VMM: {e}"));
+    }
+    Ok(())
+}
+
 /// Serves the one VMM that connects to `listener`; returns when it leaves.
 fn serve_vhost_user(
     server: Arc<Server>,
     mut listener: Listener,
+    ownership: Ownership,
     name: &str,
     tag: &str,
     thread_pool_size: Option<usize>,
@@ -421,12 +465,16 @@ fn serve_vhost_user(
     )
     .map_err(|e| format!("cannot create the vhost-user daemon: {e}"))?;
     info!("vhost-user socket {name} (tag {tag:?})");
+    if let Ownership::Own = ownership {
+        stop_taking_connections_after_the_first(&listener)?;
+    }
     daemon
         .start(&mut listener)
         .map_err(|e| format!("vhost-user connection failed: {e}"))?;
-    // One VMM: closing the listener makes a second one fail at once
-    // (connection refused) rather than wait in the listen backlog; the
-    // file goes when the daemon stops.
+    // One VMM. An own socket refuses a second one already; an inherited
+    // one is closed here, and a VMM that knocks later waits for its maker
+    // (systemd starts the next instance). The file goes when the daemon
+    // stops.
     drop(listener);
     info!("VMM connected");
     let result = daemon.wait();

@@ -322,7 +322,8 @@ fn a_second_vmm_is_refused() {
     let share = share();
     let daemon = Daemon::builder(share.path()).vhost_user().start();
     let vmm = crate::common::Vmm::connect(&daemon.socket, 1 << 20, true);
-    // The listening socket is closed (and its file gone) once the VMM is in.
+    // The socket stopped taking connections when the VMM knocked, before
+    // the daemon answered it: refused, deterministically.
     let second = std::os::unix::net::UnixStream::connect(&daemon.socket);
     let refused = [
         std::io::ErrorKind::ConnectionRefused,
