@@ -41,6 +41,11 @@ struct Rig {
 }
 
 fn rig(gateway_args: &[&str]) -> Rig {
+    rig_with(&[], gateway_args)
+}
+
+/// `rig`, the upstream daemon given `upstream_args` too.
+fn rig_with(upstream_args: &[&str], gateway_args: &[&str]) -> Rig {
     let share = tempfile::tempdir().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let up = dir.path().join("up.sock");
@@ -48,6 +53,7 @@ fn rig(gateway_args: &[&str]) -> Rig {
     let upstream = Daemon::builder(share.path())
         .listen_unix(&up)
         .args(["--sandbox", "none", "--no-root-squash", "--trace"])
+        .args(upstream_args)
         .stderr_to_file()
         .start();
     let sandbox = match gateway_args.contains(&"--sandbox") {

@@ -4,7 +4,7 @@
 
 use std::cell::{Cell, RefCell};
 
-use super::{plan9, Fids, Gateway};
+use super::{ctl, plan9, Fids, Gateway};
 use crate::client;
 use crate::protocol::trace::{ReplyTrace, RequestTrace, Upstream};
 use crate::protocol::*;
@@ -60,6 +60,15 @@ fn trace_reply(conn: u32, tag: u16, reply: &Result<client::Reply<'_>, client::Er
 thread_local! {
     /// A Twrite's data on its way upstream.
     static WRITE_DATA: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// How far a `Call::walk` got.
+pub(super) enum Walked {
+    /// All the way: the spare fid walked, and the qid of its last name
+    /// (none for a clone).
+    Made { fid: u32, last: Option<Qid> },
+    /// It stopped after `walked` names (no fid made).
+    Stopped { walked: usize },
 }
 
 /// One guest request on its way upstream: whose it is (for the fid map,
@@ -153,6 +162,63 @@ impl Call<'_> {
             let _ = self.finish(&Tmessage::Clunk(Tclunk { fid: up }), &mut buf);
         }
         self.fids.release(up);
+    }
+
+    /// Walks a spare upstream fid from `from` through `names` (none: a
+    /// clone of it): the spare, which the caller gives back with `clunk`
+    /// (or a Tremove and `Fids::release`), or how far the walk got.
+    pub fn walk(&self, from: u32, names: &[Str<'_>], buf: &mut Vec<u8>) -> Result<Walked, i32> {
+        let spare = self.fids.spare()?;
+        let names = WalkList::from_slice(names).ok_or(libc::EINVAL)?;
+        let walk = Tmessage::Walk(Twalk {
+            fid: from,
+            newfid: spare,
+            names,
+        });
+        match self.message(&walk, buf) {
+            Ok(Rmessage::Walk(r)) if r.qids.len() == names.len() => Ok(Walked::Made {
+                fid: spare,
+                last: r.qids.as_slice().last().copied(),
+            }),
+            // A walk that stops short makes no fid.
+            Ok(Rmessage::Walk(r)) => {
+                self.fids.release(spare);
+                Ok(Walked::Stopped {
+                    walked: r.qids.len(),
+                })
+            }
+            Ok(_) => {
+                self.unmade(spare);
+                Err(libc::EIO)
+            }
+            Err(e) => {
+                self.unmade(spare);
+                Err(e)
+            }
+        }
+    }
+
+    /// `walk` all the way: the spare fid, or ENOENT.
+    pub fn walk_spare(&self, from: u32, names: &[Str<'_>], buf: &mut Vec<u8>) -> Result<u32, i32> {
+        match self.walk(from, names, buf)? {
+            Walked::Made { fid, .. } => Ok(fid),
+            Walked::Stopped { .. } => Err(libc::ENOENT),
+        }
+    }
+
+    /// Clunks a spare fid and gives it back (whatever the upstream says:
+    /// clunk(5) frees it either way).
+    pub fn clunk(&self, spare: u32, buf: &mut Vec<u8>) {
+        let _ = self.finish(&Tmessage::Clunk(Tclunk { fid: spare }), buf);
+        self.fids.release(spare);
+    }
+
+    /// The upstream's stat record of `fid` (9P2000, 9P2000.u).
+    pub fn stat<'b>(&self, fid: u32, buf: &'b mut Vec<u8>) -> Result<Stat<'b>, i32> {
+        match self.message(&Tmessage::Stat(Tstat { fid }), buf)? {
+            Rmessage::Stat(r) => Ok(r.stat.0),
+            _ => Err(libc::EIO),
+        }
     }
 
     /// `send` of a request without data, for its reply message.
@@ -282,17 +348,23 @@ impl Gateway {
                     // (9P2000 has no numeric uname.)
                     n_uname: (client.dialect() != Dialect::Plan9).then_some(uid),
                 });
-                match call(&forwarded, &[], buf) {
-                    Ok(reply) => {
-                        fids.bind(t.fid, up)?;
-                        fids.attached(uid);
-                        reply
+                let qid = match call(&forwarded, &[], buf) {
+                    Ok(Rmessage::Attach(r)) => r.qid,
+                    Ok(_) => {
+                        up_call.unmade(up);
+                        return Err(libc::EIO);
                     }
                     Err(e) => {
                         up_call.unmade(up);
                         return Err(e);
                     }
+                };
+                fids.bind(t.fid, up)?;
+                fids.attached(uid);
+                if client.dialect() == Dialect::Plan9 {
+                    ctl::attached(&up_call, t.fid, up, qid, &mut Vec::new());
                 }
+                Rmessage::Attach(Rattach { qid })
             }
             Tmessage::Walk(t) if t.newfid != t.fid => {
                 let from = fids.get(t.fid)?;
@@ -305,6 +377,8 @@ impl Gateway {
                 match call(&forwarded, &[], buf) {
                     Ok(Rmessage::Walk(r)) if r.qids.len() == t.names.len() => {
                         fids.bind(t.newfid, up)?;
+                        let last = r.qids.as_slice().last().copied();
+                        fids.walked(t.fid, t.newfid, t.names.as_slice(), last);
                         Rmessage::Walk(r)
                     }
                     // A walk that stops short makes no fid.
@@ -407,6 +481,20 @@ impl Gateway {
                     }
                     call(&forwarded, &data, buf).map(Answer::Message)
                 });
+            }
+            // A walk onto itself (newfid == fid) makes no fid.
+            Tmessage::Walk(t) => {
+                let forwarded = translate(fids, Tmessage::Walk(t))?;
+                match call(&forwarded, &[], buf)? {
+                    Rmessage::Walk(r) => {
+                        if r.qids.len() == t.names.len() {
+                            let last = r.qids.as_slice().last().copied();
+                            fids.walked(t.fid, t.fid, t.names.as_slice(), last);
+                        }
+                        Rmessage::Walk(r)
+                    }
+                    _ => return Err(libc::EIO),
+                }
             }
             other => {
                 let forwarded = translate(fids, other)?;

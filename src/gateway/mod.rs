@@ -12,6 +12,7 @@
 //! `Session`) clunks its upstream fids when the guest sends Tversion and
 //! when the session ends.
 
+mod ctl;
 mod forward;
 mod plan9;
 
@@ -60,6 +61,8 @@ struct Shared {
     in_use: AtomicUsize,
     /// The blocks of upstream fid numbers, one per session.
     blocks: Mutex<Blocks>,
+    /// A 9P2000 upstream's directories found without `,ctl` (ctl.rs).
+    probes: ctl::Probes,
 }
 
 /// Each session takes its upstream fid numbers from a block of its own, so
@@ -164,6 +167,7 @@ impl Gateway {
                 trace: config.trace,
                 in_use: AtomicUsize::new(0),
                 blocks: Mutex::default(),
+                probes: ctl::Probes::default(),
             }),
         })
     }
@@ -183,6 +187,8 @@ impl Gateway {
             cursor_bytes: AtomicUsize::new(0),
             owner: OnceLock::new(),
             in_flight: Mutex::default(),
+            control_root: Mutex::default(),
+            places: Mutex::default(),
         }
     }
 
@@ -219,7 +225,34 @@ pub struct Fids {
     /// The session's requests by the guest's tag: waiting upstream (what
     /// a guest Tflush of that tag flushes there), or flushed already.
     in_flight: Mutex<HashMap<u16, InFlight>>,
+    /// A session using a 9P2000 upstream's `,ctl` conventions (ctl.rs):
+    /// an upstream fid of its root, from which control files are walked
+    /// to, and each guest fid's path from there (names joined by '/'; none
+    /// where not known: a walk through a control name).
+    control_root: Mutex<Option<u32>>,
+    places: Mutex<Places>,
 }
+
+/// Where a guest fid is, for the `,ctl` conventions: its path from the
+/// root (names joined by '/', the root empty) and its qid.path, which its
+/// control file's must match (ctl_syntax::CONTROL_FILE_QID): a path
+/// another session changed leads to another file, which is then not used.
+#[derive(Clone)]
+struct Place {
+    path: Box<[u8]>,
+    qid: u64,
+}
+
+/// The session's fids' places, and the bytes of their paths (at most
+/// PLACE_BYTES: a fid beyond has none, and is served as plain 9P2000).
+#[derive(Default)]
+struct Places {
+    map: HashMap<u32, Place>,
+    bytes: usize,
+}
+
+/// Bytes of paths a session's places may hold.
+const PLACE_BYTES: usize = 64 << 20;
 
 /// A guest request's state as its Tflush sees it.
 enum InFlight {
@@ -363,7 +396,85 @@ impl Fids {
     /// Takes guest fid `fid` out of the map.
     fn remove(&self, fid: u32) -> Option<u32> {
         drop(self.take_cursor(fid));
+        self.set_place(fid, None);
         self.map.locked().remove(&fid)
+    }
+
+    /// The upstream fid control files are walked to from: Some when the
+    /// session uses the `,ctl` conventions.
+    fn control_root(&self) -> Option<u32> {
+        *self.control_root.locked()
+    }
+
+    /// Makes `root` the session's control root, unless it has one: whether
+    /// it did.
+    fn set_control_root(&self, root: u32) -> bool {
+        let mut control_root = self.control_root.locked();
+        if control_root.is_some() {
+            return false;
+        }
+        *control_root = Some(root);
+        true
+    }
+
+    /// Guest fid `fid`'s place, where known (`,ctl` conventions only).
+    fn place(&self, fid: u32) -> Option<Place> {
+        self.places.locked().map.get(&fid).cloned()
+    }
+
+    /// Guest fid `to` was walked from `from` through `names`, to a file of
+    /// qid `qid` (None: a clone, `from`'s): its place follows (`,ctl`
+    /// conventions only).
+    fn walked(
+        &self,
+        from: u32,
+        to: u32,
+        names: &[crate::protocol::Str<'_>],
+        qid: Option<crate::protocol::Qid>,
+    ) {
+        if self.control_root().is_none() {
+            return;
+        }
+        let place = self.place(from).and_then(|p| {
+            Some(Place {
+                path: ctl::walked_path(&p.path, names)?,
+                qid: qid.map_or(p.qid, |q| q.path),
+            })
+        });
+        self.set_place(to, place);
+    }
+
+    /// Notes guest fid `fid`'s place (or that it has none).
+    fn set_place(&self, fid: u32, place: Option<Place>) {
+        let mut places = self.places.locked();
+        let Places { map, bytes } = &mut *places;
+        if let Some(old) = map.remove(&fid) {
+            *bytes -= old.path.len();
+        }
+        if let Some(place) = place {
+            if *bytes + place.path.len() <= PLACE_BYTES {
+                *bytes += place.path.len();
+                map.insert(fid, place);
+            }
+        }
+    }
+
+    /// A file moved from path `from` to `to`: so did every fid at or below
+    /// it.
+    fn renamed(&self, from: &[u8], to: &[u8]) {
+        let mut places = self.places.locked();
+        let Places { map, bytes } = &mut *places;
+        for place in map.values_mut() {
+            let Some(rest) = place.path.strip_prefix(from) else {
+                continue;
+            };
+            if rest.is_empty() || rest[0] == b'/' {
+                let mut moved = to.to_vec();
+                moved.extend_from_slice(rest);
+                *bytes = *bytes + moved.len() - place.path.len();
+                place.path = moved.into_boxed_slice();
+            }
+        }
     }
 
     /// Where the reading of directory fid `fid` stands (a fresh cursor if
@@ -409,7 +520,9 @@ impl Fids {
         for fid in cursors {
             drop(self.take_cursor(fid));
         }
-        let ups: Vec<u32> = self.map.locked().drain().map(|(_, up)| up).collect();
+        *self.places.locked() = Places::default();
+        let mut ups: Vec<u32> = self.map.locked().drain().map(|(_, up)| up).collect();
+        ups.extend(self.control_root.locked().take());
         self.clunk_upstream(&ups);
     }
 

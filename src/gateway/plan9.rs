@@ -24,11 +24,12 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::forward::{iounit, Answer, Call};
-use super::DirCursor;
+use super::forward::{iounit, Answer, Call, Walked};
+use super::{ctl, DirCursor};
 use crate::protocol::flags::*;
 use crate::protocol::modes::{open_mode_of_flags, plan9_mode, unix_mode};
 use crate::protocol::*;
+use crate::server::ctl_syntax::{DirCommand, FileCommand, NodeKind, StatLine, Time};
 use crate::server::user::UserDb;
 
 /// The Linux client's v9fs magic, as Tstatfs answers it.
@@ -63,11 +64,22 @@ pub(super) fn serve<'a>(
     let up = |fid| call.fids.get(fid);
     let reply = match request {
         Tmessage::Getattr(t) => {
-            let st = stat(call, up(t.fid)?, buf)?;
-            Rmessage::Getattr(attributes(&st, call.fids.owner()))
+            let st = call.stat(up(t.fid)?, buf)?;
+            let plain = attributes(&st, call.fids.owner());
+            match ctl::stat_line(call, t.fid, buf)? {
+                Some(line) => Rmessage::Getattr(attributes_of_line(&line, plain.qid)),
+                // No control file: what the stat record says.
+                None => Rmessage::Getattr(plain),
+            }
         }
         Tmessage::Setattr(t) => {
-            setattr(call, up(t.fid)?, &t, unix, buf)?;
+            let done = match setattr_commands(&t)? {
+                None => Some(()),
+                Some(commands) => ctl::command(call, t.fid, &commands, buf)?,
+            };
+            if done.is_none() {
+                setattr(call, up(t.fid)?, &t, unix, buf)?;
+            }
             Rmessage::Setattr(Rsetattr {})
         }
         Tmessage::Fsync(t) => {
@@ -96,6 +108,8 @@ pub(super) fn serve<'a>(
                 extension: unix.then_some(Str(b"")),
             };
             let (qid, iounit) = create_on(call, create, buf)?;
+            // The fid is the new file now.
+            call.fids.walked(t.fid, t.fid, &[t.name], Some(qid));
             Rmessage::Lcreate(Rlcreate {
                 qid,
                 iounit: iounit_of(call, iounit),
@@ -107,6 +121,14 @@ pub(super) fn serve<'a>(
             Rmessage::Mkdir(Rmkdir { qid })
         }
         Tmessage::Symlink(t) => {
+            let command = DirCommand::Symlink {
+                target: t.symtgt.0.to_vec(),
+                name: t.name.0.to_vec(),
+            };
+            if ctl::dir_command(call, t.fid, &command, buf)?.is_some() {
+                let qid = made_qid(call, up(t.fid)?, t.name, buf)?;
+                return Ok(Answer::Message(Rmessage::Symlink(Rsymlink { qid })));
+            }
             if !unix {
                 return Err(libc::EPERM);
             }
@@ -115,10 +137,28 @@ pub(super) fn serve<'a>(
             Rmessage::Symlink(Rsymlink { qid })
         }
         Tmessage::Mknod(t) => {
+            let kind = t.mode & S_IFMT;
+            let command = DirCommand::Mknod {
+                name: t.name.0.to_vec(),
+                kind: match kind {
+                    S_IFCHR => NodeKind::Char,
+                    S_IFBLK => NodeKind::Block,
+                    S_IFIFO => NodeKind::Fifo,
+                    S_IFSOCK => NodeKind::Socket,
+                    S_IFREG | 0 => NodeKind::Regular,
+                    _ => return Err(libc::EINVAL),
+                },
+                mode: t.mode & 0o7777,
+                major: t.major,
+                minor: t.minor,
+            };
+            if ctl::dir_command(call, t.dfid, &command, buf)?.is_some() {
+                let qid = made_qid(call, up(t.dfid)?, t.name, buf)?;
+                return Ok(Answer::Message(Rmessage::Mknod(Rmknod { qid })));
+            }
             if !unix {
                 return Err(libc::EPERM);
             }
-            let kind = t.mode & S_IFMT;
             let device = match kind {
                 S_IFCHR => format!("c {} {}", t.major, t.minor),
                 S_IFBLK => format!("b {} {}", t.major, t.minor),
@@ -138,6 +178,15 @@ pub(super) fn serve<'a>(
             Rmessage::Mknod(Rmknod { qid })
         }
         Tmessage::Link(t) => {
+            if let Some(old) = call.fids.place(t.fid) {
+                let command = DirCommand::Link {
+                    old: absolute(&old.path),
+                    new: t.name.0.to_vec(),
+                };
+                if ctl::dir_command(call, t.dfid, &command, buf)?.is_some() {
+                    return Ok(Answer::Message(Rmessage::Link(Rlink {})));
+                }
+            }
             if !unix {
                 return Err(libc::EPERM);
             }
@@ -155,10 +204,18 @@ pub(super) fn serve<'a>(
             Rmessage::Link(Rlink {})
         }
         Tmessage::Readlink(t) => {
+            if let Some(line) = ctl::stat_line(call, t.fid, buf)? {
+                let target = line.symlink.ok_or(libc::EINVAL)?;
+                buf.clear();
+                buf.extend_from_slice(&target);
+                return Ok(Answer::Message(Rmessage::Readlink(Rreadlink {
+                    target: Str(buf),
+                })));
+            }
             if !unix {
                 return Err(libc::EINVAL);
             }
-            let st = stat(call, up(t.fid)?, buf)?;
+            let st = call.stat(up(t.fid)?, buf)?;
             match st.ext {
                 Some(ext) if st.mode & DMSYMLINK != 0 => Rmessage::Readlink(Rreadlink {
                     target: ext.extension,
@@ -167,18 +224,18 @@ pub(super) fn serve<'a>(
             }
         }
         Tmessage::Unlinkat(t) => {
-            let spare = walk_spare(call, up(t.dirfid)?, Some(t.name), buf)?;
+            let spare = call.walk_spare(up(t.dirfid)?, &[t.name], buf)?;
             // rmdir of a file, unlink of a directory: refused as Linux does.
-            let is_dir = match stat(call, spare, buf) {
+            let is_dir = match call.stat(spare, buf) {
                 Ok(st) => st.mode & DMDIR != 0,
                 Err(e) => {
-                    clunk_spare(call, spare, buf);
+                    call.clunk(spare, buf);
                     return Err(e);
                 }
             };
             let wants_dir = t.flags & AT_REMOVEDIR_9P != 0;
             if is_dir != wants_dir {
-                clunk_spare(call, spare, buf);
+                call.clunk(spare, buf);
                 return Err(if is_dir { libc::EISDIR } else { libc::ENOTDIR });
             }
             // Never flushed; Tremove clunks the fid whatever it answers
@@ -190,13 +247,36 @@ pub(super) fn serve<'a>(
         }
         Tmessage::Renameat(t) => {
             let (from, to) = (up(t.olddirfid)?, up(t.newdirfid)?);
+            let place = |fid| call.fids.place(fid).map(|p| p.path);
+            let paths = (place(t.olddirfid), place(t.newdirfid));
+            let moved = |dir: &[u8], name: Str<'_>| {
+                let mut path = dir.to_vec();
+                if !path.is_empty() {
+                    path.push(b'/');
+                }
+                path.extend_from_slice(name.0);
+                path
+            };
+            if let (Some(old_dir), Some(new_dir)) = &paths {
+                if from != to {
+                    let (old, new) = (moved(old_dir, t.oldname), moved(new_dir, t.newname));
+                    let command = DirCommand::Rename {
+                        old: t.oldname.0.to_vec(),
+                        new: absolute(&new),
+                    };
+                    if ctl::dir_command(call, t.olddirfid, &command, buf)?.is_some() {
+                        call.fids.renamed(&old, &new);
+                        return Ok(Answer::Message(Rmessage::Renameat(Rrenameat {})));
+                    }
+                }
+            }
             if from != to {
-                let old_dir = stat(call, from, buf)?.qid.path;
-                if stat(call, to, buf)?.qid.path != old_dir {
+                let old_dir = call.stat(from, buf)?.qid.path;
+                if call.stat(to, buf)?.qid.path != old_dir {
                     return Err(libc::EXDEV);
                 }
             }
-            let spare = walk_spare(call, from, Some(t.oldname), buf)?;
+            let spare = call.walk_spare(from, &[t.oldname], buf)?;
             let renamed = wstat(
                 call,
                 spare,
@@ -207,8 +287,12 @@ pub(super) fn serve<'a>(
                 unix,
                 buf,
             );
-            clunk_spare(call, spare, buf);
+            call.clunk(spare, buf);
             renamed?;
+            if let (Some(old_dir), Some(new_dir)) = &paths {
+                call.fids
+                    .renamed(&moved(old_dir, t.oldname), &moved(new_dir, t.newname));
+            }
             Rmessage::Renameat(Rrenameat {})
         }
         // (The Linux client sends Trename only when Trenameat is refused.)
@@ -237,6 +321,102 @@ pub(super) fn serve<'a>(
     Ok(Answer::Message(reply))
 }
 
+/// Tgetattr's answer from a control file's stat line; `qid` from the
+/// file's stat record (its type from the line's mode).
+fn attributes_of_line(line: &StatLine, qid: Qid) -> Rgetattr {
+    let f = &line.fields;
+    let ty = match f.mode & S_IFMT {
+        S_IFDIR => QTDIR,
+        S_IFLNK => QTSYMLINK,
+        _ => QTFILE,
+    };
+    Rgetattr {
+        valid: GETATTR_BASIC,
+        qid: Qid { ty, ..qid },
+        mode: f.mode,
+        uid: f.uid,
+        gid: f.gid,
+        nlink: f.nlink,
+        rdev: f.rdev,
+        size: f.size,
+        blksize: f.blksize,
+        blocks: f.blocks,
+        atime_sec: f.atime.0 as u64,
+        atime_nsec: u64::from(f.atime.1),
+        mtime_sec: f.mtime.0 as u64,
+        mtime_nsec: u64::from(f.mtime.1),
+        ctime_sec: f.ctime.0 as u64,
+        ctime_nsec: u64::from(f.ctime.1),
+        btime_sec: 0,
+        btime_nsec: 0,
+        gen: 0,
+        data_version: u64::from(qid.version),
+    }
+}
+
+/// Tsetattr as control file commands, in the order the host directory
+/// applies them (mode, owners, size, times); None when there is nothing
+/// to do (only ctime asked).
+fn setattr_commands(t: &Tsetattr) -> Result<Option<String>, i32> {
+    let mut commands = Vec::new();
+    if t.valid & ATTR_MODE != 0 {
+        commands.push(FileCommand::Chmod(t.mode & 0o7777));
+    }
+    if t.valid & (ATTR_UID | ATTR_GID) != 0 {
+        commands.push(FileCommand::Chown {
+            uid: (t.valid & ATTR_UID != 0).then_some(t.uid),
+            gid: (t.valid & ATTR_GID != 0).then_some(t.gid),
+        });
+    }
+    if t.valid & ATTR_SIZE != 0 {
+        commands.push(FileCommand::Truncate(t.size));
+    }
+    if t.valid & (ATTR_ATIME | ATTR_MTIME) != 0 {
+        let time = |asked: u32, set: u32, sec: u64, nsec: u64| -> Result<Time, i32> {
+            if t.valid & asked == 0 {
+                Ok(Time::Omit)
+            } else if t.valid & set == 0 {
+                Ok(Time::Now)
+            } else {
+                let sec = i64::try_from(sec).map_err(|_| libc::EINVAL)?;
+                let nsec = u32::try_from(nsec)
+                    .ok()
+                    .filter(|&n| n < 1_000_000_000)
+                    .ok_or(libc::EINVAL)?;
+                Ok(Time::Set { sec, nsec })
+            }
+        };
+        commands.push(FileCommand::Utimes {
+            atime: time(ATTR_ATIME, ATTR_ATIME_SET, t.atime_sec, t.atime_nsec)?,
+            mtime: time(ATTR_MTIME, ATTR_MTIME_SET, t.mtime_sec, t.mtime_nsec)?,
+        });
+    }
+    if commands.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(commands.iter().map(|c| format!("{c}\n")).collect()))
+}
+
+/// A path from the root as a control file takes it: from `/`.
+fn absolute(path: &[u8]) -> Vec<u8> {
+    let mut absolute = Vec::with_capacity(path.len() + 1);
+    absolute.push(b'/');
+    absolute.extend_from_slice(path);
+    absolute
+}
+
+/// The qid of `name`, just made in directory `dir` (a walk below
+/// `,nofollow`: a symlink's own qid).
+fn made_qid(call: &Call<'_>, dir: u32, name: Str<'_>, buf: &mut Vec<u8>) -> Result<Qid, i32> {
+    match call.walk(dir, &[name], buf)? {
+        Walked::Made { fid, last } => {
+            call.clunk(fid, buf);
+            last.ok_or(libc::EIO)
+        }
+        Walked::Stopped { .. } => Err(libc::ENOENT),
+    }
+}
+
 fn dialect(unix: bool) -> Dialect {
     if unix {
         Dialect::Unix
@@ -247,14 +427,6 @@ fn dialect(unix: bool) -> Dialect {
 
 fn iounit_of(call: &Call<'_>, upstream: u32) -> u32 {
     iounit(upstream, call.gateway.upstream.client.iounit())
-}
-
-/// The upstream's stat record of `fid`.
-fn stat<'b>(call: &Call<'_>, fid: u32, buf: &'b mut Vec<u8>) -> Result<Stat<'b>, i32> {
-    match call.message(&Tmessage::Stat(Tstat { fid }), buf)? {
-        Rmessage::Stat(r) => Ok(r.stat.0),
-        _ => Err(libc::EIO),
-    }
 }
 
 /// A Twstat of `fid` changing what `stat` gives (the rest "don't touch").
@@ -347,7 +519,7 @@ fn setattr(
         // The type bits stay the file's own (wstat(5)): all but the
         // permissions and setuid, setgid, sticky.
         let keep = !(0o777 | DMSETUID | DMSETGID | DMSETVTX);
-        let kind = stat(call, fid, buf)?.mode & keep;
+        let kind = call.stat(fid, buf)?.mode & keep;
         st.mode = kind | plan9_mode(t.mode & 0o7777, dialect(unix));
     }
     if t.valid & ATTR_SIZE != 0 {
@@ -382,42 +554,6 @@ fn setattr(
     wstat(call, fid, st, unix, buf)
 }
 
-/// A spare upstream fid walked from `dir` (to its entry `name`, or a clone
-/// of it); the caller clunks it or removes it, then gives it back.
-fn walk_spare(
-    call: &Call<'_>,
-    dir: u32,
-    name: Option<Str<'_>>,
-    buf: &mut Vec<u8>,
-) -> Result<u32, i32> {
-    let spare = call.fids.spare()?;
-    let names = WalkList::from_slice(name.as_slice()).ok_or(libc::EINVAL)?;
-    let walk = Tmessage::Walk(Twalk {
-        fid: dir,
-        newfid: spare,
-        names,
-    });
-    match call.message(&walk, buf) {
-        Ok(Rmessage::Walk(r)) if r.qids.len() == names.len() => Ok(spare),
-        // A walk that stops short makes no fid.
-        Ok(_) => {
-            call.fids.release(spare);
-            Err(libc::ENOENT)
-        }
-        Err(e) => {
-            call.unmade(spare);
-            Err(e)
-        }
-    }
-}
-
-/// Clunks a spare fid and gives it back (whatever the upstream says:
-/// clunk(5) frees it either way).
-fn clunk_spare(call: &Call<'_>, spare: u32, buf: &mut Vec<u8>) {
-    let _ = call.finish(&Tmessage::Clunk(Tclunk { fid: spare }), buf);
-    call.fids.release(spare);
-}
-
 /// A Tcreate: the new file's qid and iounit.
 fn create_on(call: &Call<'_>, create: Tcreate<'_>, buf: &mut Vec<u8>) -> Result<(Qid, u32), i32> {
     match call.message(&Tmessage::Create(create), buf)? {
@@ -437,7 +573,7 @@ fn make(
     unix: bool,
     buf: &mut Vec<u8>,
 ) -> Result<Qid, i32> {
-    let spare = walk_spare(call, dir, None, buf)?;
+    let spare = call.walk_spare(dir, &[], buf)?;
     let create = Tcreate {
         fid: spare,
         name,
@@ -446,7 +582,7 @@ fn make(
         extension: unix.then_some(extension),
     };
     let made = create_on(call, create, buf);
-    clunk_spare(call, spare, buf);
+    call.clunk(spare, buf);
     made.map(|(qid, _)| qid)
 }
 
@@ -459,6 +595,7 @@ fn readdir<'a>(
     buf: &mut Vec<u8>,
 ) -> Result<Answer<'a>, i32> {
     let fid = call.fids.get(t.fid)?;
+    let controls = call.fids.control_root().is_some();
     let mut cursor = call.fids.take_cursor(t.fid);
     if t.offset < cursor.at {
         cursor = DirCursor::default();
@@ -487,7 +624,13 @@ fn readdir<'a>(
                 break;
             }
             let ext = st.ext.map_or(&[][..], |e| e.extension.0);
-            let d_type = (unix_mode(st.mode, ext).0 >> 12) as u8;
+            // Below `,nofollow` a symlink reads as an append-only file: its
+            // type is left to a Tgetattr.
+            let d_type = if controls && st.mode & DMAPPEND != 0 {
+                0 // DT_UNKNOWN
+            } else {
+                (unix_mode(st.mode, ext).0 >> 12) as u8
+            };
             entries.push(st.qid, cursor.at + 1, d_type, st.name.0);
             cursor.pos += size;
             cursor.at += 1;

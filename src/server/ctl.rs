@@ -15,7 +15,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, PathBuf};
 use std::sync::Mutex;
 
-use super::ctl_syntax::{self, DirCommand, FileCommand, NodeKind, StatFields, Time};
+use super::ctl_syntax::{
+    self, DirCommand, FileCommand, NodeKind, StatFields, Time, CONTROL_DIR_QID, CONTROL_FILE_QID,
+};
 use super::error::{cstring, errno};
 use super::fid::{FidRef, Node, Opened};
 use super::ops::{WalkFrom, WalkStep};
@@ -23,11 +25,6 @@ use super::{share, Dialect, OpResult, ReadSink, Server, Session, WriteSource};
 use crate::protocol::flags::{GETATTR_BASIC, P9_ACCMODE, P9_RDONLY};
 use crate::protocol::{self, Qid};
 use crate::sync::Locked;
-
-/// Bits that set a control directory's and a control file's qid.path apart
-/// from the file they control.
-const CTL_DIR_QID: u64 = 1 << 62;
-const CTL_FILE_QID: u64 = 1 << 63;
 
 /// Most bytes one write to a control file may carry.
 const MAX_COMMANDS: usize = 64 * 1024;
@@ -156,11 +153,11 @@ impl Server {
             Node::CtlDir => Qid {
                 ty: protocol::QTDIR,
                 version: 0,
-                path: qid.path ^ CTL_DIR_QID,
+                path: qid.path ^ CONTROL_DIR_QID,
             },
             Node::CtlFile { .. } => Qid {
                 ty: protocol::QTFILE,
-                path: qid.path ^ CTL_FILE_QID,
+                path: qid.path ^ CONTROL_FILE_QID,
                 ..qid
             },
             Node::Dangling => Qid {

@@ -13,6 +13,12 @@
 
 use std::fmt;
 
+/// A control directory's and a control file's qid.path are those of the
+/// file they control with these bits flipped (so a client can tell whose
+/// control file it reached: the gateway checks it).
+pub const CONTROL_DIR_QID: u64 = 1 << 62;
+pub const CONTROL_FILE_QID: u64 = 1 << 63;
+
 /// The words of a control walk element.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ControlName {
@@ -107,6 +113,216 @@ pub fn stat_line(st: &StatFields, name: &[u8], symlink_target: Option<&[u8]>) ->
     }
     line.push('\n');
     line
+}
+
+/// A stat line read back (the gateway reads them from an upstream's
+/// control files): the fields, the file's name and a symlink's target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatLine {
+    pub fields: StatFields,
+    pub name: Vec<u8>,
+    pub symlink: Option<Vec<u8>>,
+}
+
+/// Parses a line `stat_line` writes: `KEY VALUE` pairs, every key of it
+/// present (keys it does not know are skipped, for later additions), a
+/// trailing newline optional.
+pub fn parse_stat_line(line: &[u8]) -> Result<StatLine, String> {
+    let text = std::str::from_utf8(line).map_err(|_| "not valid UTF-8".to_string())?;
+    let text = text.strip_suffix('\n').unwrap_or(text);
+    if text.contains('\n') {
+        return Err("more than one line".into());
+    }
+    let mut tokens = text.split_ascii_whitespace();
+    let mut fields = StatFields::default();
+    let mut seen = 0u32;
+    let mut name = None;
+    let mut symlink = None;
+    while let Some(key) = tokens.next() {
+        let value = tokens
+            .next()
+            .ok_or_else(|| format!("'{key}' has no value"))?;
+        let number = |radix| {
+            parse_digits(value.as_bytes(), radix)
+                .ok_or_else(|| format!("bad {key} '{}'", value.escape_debug()))
+        };
+        let small = |n: u64| u32::try_from(n).map_err(|_| format!("{key} {n} is too large"));
+        let seconds = || {
+            let (negative, digits) = match value.strip_prefix('-') {
+                Some(digits) => (true, digits),
+                None => (false, value),
+            };
+            let magnitude = parse_digits(digits.as_bytes(), 10)
+                .ok_or_else(|| format!("bad {key} '{}'", value.escape_debug()))?;
+            let sec = if negative {
+                0i64.checked_sub_unsigned(magnitude)
+            } else {
+                i64::try_from(magnitude).ok()
+            };
+            sec.ok_or_else(|| format!("{key} {value} is out of range"))
+        };
+        let nanoseconds = || {
+            number(10)
+                .ok()
+                .filter(|&n| n < 1_000_000_000)
+                .map(|n| n as u32)
+                .ok_or_else(|| format!("bad {key} '{}'", value.escape_debug()))
+        };
+        let bit = match key {
+            "dev" => {
+                fields.dev = number(10)?;
+                1
+            }
+            "inode" => {
+                fields.ino = number(10)?;
+                1 << 1
+            }
+            "mode" => {
+                fields.mode = small(number(8)?)?;
+                1 << 2
+            }
+            "nlink" => {
+                fields.nlink = number(10)?;
+                1 << 3
+            }
+            "uid" => {
+                fields.uid = small(number(10)?)?;
+                1 << 4
+            }
+            "gid" => {
+                fields.gid = small(number(10)?)?;
+                1 << 5
+            }
+            "rdev" => {
+                fields.rdev = number(10)?;
+                1 << 6
+            }
+            "size" => {
+                fields.size = number(10)?;
+                1 << 7
+            }
+            "blksize" => {
+                fields.blksize = number(10)?;
+                1 << 8
+            }
+            "blocks" => {
+                fields.blocks = number(10)?;
+                1 << 9
+            }
+            "atime" => {
+                fields.atime.0 = seconds()?;
+                1 << 10
+            }
+            "mtime" => {
+                fields.mtime.0 = seconds()?;
+                1 << 11
+            }
+            "ctime" => {
+                fields.ctime.0 = seconds()?;
+                1 << 12
+            }
+            "atimensec" => {
+                fields.atime.1 = nanoseconds()?;
+                1 << 13
+            }
+            "mtimensec" => {
+                fields.mtime.1 = nanoseconds()?;
+                1 << 14
+            }
+            "ctimensec" => {
+                fields.ctime.1 = nanoseconds()?;
+                1 << 15
+            }
+            "name" => {
+                name = Some(percent_decode(value).map_err(|e| format!("name: {e}"))?);
+                1 << 16
+            }
+            "symlink" => {
+                symlink = Some(percent_decode(value).map_err(|e| format!("symlink: {e}"))?);
+                0
+            }
+            _ => 0,
+        };
+        if seen & bit != 0 {
+            return Err(format!("'{key}' given twice"));
+        }
+        seen |= bit;
+    }
+    const ALL: u32 = (1 << 17) - 1;
+    match (seen == ALL, name) {
+        (true, Some(name)) => Ok(StatLine {
+            fields,
+            name,
+            symlink,
+        }),
+        _ => Err("a field is missing".into()),
+    }
+}
+
+impl fmt::Display for Time {
+    /// As `utimes` takes it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Time::Set { sec, nsec } => write!(f, "{sec} {nsec}"),
+            Time::Now => f.write_str("now"),
+            Time::Omit => f.write_str("omit"),
+        }
+    }
+}
+
+impl fmt::Display for FileCommand {
+    /// The command as a control file takes it (without the newline).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let id = |id: Option<u32>| id.map_or_else(|| "-1".to_string(), |n| n.to_string());
+        match *self {
+            FileCommand::Chmod(mode) => write!(f, "chmod 0{mode:o}"),
+            FileCommand::Chown { uid, gid } => write!(f, "chown {} {}", id(uid), id(gid)),
+            FileCommand::Utimes { atime, mtime } => write!(f, "utimes {atime} {mtime}"),
+            FileCommand::Truncate(size) => write!(f, "truncate {size}"),
+        }
+    }
+}
+
+impl fmt::Display for DirCommand {
+    /// The command as a directory's control file takes it (names
+    /// percent-encoded, without the newline).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let encoded = |bytes: &[u8]| {
+            let mut text = String::new();
+            percent_encode(bytes, &mut text);
+            text
+        };
+        match self {
+            DirCommand::File(command) => write!(f, "{command}"),
+            DirCommand::Symlink { target, name } => {
+                write!(f, "symlink {} {}", encoded(target), encoded(name))
+            }
+            DirCommand::Link { old, new } => write!(f, "link {} {}", encoded(old), encoded(new)),
+            DirCommand::Rename { old, new } => {
+                write!(f, "rename {} {}", encoded(old), encoded(new))
+            }
+            DirCommand::Mknod {
+                name,
+                kind,
+                mode,
+                major,
+                minor,
+            } => {
+                let kind = match kind {
+                    NodeKind::Block => "b",
+                    NodeKind::Char => "c",
+                    NodeKind::Fifo => "p",
+                    NodeKind::Socket => "s",
+                    NodeKind::Regular => "f",
+                };
+                write!(
+                    f,
+                    "mknod {} {kind} 0{mode:o} {major} {minor}",
+                    encoded(name)
+                )
+            }
+        }
+    }
 }
 
 /// Appends `bytes` to `out` with every byte outside `!`..=`~`, and `%`

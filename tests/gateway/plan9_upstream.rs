@@ -375,3 +375,211 @@ fn a_9p2000_upstream_serves_a_linux_client_without_what_9p2000_lacks() {
     assert_eq!(c.call(Tmessage::Setattr(chown)).map(drop), Err(libc::EPERM));
     assert_translated(&rig, "9P2000");
 }
+
+/// A plain 9P2000 upstream with the `,ctl` conventions (this daemon with
+/// `--ctl`): Linux metadata and operations 9P2000 has no form for go
+/// through its control files, checked on the host.
+#[test]
+fn a_9p2000_upstream_with_control_files_keeps_linux_semantics() {
+    use std::os::unix::fs::symlink;
+    use std::time::{Duration, UNIX_EPOCH};
+    let rig = crate::rig_with(
+        &["--ctl"],
+        &[
+            "--upstream-version",
+            "9p2000",
+            "--trace",
+            "--log-level",
+            "info",
+        ],
+    );
+    let gid = unsafe { libc::getegid() };
+    std::fs::create_dir_all(rig.host("dir/sub")).unwrap();
+    std::fs::create_dir(rig.host("other")).unwrap();
+    std::fs::write(rig.host("dir/sub/f.txt"), "hello").unwrap();
+    let stamp = UNIX_EPOCH + Duration::new(1_500_000_000, 123_456_789);
+    let file = std::fs::File::options()
+        .write(true)
+        .open(rig.host("dir/sub/f.txt"))
+        .unwrap();
+    file.set_modified(stamp).unwrap();
+    drop(file);
+    std::os::unix::fs::chown(rig.host("dir/sub/f.txt"), Some(1234), Some(5678)).unwrap();
+    std::fs::hard_link(rig.host("dir/sub/f.txt"), rig.host("dir/second")).unwrap();
+    symlink("sub/f.txt", rig.host("dir/host-link")).unwrap();
+    let mut c = rig.connect();
+    c.attach(1);
+
+    // Tgetattr from the stat line: nanoseconds, numbers, nlink.
+    assert_eq!(c.walk(1, 2, &["dir", "sub", "f.txt"]), Ok(3));
+    let attr = c.getattr(2).unwrap();
+    assert_eq!(
+        (attr.mtime_sec, attr.mtime_nsec),
+        (1_500_000_000, 123_456_789)
+    );
+    assert_eq!((attr.uid, attr.gid, attr.nlink), (1234, 5678, 2));
+    assert_eq!((attr.mode, attr.size), (0o100644, 5), "{:o}", attr.mode);
+    // Symlinks stay symlinks (walked below `,nofollow`).
+    assert_eq!(c.walk(1, 3, &["dir", "host-link"]), Ok(2));
+    assert_eq!(c.getattr(3).unwrap().mode & S_IFMT, 0o120000);
+    let Ok(Rmessage::Readlink(r)) = c.call(Tmessage::Readlink(Treadlink { fid: 3 })) else {
+        panic!("no Rreadlink");
+    };
+    assert_eq!(r.target.0, b"sub/f.txt");
+    c.clunk(3).unwrap();
+
+    // Tsetattr as commands: numeric owners, nanosecond times, mode, size.
+    let setattr = Tsetattr {
+        fid: 2,
+        valid: 0x1 | 0x2 | 0x4 | 0x8 | 0x10 | 0x20 | 0x80 | 0x100,
+        mode: 0o640,
+        uid: 4321,
+        gid: 8765,
+        size: 3,
+        atime_sec: 1_600_000_000,
+        atime_nsec: 5,
+        mtime_sec: 1_700_000_000,
+        mtime_nsec: 999_999_999,
+    };
+    call_ok(&mut c, Tmessage::Setattr(setattr));
+    let meta = std::fs::metadata(rig.host("dir/sub/f.txt")).unwrap();
+    assert_eq!(
+        (meta.uid(), meta.gid(), meta.mode() & 0o7777),
+        (4321, 8765, 0o640)
+    );
+    assert_eq!(
+        (meta.len(), meta.atime(), meta.atime_nsec()),
+        (3, 1_600_000_000, 5)
+    );
+    assert_eq!(
+        (meta.mtime(), meta.mtime_nsec()),
+        (1_700_000_000, 999_999_999)
+    );
+
+    // Tsymlink, Tmknod, Tlink as commands to the directory's `,ctl/,`.
+    assert_eq!(c.walk(1, 4, &["dir"]), Ok(1));
+    let made = Tsymlink {
+        fid: 4,
+        name: "made-link".into(),
+        symtgt: "../other/x y".into(),
+        gid,
+    };
+    call_ok(&mut c, Tmessage::Symlink(made));
+    let target = std::fs::read_link(rig.host("dir/made-link")).unwrap();
+    assert_eq!(target.to_str(), Some("../other/x y"));
+    let mknod = Tmknod {
+        dfid: 4,
+        name: "fifo".into(),
+        mode: 0o010640,
+        major: 0,
+        minor: 0,
+        gid,
+    };
+    call_ok(&mut c, Tmessage::Mknod(mknod));
+    assert!(std::fs::symlink_metadata(rig.host("dir/fifo"))
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    let link = Tlink {
+        dfid: 4,
+        fid: 2,
+        name: "third".into(),
+    };
+    call_ok(&mut c, Tmessage::Link(link));
+    assert_eq!(std::fs::metadata(rig.host("dir/third")).unwrap().nlink(), 3);
+
+    // Trenameat across directories: a move, and a fid below the moved
+    // directory still finds its control file there.
+    assert_eq!(c.walk(1, 5, &["other"]), Ok(1));
+    let across = Trenameat {
+        olddirfid: 4,
+        oldname: "sub".into(),
+        newdirfid: 5,
+        newname: "moved".into(),
+    };
+    call_ok(&mut c, Tmessage::Renameat(across));
+    assert!(rig.host("other/moved/f.txt").exists());
+    assert!(!rig.host("dir/sub").exists());
+    let attr = c.getattr(2).unwrap();
+    assert_eq!(
+        (attr.mtime_sec, attr.mtime_nsec),
+        (1_700_000_000, 999_999_999)
+    );
+
+    // Treaddir: a symlink's type is left to Tgetattr (below `,nofollow` it
+    // reads as an append-only file).
+    c.lopen(4, O_RDONLY | O_DIRECTORY).unwrap();
+    let request = Treaddir {
+        fid: 4,
+        offset: 0,
+        count: 8192,
+    };
+    let Ok(Rmessage::Readdir(r)) = c.call(Tmessage::Readdir(request)) else {
+        panic!("no Rreaddir");
+    };
+    let mut d = Decoder::new(r.data.0);
+    let mut types = std::collections::BTreeMap::new();
+    while d.remaining() > 0 {
+        let _: Qid = d.decode().unwrap();
+        let _: u64 = d.decode().unwrap();
+        let d_type: u8 = d.decode().unwrap();
+        let name: Str = d.decode().unwrap();
+        types.insert(String::from_utf8(name.0.to_vec()).unwrap(), d_type);
+    }
+    assert_eq!(types.get("host-link"), Some(&0), "{types:?}");
+    assert_eq!(types.get("made-link"), Some(&0), "{types:?}");
+    assert_eq!(types.get("second"), Some(&8), "{types:?}");
+    c.clunk(4).unwrap();
+
+    // Another session moves a file this one holds a fid of and puts a new
+    // one at its path: the path leads to another file (its control file's
+    // qid tells), so this fid's own file is what changes.
+    assert_eq!(c.walk(1, 6, &["dir", "second"]), Ok(2));
+    let mut other = rig.connect();
+    other.attach(1);
+    assert_eq!(other.walk(1, 2, &["dir"]), Ok(1));
+    assert_eq!(other.walk(1, 3, &["other"]), Ok(1));
+    let away = Trenameat {
+        olddirfid: 2,
+        oldname: "second".into(),
+        newdirfid: 3,
+        newname: "second".into(),
+    };
+    call_ok(&mut other, Tmessage::Renameat(away));
+    std::fs::write(rig.host("dir/second"), "a new file").unwrap();
+    assert_eq!(c.getattr(6).unwrap().size, 3, "the moved file's size");
+    let chmod = Tsetattr {
+        fid: 6,
+        valid: 0x1,
+        mode: 0o604,
+        uid: 0,
+        gid: 0,
+        size: 0,
+        atime_sec: 0,
+        atime_nsec: 0,
+        mtime_sec: 0,
+        mtime_nsec: 0,
+    };
+    call_ok(&mut c, Tmessage::Setattr(chmod));
+    let mode = |name: &str| std::fs::metadata(rig.host(name)).unwrap().mode() & 0o777;
+    assert_eq!((mode("other/second"), mode("dir/second")), (0o604, 0o644));
+
+    let log = rig.gateway.log_text();
+    assert!(log.contains(": 9P2000, translated"), "{log}");
+    let sent = rig.upstream_requests();
+    for l_only in [
+        "Tgetattr",
+        "Tsetattr",
+        "Tsymlink",
+        "Tmknod",
+        "Tlink",
+        "Trenameat",
+    ] {
+        assert!(!sent.iter().any(|r| r == l_only), "{l_only} went upstream");
+    }
+    // No Tcreate of a symlink, device or link (and the one Twstat is the
+    // moved file's chmod).
+    assert!(!sent.iter().any(|r| r == "Tcreate"), "a Tcreate upstream");
+    assert_eq!(sent.iter().filter(|r| *r == "Twstat").count(), 1);
+    assert!(rig.gateway_alive());
+}

@@ -471,3 +471,111 @@ fn empty_names() {
     };
     assert_eq!(name_arg("mknod", "name", &nul), Ok(vec![0]));
 }
+
+#[test]
+fn stat_lines_read_back() {
+    let st = StatFields {
+        dev: 2049,
+        ino: 131_074,
+        mode: 0o120777,
+        nlink: 3,
+        uid: 1000,
+        gid: 100,
+        rdev: libc::makedev(4, 64),
+        size: 5,
+        blksize: 4096,
+        blocks: 8,
+        atime: (1_700_000_000, 1),
+        mtime: (-5, 999_999_999),
+        ctime: (i64::MIN, 0),
+    };
+    for target in [None, Some(&b"../a b%c\n"[..])] {
+        let line = stat_line(&st, b"na me\xff", target);
+        let back = parse_stat_line(line.as_bytes()).unwrap();
+        assert_eq!(back.fields, st);
+        assert_eq!(back.name, b"na me\xff");
+        assert_eq!(back.symlink.as_deref(), target);
+    }
+    // Unknown keys are skipped; the newline is optional.
+    let line = stat_line(&st, b"n", None);
+    let extended = format!("{} future 7", line.trim_end());
+    assert_eq!(parse_stat_line(extended.as_bytes()).unwrap().fields, st);
+    // Refused: a missing field, a repeated one, bad numbers, two lines.
+    let refused = [
+        line.replace("nlink 3 ", ""),
+        line.replace("uid 1000", "uid 1000 uid 1000"),
+        line.replace("mode 0120777", "mode 0129"),
+        line.replace("uid 1000", "uid 4294967296"),
+        line.replace("atimensec 1", "atimensec 1000000000"),
+        line.replace("mtime -5", "mtime -"),
+        line.replace("name n", "name %zz"),
+        line.replace("name n", "name"),
+        format!("{line}{line}"),
+        String::new(),
+    ];
+    for text in refused {
+        assert!(parse_stat_line(text.as_bytes()).is_err(), "{text:?}");
+    }
+    assert!(parse_stat_line(b"dev \xff").is_err());
+}
+
+#[test]
+fn commands_written_parse_back() {
+    let files = [
+        FileCommand::Chmod(0o4755),
+        FileCommand::Chown {
+            uid: Some(7),
+            gid: None,
+        },
+        FileCommand::Utimes {
+            atime: Time::Set {
+                sec: -3,
+                nsec: 999_999_999,
+            },
+            mtime: Time::Omit,
+        },
+        FileCommand::Utimes {
+            atime: Time::Now,
+            mtime: Time::Set { sec: 0, nsec: 0 },
+        },
+        FileCommand::Truncate(u64::MAX),
+    ];
+    let text: String = files.iter().map(|c| format!("{c}\n")).collect();
+    assert_eq!(parse_file_commands(text.as_bytes()).unwrap(), files);
+    let mut dirs: Vec<DirCommand> = files.iter().copied().map(DirCommand::File).collect();
+    dirs.extend([
+        DirCommand::Symlink {
+            target: b"../a b%\n".to_vec(),
+            name: b"l\xff".to_vec(),
+        },
+        DirCommand::Link {
+            old: b"/x/y".to_vec(),
+            new: b"z".to_vec(),
+        },
+        DirCommand::Rename {
+            old: b"a".to_vec(),
+            new: b"/d/b c".to_vec(),
+        },
+        DirCommand::Mknod {
+            name: b"n".to_vec(),
+            kind: NodeKind::Char,
+            mode: 0o620,
+            major: 4,
+            minor: 64,
+        },
+        DirCommand::Mknod {
+            name: b"p".to_vec(),
+            kind: NodeKind::Fifo,
+            mode: 0,
+            major: 0,
+            minor: 0,
+        },
+    ]);
+    let text: String = dirs.iter().map(|c| format!("{c}\n")).collect();
+    assert_eq!(parse_dir_commands(text.as_bytes()).unwrap(), dirs);
+    assert_eq!(
+        dirs[7].to_string(),
+        "rename a /d/b%20c",
+        "names are percent-encoded"
+    );
+}
