@@ -17,6 +17,7 @@ use vhost_user_9p::privileges::{self, Caps};
 use vhost_user_9p::sandbox::Sandbox;
 use vhost_user_9p::server::{Config, SecurityModel, Server};
 use vhost_user_9p::socket::{bind_private, ListenAddress, SocketFiles, SocketListener};
+use vhost_user_9p::virtio::backend::MAX_QUEUE_SIZE;
 use vhost_user_9p::virtio::P9Backend;
 
 mod settings;
@@ -27,6 +28,38 @@ use settings::{Cli, Settings, VhostSocket};
 /// What `--print-capabilities` prints: QEMU's vhost-user.json
 /// `VHostUserBackendCapabilities` for type 9p, which defines no features.
 const CAPABILITIES: &str = r#"{"type": "9p", "features": []}"#;
+
+/// The `-chardev`/`-device` arguments that attach this daemon to QEMU
+/// (10.2 or later): its vhost-user socket `path` (None: a socket with no
+/// path, so a placeholder), the device's config (`le16 tag_len; u8
+/// tag[tag_len]`: 2 + the tag's length in bytes) and queue size. A comma
+/// in the path is doubled (QEMU's escape); an argument with characters a
+/// shell would take is single-quoted, so the line pastes into a shell.
+fn qemu_arguments(path: Option<&Path>, tag: &str) -> String {
+    let chardev = match path {
+        Some(path) => shell_word(&format!(
+            "socket,id=vu9p,path={}",
+            path.to_string_lossy().replace(',', ",,")
+        )),
+        None => "socket,id=vu9p,path=<the socket's path>".to_string(),
+    };
+    format!(
+        "-chardev {chardev} -device vhost-user-test-device-pci,chardev=vu9p,virtio-id=9,\
+         num_vqs=1,vq_size={MAX_QUEUE_SIZE},config_size={}",
+        2 + tag.len()
+    )
+}
+
+/// `word` as one shell word: as it is when made only of characters no
+/// shell interprets, else in single quotes.
+fn shell_word(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || ",._+-=/:@%".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
 
 /// The absolute form of a socket path (its directory canonicalized), so the
 /// path in /proc/net/unix is the same whatever form a user gives.
@@ -138,6 +171,7 @@ fn run(mut settings: Settings) -> Result<(), String> {
                 Listener::from(listener),
                 path.display().to_string(),
                 Ownership::Own,
+                Some(socket_path),
             ))
         }
         // Inherited, listening already (settings.rs checked it): its file
@@ -145,14 +179,15 @@ fn run(mut settings: Settings) -> Result<(), String> {
         Some(VhostSocket::Inherited(listener)) => {
             use std::os::fd::AsRawFd;
             let fd = listener.as_raw_fd();
-            let name = match listener.local_addr() {
-                Ok(addr) => match addr.as_pathname() {
-                    Some(path) => format!("{} (--fd {fd})", path.display()),
-                    None => format!("--fd {fd}"),
-                },
-                Err(_) => format!("--fd {fd}"),
+            let path = listener
+                .local_addr()
+                .ok()
+                .and_then(|addr| addr.as_pathname().map(Path::to_path_buf));
+            let name = match &path {
+                Some(path) => format!("{} (--fd {fd})", path.display()),
+                None => format!("--fd {fd}"),
             };
-            Some((Listener::from(listener), name, Ownership::Inherited))
+            Some((Listener::from(listener), name, Ownership::Inherited, path))
         }
         None => None,
     };
@@ -236,11 +271,12 @@ fn run(mut settings: Settings) -> Result<(), String> {
         threads.push(std::thread::spawn(move || listener.serve(server)));
     }
     let result = match vhost {
-        Some((listener, name, ownership)) => serve_vhost_user(
+        Some((listener, name, ownership, path)) => serve_vhost_user(
             server,
             listener,
             ownership,
             &name,
+            path.as_deref(),
             &settings.tag,
             settings.thread_pool_size,
         ),
@@ -444,12 +480,14 @@ fn stop_taking_connections_after_the_first(listener: &Listener) -> Result<(), St
     Ok(())
 }
 
-/// Serves the one VMM that connects to `listener`; returns when it leaves.
+/// Serves the one VMM that connects to `listener` (bound at `path`, if it
+/// has one); returns when it leaves.
 fn serve_vhost_user(
     server: Arc<Server>,
     mut listener: Listener,
     ownership: Ownership,
     name: &str,
+    path: Option<&Path>,
     tag: &str,
     thread_pool_size: Option<usize>,
 ) -> Result<(), String> {
@@ -465,6 +503,7 @@ fn serve_vhost_user(
     )
     .map_err(|e| format!("cannot create the vhost-user daemon: {e}"))?;
     info!("vhost-user socket {name} (tag {tag:?})");
+    info!("QEMU: {}", qemu_arguments(path, tag));
     if let Ownership::Own = ownership {
         stop_taking_connections_after_the_first(&listener)?;
     }
@@ -523,5 +562,32 @@ fn main() -> ExitCode {
             eprintln!("vhost-user-9p: error: {message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qemu_arguments_follow_the_socket_and_the_tag() {
+        assert_eq!(
+            qemu_arguments(Some(Path::new("/run/vhost-user-9p/vm1.sock")), "share"),
+            "-chardev socket,id=vu9p,path=/run/vhost-user-9p/vm1.sock -device \
+             vhost-user-test-device-pci,chardev=vu9p,virtio-id=9,num_vqs=1,vq_size=1024,\
+             config_size=7"
+        );
+        // config_size counts the tag's bytes, not its characters.
+        let tag = "é".repeat(100);
+        assert!(qemu_arguments(Some(Path::new("/s")), &tag).ends_with(",config_size=202"));
+        // QEMU's comma escape; quoted for a shell.
+        assert_eq!(
+            qemu_arguments(Some(Path::new("/tmp/a,b c's.sock")), "t"),
+            "-chardev 'socket,id=vu9p,path=/tmp/a,,b c'\\''s.sock' -device \
+             vhost-user-test-device-pci,chardev=vu9p,virtio-id=9,num_vqs=1,vq_size=1024,\
+             config_size=3"
+        );
+        assert!(qemu_arguments(None, "t")
+            .starts_with("-chardev socket,id=vu9p,path=<the socket's path> -device "));
     }
 }

@@ -220,6 +220,109 @@ fn serves_vhost_user_on_an_inherited_socket() {
     }
 }
 
+/// The line the daemon logs at start with the QEMU arguments for its
+/// socket and tag, once it has logged it.
+fn logged_qemu_line(daemon: &Daemon) -> String {
+    common::proc::wait_for("the daemon's QEMU line", || {
+        let log = daemon.log_text();
+        let lines: Vec<&str> = log.lines().filter(|l| l.contains("QEMU: ")).collect();
+        match lines[..] {
+            [] => None,
+            [line] => Some(line.split_once("QEMU: ").unwrap().1.to_string()),
+            _ => panic!("more than one QEMU line: {log}"),
+        }
+    })
+}
+
+/// The arguments README's QEMU command line and runvm.py pass for a
+/// socket and a tag of `tag_len` bytes.
+fn qemu_line(path: &str, tag_len: usize) -> String {
+    format!(
+        "-chardev socket,id=vu9p,path={path} -device vhost-user-test-device-pci,chardev=vu9p,\
+         virtio-id=9,num_vqs=1,vq_size=1024,config_size={}",
+        2 + tag_len
+    )
+}
+
+#[test]
+fn logs_the_qemu_arguments_for_its_socket_and_tag() {
+    let share = tempfile::tempdir().unwrap();
+    // --socket-path: the socket's absolute path; config_size from the tag.
+    let tag = "t".repeat(37);
+    let mut daemon = Daemon::builder(share.path())
+        .vhost_user()
+        .tag(&tag)
+        .log_level("info")
+        .stderr_to_file()
+        .start();
+    let socket = daemon.socket.canonicalize().unwrap();
+    assert_eq!(
+        logged_qemu_line(&daemon),
+        qemu_line(socket.to_str().unwrap(), 37)
+    );
+    assert!(daemon.stop().success());
+
+    // --fd: the inherited socket's path.
+    let (top, listener, socket) = share_and_listener();
+    let mut daemon = Daemon::builder(&top.path().join("share"))
+        .inherit_fd(listener, Some(&socket))
+        .tag("x")
+        .log_level("info")
+        .stderr_to_file()
+        .start();
+    assert_eq!(
+        logged_qemu_line(&daemon),
+        qemu_line(socket.to_str().unwrap(), 1)
+    );
+    assert!(daemon.stop().success());
+
+    // --fd, a socket with no path (an abstract address): a placeholder.
+    use std::os::linux::net::SocketAddrExt;
+    let name = format!("vhost-user-9p-test-{}", std::process::id());
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name).unwrap();
+    let listener = UnixListener::bind_addr(&addr).unwrap();
+    let mut daemon = Daemon::builder(share.path())
+        .inherit_fd(listener, None)
+        .tag("abc")
+        .log_level("info")
+        .stderr_to_file()
+        .start();
+    assert_eq!(
+        logged_qemu_line(&daemon),
+        qemu_line("<the socket's path>", 3)
+    );
+    assert!(daemon.stop().success());
+}
+
+#[test]
+fn the_readme_shows_the_arguments_the_daemon_logs() {
+    let readme = fs::read_to_string(checks::repo().join("README.md")).unwrap();
+    // Continuation lines joined.
+    let readme = readme.replace(" \\\n  ", " ");
+    // The logged example and the QEMU command line: /tmp/vu9p.sock, "share".
+    let line = qemu_line("/tmp/vu9p.sock", "share".len());
+    assert!(
+        readme.contains(&format!("QEMU: {line}\n")),
+        "the logged line"
+    );
+    assert!(
+        readme.contains(&format!(" {line} ")),
+        "the QEMU command line"
+    );
+    // NixOS: one QEMU option a string, the socket systemd listens on, the
+    // tag "nix-store".
+    let line = qemu_line("/run/vhost-user-9p/nix-store.sock", "nix-store".len());
+    let (chardev, device) = line.split_once(" -device ").unwrap();
+    assert!(
+        readme.contains(&format!("\"{chardev}\"")),
+        "NixOS: {chardev}"
+    );
+    assert!(
+        readme.contains(&format!("\"-device {device}\"")),
+        "NixOS: {device}"
+    );
+}
+
 /// The daemon's status and stderr when handed `fd` as `--fd` (with the
 /// share and a tag, and `extra`): it must refuse with one line.
 fn refused_fd(fd: impl Into<OwnedFd>, extra: &[&str]) -> String {
