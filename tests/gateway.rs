@@ -855,7 +855,61 @@ exit $fails
 
 #[test]
 fn a_linux_guest_mounts_the_upstream_through_the_gateway() {
-    guest_through_the_gateway(&[], GUEST_SCRIPT);
+    let top = guest_through_the_gateway(&[], &[], GUEST_SCRIPT);
+    assert_guest_script_on_host(&top);
+}
+
+/// What a Linux guest does through a 9P2000 upstream with the `,ctl`
+/// conventions, beyond GUEST_SCRIPT (`$NS_TIME`: readme.txt's mtime as the
+/// guest's stat shows it).
+const CONTROL_FILES_SCRIPT: &str = r#"
+mkfifo $M/fifo
+check mknod-fifo test -p $M/fifo
+chown 1234:5678 $M/moved
+expect chown "1234 5678" "$(stat -c '%u %g' $M/moved)"
+expect mtime-nanoseconds "$NS_TIME" "$(stat -c %y $M/readme.txt)"
+# The Linux client sets times in whole seconds (its superblock keeps the
+# VFS's default granularity, one second): its Tsetattr carries no
+# nanoseconds to pass on. Reading shows them.
+check utimens utimens $M/w.txt 1500000000 123456789
+expect utimes-whole-seconds "2017-07-14 02:40:00.000000000 +0000" "$(stat -c %y $M/w.txt)"
+ln $M/moved $M/hard2
+expect hard-link-count "2 $(stat -c %i $M/moved)" "$(stat -c %h $M/hard2) $(stat -c %i $M/hard2)"
+rm $M/hard2
+ln -s nowhere $M/dangling
+expect dangling-symlink "nowhere missing" "$(readlink $M/dangling) $(test -e $M/dangling && echo present || echo missing)"
+check symlink-is-a-link test -L $M/sym
+expect symlink-follow "in" "$(cat $M/sym)"
+mkdir $M/dir2
+mv $M/d $M/dir2/d
+check rename-dir-across test -d $M/dir2/d
+check unlinked-while-open openunlink $M/ou.txt
+check unlinked-gone test ! -e $M/ou.txt
+exit $fails
+"#;
+
+#[test]
+fn a_linux_guest_mounts_a_9p2000_upstream_with_control_files_through_the_gateway() {
+    // busybox stat's %y: local time (the guest's is UTC), nanoseconds.
+    let script = GUEST_SCRIPT.replace(
+        "exit $fails",
+        &CONTROL_FILES_SCRIPT.replace("$NS_TIME", "2017-07-14 02:40:00.123456789 +0000"),
+    );
+    let top = guest_through_the_gateway(&["--ctl"], &["--upstream-version", "9p2000"], &script);
+    let share = top.path().join("share");
+    let meta = |name: &str| std::fs::symlink_metadata(share.join(name)).unwrap();
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    assert!(meta("fifo").file_type().is_fifo());
+    assert_eq!((meta("moved").uid(), meta("moved").gid()), (1234, 5678));
+    assert_eq!(
+        (meta("w.txt").mtime(), meta("w.txt").mtime_nsec()),
+        (1_500_000_000, 0)
+    );
+    assert_eq!(
+        std::fs::read_link(share.join("dangling")).unwrap(),
+        Path::new("nowhere")
+    );
+    assert!(share.join("dir2/d").is_dir() && !share.join("d").exists());
 }
 
 #[test]
@@ -866,17 +920,78 @@ fn a_linux_guest_mounts_a_9p2000_u_upstream_through_the_gateway() {
         r#"expect hard-link "in" "$(cat $M/hard)""#,
     );
     assert_ne!(script, GUEST_SCRIPT);
-    guest_through_the_gateway(&["--upstream-version", "9p2000.u"], &script);
+    let top = guest_through_the_gateway(&[], &["--upstream-version", "9p2000.u"], &script);
+    assert_guest_script_on_host(&top);
+}
+
+/// A Linux guest through a plain 9P2000 upstream (this daemon without
+/// `--ctl`): what 9P2000 has a form for works, and what it has none for
+/// fails with the errno a Linux file system without it gives.
+const PLAIN_9P2000_SCRIPT: &str = r#"
+expect read-host-file "hello from host" "$(cat $M/readme.txt)"
+echo abc >$M/w.txt
+echo def >>$M/w.txt
+expect create-append "$(printf 'abc\ndef')" "$(cat $M/w.txt)"
+truncate -s 2 $M/w.txt
+expect truncate "2 ab" "$(stat -c %s $M/w.txt) $(cat $M/w.txt)"
+mv $M/w.txt $M/w2.txt
+expect rename-in-a-directory "ab missing" "$(cat $M/w2.txt) $(test -e $M/w.txt && echo present || echo missing)"
+mkdir -p $M/d/e
+echo in >$M/d/e/f
+mv $M/d/e/f $M/moved
+expect rename-across-dirs-copies "in missing" "$(cat $M/moved) $(test -e $M/d/e/f && echo present || echo missing)"
+rmdir $M/d/e
+check rmdir test ! -e $M/d/e
+chmod 640 $M/moved
+expect chmod "640" "$(stat -c %a $M/moved)"
+expect mtime-seconds "2017-07-14 02:40:00.000000000 +0000" "$(stat -c %y $M/readme.txt)"
+expect readdir-1000 "1000" "$(ls $M/many | wc -l)"
+check statfs df $M
+# The errno is a Linux file system's for an operation it lacks.
+eperm() { ! "$@" 2>/tmp/err && grep -q "Operation not permitted" /tmp/err; }
+check symlink-eperm eperm ln -s moved $M/sym
+check hard-link-eperm eperm ln $M/moved $M/hard
+check mkfifo-eperm eperm mkfifo $M/fifo
+check chown-eperm eperm chown 1234 $M/moved
+exit $fails
+"#;
+
+#[test]
+fn a_linux_guest_mounts_a_plain_9p2000_upstream_through_the_gateway() {
+    let top =
+        guest_through_the_gateway(&[], &["--upstream-version", "9p2000"], PLAIN_9P2000_SCRIPT);
+    let share = top.path().join("share");
+    assert_eq!(std::fs::read(share.join("w2.txt")).unwrap(), b"ab");
+    assert_eq!(std::fs::read(share.join("moved")).unwrap(), b"in\n");
+    for never in ["w.txt", "sym", "hard", "fifo", "d/e"] {
+        assert!(
+            std::fs::symlink_metadata(share.join(never)).is_err(),
+            "{never}"
+        );
+    }
 }
 
 /// Boots the rig's guest on a gateway (given `gateway_args`) to this
-/// daemon upstream, runs `guest_script` there and checks the host.
-fn guest_through_the_gateway(gateway_args: &[&str], guest_script: &str) {
+/// daemon upstream (given `upstream_args`), runs `guest_script` there and
+/// checks the host; the directory holding the share (`share/`), for more
+/// checks.
+fn guest_through_the_gateway(
+    upstream_args: &[&str],
+    gateway_args: &[&str],
+    guest_script: &str,
+) -> tempfile::TempDir {
     checks::build_rig(&[]);
     let top = tempfile::tempdir().unwrap();
     let share = top.path().join("share");
     std::fs::create_dir(&share).unwrap();
     std::fs::write(share.join("readme.txt"), "hello from host\n").unwrap();
+    let readme = std::fs::File::options()
+        .write(true)
+        .open(share.join("readme.txt"))
+        .unwrap();
+    let stamp = std::time::UNIX_EPOCH + Duration::new(1_500_000_000, 123_456_789);
+    readme.set_modified(stamp).unwrap();
+    drop(readme);
     std::fs::create_dir(share.join("many")).unwrap();
     for i in 0..1000 {
         std::fs::write(share.join(format!("many/f{i:04}")), "").unwrap();
@@ -885,6 +1000,7 @@ fn guest_through_the_gateway(gateway_args: &[&str], guest_script: &str) {
     let _upstream = Daemon::builder(&share)
         .listen_unix(&up)
         .args(["--sandbox", "none", "--no-root-squash"])
+        .args(upstream_args)
         .start();
     // runvm.py starts the daemon with --shared-dir: this wrapper starts
     // the gateway (in its namespace sandbox) in its stead.
@@ -913,7 +1029,12 @@ fn guest_through_the_gateway(gateway_args: &[&str], guest_script: &str) {
         &[],
         "guest checks through the gateway",
     );
-    // The host directory behind the upstream has what the guest did.
+    top
+}
+
+/// The host directory behind the upstream has what GUEST_SCRIPT did.
+fn assert_guest_script_on_host(top: &tempfile::TempDir) {
+    let share = top.path().join("share");
     assert_eq!(std::fs::read(share.join("w.txt")).unwrap(), b"ab");
     assert_eq!(std::fs::read(share.join("moved")).unwrap(), b"in\n");
     let mode = std::fs::metadata(share.join("moved"))
