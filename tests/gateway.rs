@@ -895,8 +895,28 @@ fn a_linux_guest_mounts_a_9p2000_upstream_with_control_files_through_the_gateway
         "exit $fails",
         &CONTROL_FILES_SCRIPT.replace("$NS_TIME", "2017-07-14 02:40:00.123456789 +0000"),
     );
-    let top = guest_through_the_gateway(&["--ctl"], &["--upstream-version", "9p2000"], &script);
+    let top = guest_through_the_gateway(
+        &["--ctl"],
+        &["--upstream-version", "9p2000", "--trace"],
+        &script,
+    );
     let share = top.path().join("share");
+    // `ln -s moved sym` crossed as a command to the directory's `,ctl/,`
+    // (README, "Gateway", shows this trace).
+    let trace = std::fs::read_to_string(top.path().join("daemon.log")).unwrap();
+    let from = trace
+        .find("Tsymlink tag 0 fid 1 name sym symtgt moved")
+        .expect("the guest's Tsymlink");
+    let ln: Vec<&str> = trace[from..].lines().take(14).collect();
+    assert!(
+        ln[1].contains("=> Twalk") && ln[1].ends_with("0:,ctl 1:,"),
+        "{ln:#?}"
+    );
+    assert!(ln[5].ends_with("'symlink moved sym\\n'"), "{ln:#?}");
+    assert!(
+        ln[13].contains("-> Rsymlink") && ln[13].ends_with(" L)"),
+        "{ln:#?}"
+    );
     let meta = |name: &str| std::fs::symlink_metadata(share.join(name)).unwrap();
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     assert!(meta("fifo").file_type().is_fifo());

@@ -126,7 +126,11 @@ pub(super) fn serve<'a>(
                 name: t.name.0.to_vec(),
             };
             if ctl::dir_command(call, t.fid, &command, buf)?.is_some() {
-                let qid = made_qid(call, up(t.fid)?, t.name, buf)?;
+                // (Below `,nofollow` its qid says append-only file.)
+                let qid = Qid {
+                    ty: QTSYMLINK,
+                    ..made_qid(call, up(t.fid)?, t.name, buf)?
+                };
                 return Ok(Answer::Message(Rmessage::Symlink(Rsymlink { qid })));
             }
             if !unix {
@@ -153,7 +157,10 @@ pub(super) fn serve<'a>(
                 minor: t.minor,
             };
             if ctl::dir_command(call, t.dfid, &command, buf)?.is_some() {
-                let qid = made_qid(call, up(t.dfid)?, t.name, buf)?;
+                let qid = Qid {
+                    ty: QTFILE,
+                    ..made_qid(call, up(t.dfid)?, t.name, buf)?
+                };
                 return Ok(Answer::Message(Rmessage::Mknod(Rmknod { qid })));
             }
             if !unix {
