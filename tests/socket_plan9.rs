@@ -118,26 +118,56 @@ fn prepare_share(top: &Path) -> PathBuf {
 
 #[test]
 fn py9p_checks_9p2000_9p2000u_and_ctl() {
+    py9p_checks(false);
+}
+
+/// The same checks through a gateway (`--upstream`) to the daemon: a
+/// 9P2000 and a 9P2000.u client each get a connection upstream in their
+/// own dialect, their requests passed as they are.
+#[test]
+fn py9p_checks_9p2000_9p2000u_and_ctl_through_a_gateway() {
+    py9p_checks(true);
+}
+
+fn py9p_checks(through_a_gateway: bool) {
     let pythonpath = py9p_dir();
     let top = tempfile::tempdir().unwrap();
     let share = prepare_share(top.path());
     let run = tempfile::tempdir().unwrap();
-    let sock = run.path().join("9p.sock");
-    let daemon = start(&share, &sock, &["--ctl"]);
+    let upstream_sock = run.path().join("9p.sock");
+    let daemon = start(&share, &upstream_sock, &["--ctl"]);
+    let gateway_sock = run.path().join("gateway.sock");
+    let gateway = through_a_gateway.then(|| {
+        Daemon::bare()
+            .listen_unix(&gateway_sock)
+            .arg("--upstream")
+            .arg(format!("unix:{}", upstream_sock.display()))
+            .args(["--no-root-squash", "--sandbox", "none"])
+            .stderr_to_file()
+            .start()
+    });
+    let sock = match gateway {
+        Some(_) => &gateway_sock,
+        None => &upstream_sock,
+    };
 
     let client = CheckerRun::of(
         "tests/plan9/py9p_check.py",
         Command::new("python3")
             .arg(repo().join("tests/plan9/py9p_check.py"))
             .arg("--sock")
-            .arg(&sock)
+            .arg(sock)
             .arg("--share")
             .arg(&share)
             .env("PYTHONPATH", &pythonpath),
     );
+    let logs = match &gateway {
+        Some(g) => format!("--- gateway stderr:\n{}", g.log_text()),
+        None => String::new(),
+    };
     client.assert_success(
         "py9p_check.py",
-        &format!("--- daemon stderr:\n{}", daemon.log_text()),
+        &format!("--- daemon stderr:\n{}{logs}", daemon.log_text()),
     );
     let script = fs::read_to_string(repo().join("tests/plan9/py9p_check.py")).unwrap();
     assert_eq!(
@@ -145,6 +175,7 @@ fn py9p_checks_9p2000_9p2000u_and_ctl() {
         planned_checks(&script, &["@check("]),
         "checks passed (ok lines) vs @check in the script"
     );
+    drop(gateway);
     drop(daemon);
 
     // What the client did is on the host.

@@ -11,8 +11,8 @@
 //! heterogeneous namespace: another server mounted there) is remembered,
 //! and its files are served as plain 9P2000 (plan9.rs).
 
-use std::collections::HashSet;
-use std::sync::Mutex;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use super::forward::{Call, Walked};
 use super::Place;
@@ -123,7 +123,7 @@ fn walk_to_control(
         Some((dir, name)) if !own => (dir, Some(name)),
         _ => (&place.path[..], None),
     };
-    let probes = &call.gateway.upstream.probes;
+    let probes = &call.fids.upstream.probes;
     if probes.lacks(dir) {
         return Ok(None);
     }
@@ -244,12 +244,23 @@ pub(super) fn attached(call: &Call<'_>, fid: u32, up: u32, qid: Qid, buf: &mut V
 }
 
 /// The stat line of guest fid `fid`'s control file; None where there is
-/// none.
+/// none. `validator`: the file's qid as its stat record gave it just now;
+/// a line read before at the same qid.version is answered from the cache
+/// (none: read anew, not kept).
 pub(super) fn stat_line(
     call: &Call<'_>,
     fid: u32,
+    validator: Option<Qid>,
     buf: &mut Vec<u8>,
-) -> Result<Option<StatLine>, i32> {
+) -> Result<Option<Arc<StatLine>>, i32> {
+    let lines = &call.fids.upstream.lines;
+    if let Some(qid) = validator {
+        if call.fids.control_root().is_some() {
+            if let Some(line) = lines.get(qid) {
+                return Ok(Some(line));
+            }
+        }
+    }
     let Some(spare) = control_file(call, fid, false, buf)? else {
         return Ok(None);
     };
@@ -257,7 +268,13 @@ pub(super) fn stat_line(
     call.clunk(spare, buf);
     let line = line?;
     match parse_stat_line(&line) {
-        Ok(line) => Ok(Some(line)),
+        Ok(line) => {
+            let line = Arc::new(line);
+            if let Some(qid) = validator {
+                lines.put(qid, &line);
+            }
+            Ok(Some(line))
+        }
         Err(e) => {
             crate::warn_limited!(
                 "upstream {}: a control file's stat line does not parse: {e}",
@@ -265,6 +282,53 @@ pub(super) fn stat_line(
             );
             Err(libc::EIO)
         }
+    }
+}
+
+/// Stat lines read from control files, by the file's qid.path and kept
+/// with its qid.version (which moves with every change of the file, its
+/// metadata too, on this daemon as an upstream): a Tgetattr whose Tstat
+/// shows the same version is answered without reading the line again.
+/// At most LINE_BYTES are kept (then all forgotten at once).
+#[derive(Default)]
+pub(super) struct Lines {
+    cache: Mutex<(HashMap<u64, Versioned>, usize)>,
+}
+
+/// A stat line and the qid.version it was read at.
+type Versioned = (u32, Arc<StatLine>);
+
+/// Bytes of stat lines kept (counted as a line's size plus its name and
+/// target).
+const LINE_BYTES: usize = 16 << 20;
+
+impl Lines {
+    fn size(line: &StatLine) -> usize {
+        std::mem::size_of::<StatLine>()
+            + line.name.len()
+            + line.symlink.as_ref().map_or(0, Vec::len)
+    }
+
+    fn get(&self, qid: Qid) -> Option<Arc<StatLine>> {
+        let cache = self.cache.locked();
+        match cache.0.get(&qid.path) {
+            Some((version, line)) if *version == qid.version => Some(line.clone()),
+            _ => None,
+        }
+    }
+
+    fn put(&self, qid: Qid, line: &Arc<StatLine>) {
+        let size = Lines::size(line);
+        let mut cache = self.cache.locked();
+        let (map, bytes) = &mut *cache;
+        if *bytes + size > LINE_BYTES {
+            map.clear();
+            *bytes = 0;
+        }
+        if let Some((_, old)) = map.insert(qid.path, (qid.version, line.clone())) {
+            *bytes -= Lines::size(&old);
+        }
+        *bytes += size;
     }
 }
 
@@ -281,7 +345,7 @@ fn read_whole(call: &Call<'_>, spare: u32, buf: &mut Vec<u8>) -> Result<Vec<u8>,
         let read = Tmessage::Read(Tread {
             fid: spare,
             offset: text.len() as u64,
-            count: (room as u32).min(call.gateway.upstream.client.iounit()),
+            count: (room as u32).min(call.fids.upstream.client.iounit()),
         });
         let reply = call.send(&read, &[], buf)?;
         if reply.data.is_empty() {
@@ -290,6 +354,10 @@ fn read_whole(call: &Call<'_>, spare: u32, buf: &mut Vec<u8>) -> Result<Vec<u8>,
         text.extend_from_slice(reply.data);
         if text.len() > MOST_LINE {
             return Err(libc::EIO);
+        }
+        // A stat line is one line: no read for the end of the file.
+        if text.ends_with(b"\n") {
+            return Ok(text);
         }
     }
 }
@@ -340,7 +408,7 @@ fn write_commands(
     });
     call.message(&open, buf)?;
     let count = u32::try_from(commands.len()).map_err(|_| libc::E2BIG)?;
-    if count > call.gateway.upstream.client.iounit() {
+    if count > call.fids.upstream.client.iounit() {
         return Err(libc::E2BIG);
     }
     let write = Tmessage::Write(Twrite {
@@ -384,6 +452,35 @@ mod tests {
         let all: Vec<&[u8]> = names(b"a/b").map(|s| s.0).collect();
         assert_eq!(all, [&b"a"[..], &b"b"[..]]);
         assert_eq!(names(b"").count(), 0);
+    }
+
+    #[test]
+    fn lines_are_kept_by_qid_version_within_their_bound() {
+        let lines = Lines::default();
+        let qid = |path, version| Qid {
+            ty: 0,
+            version,
+            path,
+        };
+        let line = Arc::new(StatLine {
+            fields: Default::default(),
+            name: b"f".to_vec(),
+            symlink: None,
+        });
+        lines.put(qid(1, 7), &line);
+        assert!(lines.get(qid(1, 7)).is_some());
+        assert!(lines.get(qid(1, 8)).is_none(), "another version");
+        assert!(lines.get(qid(2, 7)).is_none(), "another file");
+        lines.put(qid(1, 8), &line);
+        assert!(lines.get(qid(1, 7)).is_none(), "replaced");
+        let big = Arc::new(StatLine {
+            fields: Default::default(),
+            name: vec![b'x'; LINE_BYTES],
+            symlink: None,
+        });
+        lines.put(qid(3, 1), &big);
+        assert!(lines.get(qid(1, 8)).is_none(), "forgotten at the bound");
+        assert!(lines.get(qid(3, 1)).is_some());
     }
 
     #[test]

@@ -82,6 +82,15 @@ pub(super) struct Call<'c> {
     /// Whether the last call that failed surely made nothing upstream (an
     /// error reply, a flush, a request never sent): see `unmade`.
     made_nothing: Cell<bool>,
+    /// The last error reply's text, with its errno.
+    error_text: RefCell<Option<(i32, String)>>,
+}
+
+/// A request the gateway answers with an error: its errno, and the
+/// upstream's text for it when the upstream refused (9P2000's Rerror).
+pub struct Refused {
+    pub errno: i32,
+    pub text: Option<String>,
 }
 
 impl Call<'_> {
@@ -119,7 +128,7 @@ impl Call<'_> {
         buf: &'b mut Vec<u8>,
         flushable: bool,
     ) -> Result<client::Reply<'b>, i32> {
-        let shared = &self.gateway.upstream;
+        let shared = &self.fids.upstream;
         let pending = match shared.client.start(request, data, buf) {
             Ok(pending) => pending,
             Err(e) => return Err(self.failed(&e)),
@@ -149,6 +158,13 @@ impl Call<'_> {
             Upstream { .. } | Flushed | Request { .. } | Connect { .. }
         );
         self.made_nothing.set(nothing);
+        if let Upstream {
+            errno,
+            ename: Some(text),
+        } = e
+        {
+            *self.error_text.borrow_mut() = Some((*errno, text.clone()));
+        }
         e.errno()
     }
 
@@ -234,7 +250,7 @@ impl Call<'_> {
 impl Gateway {
     /// The session's fid map, made at its first request.
     fn fids<'s>(&self, s: &'s Session) -> &'s Fids {
-        s.upstream.get_or_init(|| self.session())
+        s.upstream.get_or_init(|| Fids::new(self.upstream.clone()))
     }
 
     /// A guest Tflush of `oldtag` arrived (see `Fids::flush`).
@@ -244,7 +260,7 @@ impl Gateway {
 
     /// The guest's Tversion (see `Gateway::version`).
     pub fn version_of(&self, s: &Session, version: &'static [u8]) -> &'static [u8] {
-        self.version(self.fids(s), s.dialect(), version)
+        self.version(s, version)
     }
 
     /// A Tremove the gate refused (a read-only share): its fid is clunked
@@ -269,17 +285,39 @@ impl Gateway {
         sink: &mut dyn ReadSink,
         out: &mut Vec<u8>,
         buf: &'a mut Vec<u8>,
-    ) -> Result<Answer<'a>, i32> {
-        let Tagged { tag, message } = request;
-        let fids = self.fids(s);
-        let client = &self.upstream.client;
+    ) -> Result<Answer<'a>, Refused> {
         let up_call = Call {
             gateway: self,
             session: s,
-            fids,
-            tag,
+            fids: self.fids(s),
+            tag: request.tag,
             made_nothing: Cell::new(true),
+            error_text: RefCell::new(None),
         };
+        self.forward(&up_call, request.message, source, sink, out, buf)
+            .map_err(|errno| Refused {
+                errno,
+                // The upstream's own words, when it refused (a 9P2000
+                // client reads them: "ctl: line 1: ...").
+                text: up_call
+                    .error_text
+                    .take()
+                    .filter(|(e, _)| *e == errno)
+                    .map(|(_, text)| text),
+            })
+    }
+
+    fn forward<'a>(
+        &self,
+        up_call: &Call<'_>,
+        message: Tmessage<'a>,
+        source: &mut dyn WriteSource,
+        sink: &mut dyn ReadSink,
+        out: &mut Vec<u8>,
+        buf: &'a mut Vec<u8>,
+    ) -> Result<Answer<'a>, i32> {
+        let (s, fids) = (up_call.session, up_call.fids);
+        let client = &fids.upstream.client;
         let forward = |request: &Tmessage<'_>, data: &[u8], buf: &'a mut Vec<u8>| {
             up_call.send(request, data, buf)
         };
@@ -294,7 +332,10 @@ impl Gateway {
                 .min((s.msize() as usize).saturating_sub(RREAD_HEADER_SIZE))
                 .min(client.iounit() as usize) as u32
         };
-        if s.dialect() != Dialect::Linux {
+        // A 9P2000.L client's requests are translated where the upstream's
+        // dialect lacks them; a 9P2000.u or 9P2000 client's pass as they are,
+        // on a connection in its dialect (Gateway::version).
+        if s.dialect() != Dialect::Linux && s.dialect() != client.dialect() {
             return Err(libc::EOPNOTSUPP);
         }
         if !names_are_entries(&message) {
@@ -306,7 +347,7 @@ impl Gateway {
                 Tmessage::Readdir(t) => room(t.count, sink.capacity()),
                 _ => 0,
             };
-            return plan9::serve(&up_call, message, limit, out, buf);
+            return plan9::serve(up_call, message, limit, out, buf);
         }
         let message = match message {
             Tmessage::Version(_) => return Err(libc::EINVAL),
@@ -329,7 +370,7 @@ impl Gateway {
                 // The daemon names the export and the user, never the
                 // guest: its aname and uname would let it pick another of
                 // the upstream's exports, or claim another user's name.
-                let upstream = &self.upstream;
+                let upstream = &fids.upstream;
                 let named_user;
                 let (uname, uid) = match upstream.uname.as_deref() {
                     // The operator's user, by name and number alike (an
@@ -361,8 +402,8 @@ impl Gateway {
                 };
                 fids.bind(t.fid, up)?;
                 fids.attached(uid);
-                if client.dialect() == Dialect::Plan9 {
-                    ctl::attached(&up_call, t.fid, up, qid, &mut Vec::new());
+                if s.dialect() == Dialect::Linux && client.dialect() == Dialect::Plan9 {
+                    ctl::attached(up_call, t.fid, up, qid, &mut Vec::new());
                 }
                 Rmessage::Attach(Rattach { qid })
             }
@@ -482,6 +523,21 @@ impl Gateway {
                     call(&forwarded, &data, buf).map(Answer::Message)
                 });
             }
+            // 9P2000.u: a hard link's extension names the target's fid.
+            Tmessage::Create(t) if t.perm & DMLINK != 0 => {
+                let named = t.extension.map(|e| e.0.trim_ascii()).unwrap_or_default();
+                let target = std::str::from_utf8(named)
+                    .ok()
+                    .and_then(|n| n.parse::<u32>().ok())
+                    .ok_or(libc::EINVAL)?;
+                let extension = format!("{}\n", fids.get(target)?);
+                let forwarded = Tmessage::Create(Tcreate {
+                    fid: fids.get(t.fid)?,
+                    extension: Some(Str(extension.as_bytes())),
+                    ..t
+                });
+                call(&forwarded, &[], buf)?
+            }
             // A walk onto itself (newfid == fid) makes no fid.
             Tmessage::Walk(t) => {
                 let forwarded = translate(fids, Tmessage::Walk(t))?;
@@ -505,6 +561,14 @@ impl Gateway {
                         ..r
                     }),
                     Rmessage::Lcreate(r) => Rmessage::Lcreate(Rlcreate {
+                        iounit: iounit(r.iounit, client.iounit()),
+                        ..r
+                    }),
+                    Rmessage::Open(r) => Rmessage::Open(Ropen {
+                        iounit: iounit(r.iounit, client.iounit()),
+                        ..r
+                    }),
+                    Rmessage::Create(r) => Rmessage::Create(Rcreate {
                         iounit: iounit(r.iounit, client.iounit()),
                         ..r
                     }),
@@ -537,6 +601,9 @@ fn names_are_entries(request: &Tmessage<'_>) -> bool {
         Mkdir(t) => entry(&t.name),
         Renameat(t) => entry(&t.oldname) && entry(&t.newname),
         Unlinkat(t) => entry(&t.name),
+        Create(t) => entry(&t.name),
+        // A Twstat's name, when it changes it, is the file's new one.
+        Wstat(t) => t.stat.0.name.0.is_empty() || entry(&t.stat.0.name),
         _ => true,
     }
 }
@@ -628,11 +695,22 @@ fn translate<'r>(fids: &Fids, request: Tmessage<'r>) -> Result<Tmessage<'r>, i32
             newfid: up(t.newfid)?,
             ..t
         }),
-        // 9P2000 and 9P2000.u only (refused before), and those served
-        // above.
+        // A 9P2000 or 9P2000.u client's, on a connection in its dialect.
+        Open(t) => Open(Topen {
+            fid: up(t.fid)?,
+            ..t
+        }),
+        Create(t) => Create(Tcreate {
+            fid: up(t.fid)?,
+            ..t
+        }),
+        Stat(t) => Stat(Tstat { fid: up(t.fid)? }),
+        Wstat(t) => Wstat(Twstat {
+            fid: up(t.fid)?,
+            ..t
+        }),
+        // Served above.
         Version(_) | Auth(_) | Attach(_) | Flush(_) | Xattrwalk(_) | Readdir(_) | Read(_)
-        | Write(_) | Clunk(_) | Remove(_) | Open(_) | Create(_) | Stat(_) | Wstat(_) => {
-            return Err(libc::EOPNOTSUPP)
-        }
+        | Write(_) | Clunk(_) | Remove(_) => return Err(libc::EOPNOTSUPP),
     })
 }

@@ -22,10 +22,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::client::{Canceller, Client};
 use crate::protocol::{Dialect, Tclunk, Tmessage, NOFID};
-use crate::server::{default_max_fids_total, Config};
+use crate::server::{default_max_fids_total, Config, Session};
 use crate::sync::Locked;
 
-pub use forward::Answer;
+pub use forward::{Answer, Refused};
 
 /// What `--upstream` asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,9 +41,27 @@ pub struct Upstream {
     pub version: Dialect,
 }
 
-/// An upstream 9P2000.L server, shared by every session.
+/// An upstream 9P server, shared by every session.
 pub struct Gateway {
+    /// The connection 9P2000.L clients use (in the dialect `--upstream-version`
+    /// asks, or less).
     upstream: Arc<Shared>,
+    /// Connections in 9P2000.u and 9P2000 for clients that speak those,
+    /// when `upstream` is in another dialect (None: it is not).
+    unix: Option<Later>,
+    plan9: Option<Later>,
+    spec: Upstream,
+    config: Config,
+}
+
+/// A connection made at start (once the daemon serves, its seccomp filter
+/// lets no socket be made) and versioned at its first client's Tversion
+/// (an upstream that never answers then holds up that client only).
+struct Later {
+    dialect: Dialect,
+    client: Mutex<Option<Client>>,
+    /// None: the upstream does not speak the dialect.
+    versioned: OnceLock<Option<Arc<Shared>>>,
 }
 
 /// What the gateway and its sessions' fid maps share.
@@ -61,8 +79,10 @@ struct Shared {
     in_use: AtomicUsize,
     /// The blocks of upstream fid numbers, one per session.
     blocks: Mutex<Blocks>,
-    /// A 9P2000 upstream's directories found without `,ctl` (ctl.rs).
+    /// A 9P2000 upstream's directories found without `,ctl`, and the
+    /// stat lines read from its control files (ctl.rs).
     probes: ctl::Probes,
+    lines: ctl::Lines,
 }
 
 /// Each session takes its upstream fid numbers from a block of its own, so
@@ -76,6 +96,35 @@ struct Blocks {
 }
 
 impl Shared {
+    /// Connects to the upstream and agrees `dialect` or less with it.
+    fn connect(upstream: &Upstream, dialect: Dialect, config: &Config) -> Result<Shared, String> {
+        let address = &upstream.address;
+        let client = Client::connect(address).map_err(|e| format!("--upstream {address}: {e}"))?;
+        client
+            .version(UPSTREAM_MSIZE, dialect)
+            .map_err(|e| format!("--upstream {address}: {e}"))?;
+        Ok(Shared::new(client, upstream, config))
+    }
+
+    /// `client`, versioned, as the connection of the sessions in its
+    /// dialect.
+    fn new(client: Client, upstream: &Upstream, config: &Config) -> Shared {
+        Shared {
+            client,
+            aname: upstream.aname.clone(),
+            uname: upstream.uname.clone(),
+            max_fids: config.max_fids,
+            max_fids_total: config
+                .max_fids_total
+                .unwrap_or(default_max_fids_total(config.max_fids)),
+            trace: config.trace,
+            in_use: AtomicUsize::new(0),
+            blocks: Mutex::default(),
+            probes: ctl::Probes::default(),
+            lines: ctl::Lines::default(),
+        }
+    }
+
     /// Numbers per block: one session's fids and room for the spare fids
     /// of its requests in flight.
     fn block_size(&self) -> u32 {
@@ -140,36 +189,72 @@ const UPSTREAM_MSIZE: u32 = crate::server::MAX_MSIZE + crate::protocol::IOHDRSZ;
 impl Gateway {
     /// Connects to the upstream and agrees a dialect with it (9P2000.L,
     /// else 9P2000.u or 9P2000, translated: plan9.rs); `config` gives the
-    /// fid bounds and --trace. Fails with a
-    /// line fit for the user: no connection, or an upstream that offers
-    /// only 9P2000.u or 9P2000 (phase 2 translates those).
+    /// fid bounds and --trace. Fails with a line fit for the user.
     pub fn connect(upstream: &Upstream, config: &Config) -> Result<Gateway, String> {
-        let address = &upstream.address;
-        let client = Client::connect(address).map_err(|e| format!("--upstream {address}: {e}"))?;
-        let (msize, dialect) = client
-            .version(UPSTREAM_MSIZE, upstream.version)
-            .map_err(|e| format!("--upstream {address}: {e}"))?;
-        let name = match dialect {
+        let shared = Shared::connect(upstream, upstream.version, config)?;
+        let name = match shared.client.dialect() {
             Dialect::Linux => "9P2000.L",
             Dialect::Unix => "9P2000.u, translated (plan9.rs)",
             Dialect::Plan9 => "9P2000, translated (plan9.rs)",
         };
-        log::info!("upstream {address}: {name}, msize {msize}");
+        log::info!(
+            "upstream {}: {name}, msize {}",
+            upstream.address,
+            shared.client.msize()
+        );
+        let first = shared.client.dialect();
+        let later = |dialect: Dialect| {
+            if first == dialect {
+                return None;
+            }
+            let client = Client::connect(&upstream.address).ok()?;
+            Some(Later {
+                dialect,
+                client: Mutex::new(Some(client)),
+                versioned: OnceLock::new(),
+            })
+        };
         Ok(Gateway {
-            upstream: Arc::new(Shared {
-                client,
-                aname: upstream.aname.clone(),
-                uname: upstream.uname.clone(),
-                max_fids: config.max_fids,
-                max_fids_total: config
-                    .max_fids_total
-                    .unwrap_or(default_max_fids_total(config.max_fids)),
-                trace: config.trace,
-                in_use: AtomicUsize::new(0),
-                blocks: Mutex::default(),
-                probes: ctl::Probes::default(),
-            }),
+            unix: later(Dialect::Unix),
+            plan9: later(Dialect::Plan9),
+            upstream: Arc::new(shared),
+            spec: upstream.clone(),
+            config: config.clone(),
         })
+    }
+
+    /// The connection for a client speaking `dialect`: 9P2000.L clients
+    /// share the first, translated when it is less; 9P2000.u and 9P2000
+    /// clients one in their own dialect, their requests passed as they are
+    /// (None: the upstream does not speak it).
+    fn shared_for(&self, dialect: Dialect) -> Option<Arc<Shared>> {
+        if dialect == Dialect::Linux || self.upstream.client.dialect() == dialect {
+            return Some(self.upstream.clone());
+        }
+        let later = match dialect {
+            Dialect::Unix => self.unix.as_ref()?,
+            _ => self.plan9.as_ref()?,
+        };
+        later
+            .versioned
+            .get_or_init(|| {
+                let client = later.client.locked().take()?;
+                let address = &self.spec.address;
+                match client.version(UPSTREAM_MSIZE, later.dialect) {
+                    Ok((_, agreed)) if agreed == later.dialect => {
+                        log::info!(
+                            "upstream {address}: another connection, for {agreed:?} clients"
+                        );
+                        Some(Arc::new(Shared::new(client, &self.spec, &self.config)))
+                    }
+                    Ok(_) => None,
+                    Err(e) => {
+                        log::warn!("--upstream {address}: {e}");
+                        None
+                    }
+                }
+            })
+            .clone()
     }
 
     /// The upstream's address.
@@ -177,35 +262,34 @@ impl Gateway {
         self.upstream.client.address()
     }
 
-    /// A new session's fid map.
-    pub fn session(&self) -> Fids {
-        Fids {
-            upstream: self.upstream.clone(),
-            map: Mutex::default(),
-            pool: Mutex::default(),
-            cursors: Mutex::default(),
-            cursor_bytes: AtomicUsize::new(0),
-            owner: OnceLock::new(),
-            in_flight: Mutex::default(),
-            control_root: Mutex::default(),
-            places: Mutex::default(),
+    /// The guest's Tversion, answered `version` by the server (the
+    /// session now speaking `dialect`): every upstream fid of the session
+    /// is clunked. A client whose dialect the upstream does not speak, or
+    /// one that changes dialect, is answered "unknown".
+    pub fn version(&self, s: &Session, version: &'static [u8]) -> &'static [u8] {
+        if let Some(fids) = s.upstream.get() {
+            fids.clunk_all();
         }
-    }
-
-    /// The guest's Tversion, answered `version` by the server: every
-    /// upstream fid of the session is clunked. A guest that agreed a
-    /// dialect other than 9P2000.L is answered "unknown" (phase 1).
-    pub fn version(&self, fids: &Fids, dialect: Dialect, version: &'static [u8]) -> &'static [u8] {
-        fids.clunk_all();
-        if dialect == Dialect::Linux || version == b"unknown" {
+        if version == b"unknown" {
             return version;
         }
-        crate::warn_limited!(
-            "gateway to {}: a client asked for {}: the gateway serves 9P2000.L only",
-            self.address(),
-            String::from_utf8_lossy(version)
-        );
-        b"unknown"
+        let dialect = s.dialect();
+        let refused = |why: &str| {
+            crate::warn_limited!(
+                "gateway to {}: a client asked for {}: {why}",
+                self.address(),
+                String::from_utf8_lossy(version)
+            );
+            b"unknown" as &'static [u8]
+        };
+        let Some(shared) = self.shared_for(dialect) else {
+            return refused("the upstream does not speak it");
+        };
+        let fids = s.upstream.get_or_init(|| Fids::new(shared.clone()));
+        if !Arc::ptr_eq(&fids.upstream, &shared) {
+            return refused("a session keeps the dialect it started with");
+        }
+        version
     }
 }
 
@@ -269,6 +353,21 @@ enum InFlight {
 const CURSOR_BYTES: usize = 8 << 20;
 
 impl Fids {
+    /// A new session's fid map, on the connection `upstream`.
+    fn new(upstream: Arc<Shared>) -> Fids {
+        Fids {
+            upstream,
+            map: Mutex::default(),
+            pool: Mutex::default(),
+            cursors: Mutex::default(),
+            cursor_bytes: AtomicUsize::new(0),
+            owner: OnceLock::new(),
+            in_flight: Mutex::default(),
+            control_root: Mutex::default(),
+            places: Mutex::default(),
+        }
+    }
+
     /// The upstream fid of guest fid `fid` (EBADF: none).
     fn get(&self, fid: u32) -> Result<u32, i32> {
         self.map.locked().get(&fid).copied().ok_or(libc::EBADF)

@@ -60,13 +60,13 @@ pub(super) fn serve<'a>(
     out: &mut Vec<u8>,
     buf: &'a mut Vec<u8>,
 ) -> Result<Answer<'a>, i32> {
-    let unix = call.gateway.upstream.client.dialect() == Dialect::Unix;
+    let unix = call.fids.upstream.client.dialect() == Dialect::Unix;
     let up = |fid| call.fids.get(fid);
     let reply = match request {
         Tmessage::Getattr(t) => {
             let st = call.stat(up(t.fid)?, buf)?;
             let plain = attributes(&st, call.fids.owner());
-            match ctl::stat_line(call, t.fid, buf)? {
+            match ctl::stat_line(call, t.fid, Some(plain.qid), buf)? {
                 Some(line) => Rmessage::Getattr(attributes_of_line(&line, plain.qid)),
                 // No control file: what the stat record says.
                 None => Rmessage::Getattr(plain),
@@ -94,7 +94,7 @@ pub(super) fn serve<'a>(
             match call.message(&Tmessage::Open(open), buf)? {
                 Rmessage::Open(r) => Rmessage::Lopen(Rlopen {
                     qid: r.qid,
-                    iounit: iounit(r.iounit, call.gateway.upstream.client.iounit()),
+                    iounit: iounit(r.iounit, call.fids.upstream.client.iounit()),
                 }),
                 _ => return Err(libc::EIO),
             }
@@ -211,10 +211,10 @@ pub(super) fn serve<'a>(
             Rmessage::Link(Rlink {})
         }
         Tmessage::Readlink(t) => {
-            if let Some(line) = ctl::stat_line(call, t.fid, buf)? {
-                let target = line.symlink.ok_or(libc::EINVAL)?;
+            if let Some(line) = ctl::stat_line(call, t.fid, None, buf)? {
+                let target = line.symlink.as_ref().ok_or(libc::EINVAL)?;
                 buf.clear();
-                buf.extend_from_slice(&target);
+                buf.extend_from_slice(target);
                 return Ok(Answer::Message(Rmessage::Readlink(Rreadlink {
                     target: Str(buf),
                 })));
@@ -433,7 +433,7 @@ fn dialect(unix: bool) -> Dialect {
 }
 
 fn iounit_of(call: &Call<'_>, upstream: u32) -> u32 {
-    iounit(upstream, call.gateway.upstream.client.iounit())
+    iounit(upstream, call.fids.upstream.client.iounit())
 }
 
 /// A Twstat of `fid` changing what `stat` gives (the rest "don't touch").
@@ -657,7 +657,7 @@ fn fill(call: &Call<'_>, fid: u32, cursor: &mut DirCursor, buf: &mut Vec<u8>) ->
     let read = Tmessage::Read(Tread {
         fid,
         offset: cursor.offset,
-        count: call.gateway.upstream.client.iounit().min(DIR_READ),
+        count: call.fids.upstream.client.iounit().min(DIR_READ),
     });
     let reply = call.send(&read, &[], buf)?;
     cursor.offset += reply.data.len() as u64;

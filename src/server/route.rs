@@ -63,7 +63,10 @@ impl Server {
                 Ok(Answer::Message(message)) => Ok(Reply::Message(message)),
                 Ok(Answer::Read(count)) => Ok(Reply::Read(count)),
                 Ok(Answer::Readdir(count)) => Ok(Reply::Readdir(count)),
-                Err(e) => Err(Errno(e).into()),
+                Err(e) => Err(Failure {
+                    errno: e.errno,
+                    text: e.text,
+                }),
             };
         }
         let message = match request.message {

@@ -583,3 +583,28 @@ fn a_9p2000_upstream_with_control_files_keeps_linux_semantics() {
     assert_eq!(sent.iter().filter(|r| *r == "Twstat").count(), 1);
     assert!(rig.gateway_alive());
 }
+
+/// A stat line is read once per version of its file: a Tgetattr of an
+/// unchanged file is one Tstat upstream, and any change (here one made on
+/// the host behind the upstream's back) is seen at once.
+#[test]
+fn control_file_stat_lines_are_kept_while_the_file_is_unchanged() {
+    use std::os::unix::fs::PermissionsExt;
+    let rig = crate::rig_with(&["--ctl"], &["--upstream-version", "9p2000"]);
+    std::fs::write(rig.host("f"), "x").unwrap();
+    let mut c = rig.connect();
+    c.attach(1);
+    assert_eq!(c.walk(1, 2, &["f"]), Ok(1));
+    let first = c.getattr(2).unwrap();
+    let before = rig.upstream_requests().len();
+    for _ in 0..10 {
+        assert_eq!(c.getattr(2).unwrap().mode, first.mode);
+    }
+    let sent = &rig.upstream_requests()[before..];
+    assert_eq!(sent, vec!["Tstat"; 10], "one Tstat each");
+    let perms = std::fs::Permissions::from_mode(0o600);
+    std::fs::set_permissions(rig.host("f"), perms).unwrap();
+    assert_eq!(c.getattr(2).unwrap().mode & 0o777, 0o600);
+    std::os::unix::fs::chown(rig.host("f"), Some(77), None).unwrap();
+    assert_eq!(c.getattr(2).unwrap().uid, 77);
+}

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use vhost_user_9p::protocol::*;
 
 use crate::conn::*;
-use crate::{rig, Rig};
+use crate::{rig_with, Rig};
 
 /// One guest operation on a connection attached as fid 1, numbered `i`
 /// (names stay unique); fids 2 and 3 are free before and after.
@@ -131,12 +131,17 @@ fn measure(rig: &Rig, socket: &std::path::Path, first: u32) -> Vec<Option<(f64, 
 #[ignore]
 fn upstream_round_trips_per_guest_operation() {
     let mut columns = Vec::new();
-    for (name, args) in [
-        ("9P2000.L", &[][..]),
-        ("9P2000.u", &["--upstream-version", "9p2000.u"][..]),
-        ("9P2000", &["--upstream-version", "9p2000"][..]),
+    for (name, upstream_args, args) in [
+        ("9P2000.L", &[][..], &[][..]),
+        ("9P2000.u", &[], &["--upstream-version", "9p2000.u"][..]),
+        ("9P2000", &[], &["--upstream-version", "9p2000"][..]),
+        (
+            "9P2000 + ,ctl",
+            &["--ctl"],
+            &["--upstream-version", "9p2000"],
+        ),
     ] {
-        let rig = rig(args);
+        let rig = rig_with(upstream_args, args);
         prepare(&rig);
         if columns.is_empty() {
             let up = rig.upstream.as_ref().unwrap().unix_socket().to_path_buf();
