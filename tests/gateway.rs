@@ -18,6 +18,8 @@ use vhost_user_9p::protocol::*;
 
 #[path = "gateway/conn.rs"]
 mod conn;
+#[path = "gateway/control_hostile.rs"]
+mod control_hostile;
 #[path = "gateway/flush.rs"]
 mod flush;
 #[path = "gateway/plan9_upstream.rs"]

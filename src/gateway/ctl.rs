@@ -114,7 +114,6 @@ fn names(path: &[u8]) -> impl Iterator<Item = Str<'_>> {
 /// (another session moved it: its control file's qid tells).
 fn walk_to_control(
     call: &Call<'_>,
-    root: u32,
     place: &Place,
     own: bool,
     buf: &mut Vec<u8>,
@@ -131,7 +130,14 @@ fn walk_to_control(
     let depth = path.len();
     path.push(CTL);
     path.push(name.map_or(OWN, Str));
-    match walk_path(call, root, &path, buf)? {
+    let walked = match walk_path(call, place.root, &path, buf) {
+        Ok(walked) => walked,
+        // A flush ends the request; anything else means no control file
+        // there now (the upstream refuses a walk whose first name is gone).
+        Err(libc::EINTR) => return Err(libc::EINTR),
+        Err(_) => return Ok(None),
+    };
+    match walked {
         Walked::Made { fid, last } => {
             let whose = last.map(|q| q.path ^ CONTROL_FILE_QID);
             if whose == Some(place.qid) {
@@ -140,9 +146,11 @@ fn walk_to_control(
             call.clunk(fid, buf);
             Ok(None)
         }
-        // No `,ctl` in the directory.
-        Walked::Stopped { walked } if walked == depth => {
-            probes.found_without(dir);
+        // A directory without `,ctl`.
+        Walked::Stopped { walked, last } if walked == depth && depth > 0 => {
+            if last.is_some_and(|q| q.ty & QTDIR != 0) {
+                probes.found_without(dir);
+            }
             Ok(None)
         }
         // The path leads nowhere now.
@@ -181,6 +189,7 @@ fn walk_path(
             Ok(Rmessage::Walk(r)) => {
                 let stopped = Walked::Stopped {
                     walked: walked + r.qids.len(),
+                    last: r.qids.as_slice().last().copied().or(last),
                 };
                 call.clunk(fid, buf);
                 return Ok(stopped);
@@ -206,17 +215,45 @@ fn control_file(
     own: bool,
     buf: &mut Vec<u8>,
 ) -> Result<Option<u32>, i32> {
-    let (Some(root), Some(place)) = (call.fids.control_root(), call.fids.place(fid)) else {
+    let Some(place) = call.fids.place(fid) else {
         return Ok(None);
     };
-    walk_to_control(call, root, &place, own, buf)
+    walk_to_control(call, &place, own, buf)
+}
+
+/// Whether guest fid `fid`'s place still leads to its file (its control
+/// file is reached and is that file's): `own` as for `control_file`.
+pub(super) fn still_there(
+    call: &Call<'_>,
+    fid: u32,
+    own: bool,
+    buf: &mut Vec<u8>,
+) -> Result<bool, i32> {
+    match control_file(call, fid, own, buf)? {
+        Some(spare) => {
+            call.clunk(spare, buf);
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
+/// Whether `name` may be made in a session that uses the `,ctl`
+/// conventions: not a control name, which would stand in for the
+/// directory's control namespace (a real entry wins) for every client.
+pub(super) fn may_make(call: &Call<'_>, name: Str<'_>) -> Result<(), i32> {
+    if call.fids.controls() && parse_control_name(name.0).is_some() {
+        return Err(libc::EINVAL);
+    }
+    Ok(())
 }
 
 /// Starts the `,ctl` conventions for guest fid `fid`, just attached as
-/// upstream fid `up`: if the upstream has `,nofollow` at its root, `up`
-/// walks on to it (so symlinks stay symlinks below) and the session keeps
-/// a clone to walk to control files from.
-pub(super) fn attached(call: &Call<'_>, fid: u32, up: u32, qid: Qid, buf: &mut Vec<u8>) {
+/// upstream fid `up` (root qid `qid`) for user `uid`: if the upstream has
+/// `,nofollow` at its root (the same directory: a file of that name would
+/// be another), `up` walks on to it (so symlinks stay symlinks below) and
+/// the session keeps a clone for the user, to walk to control files from.
+pub(super) fn attached(call: &Call<'_>, fid: u32, up: u32, qid: Qid, uid: u32, buf: &mut Vec<u8>) {
     let Some(names) = WalkList::from_slice(&[NOFOLLOW]) else {
         return;
     };
@@ -225,22 +262,41 @@ pub(super) fn attached(call: &Call<'_>, fid: u32, up: u32, qid: Qid, buf: &mut V
         newfid: up,
         names,
     });
-    if !matches!(call.message(&on, buf), Ok(Rmessage::Walk(r)) if r.qids.len() == 1) {
-        return;
-    }
-    if call.fids.control_root().is_none() {
-        let Ok(root) = call.walk_spare(up, &[], buf) else {
+    let same =
+        |r: &Rwalk| matches!(r.qids.as_slice(), [q] if q.path == qid.path && q.ty & QTDIR != 0);
+    match call.message(&on, buf) {
+        Ok(Rmessage::Walk(r)) if same(&r) => {}
+        Ok(Rmessage::Walk(r)) if r.qids.len() == 1 => {
+            // Walked somewhere else: back to the root, no conventions.
+            let back = Tmessage::Walk(Twalk {
+                fid: up,
+                newfid: up,
+                names: WalkList::from_slice(&[Str(b"..")]).unwrap_or_default(),
+            });
+            let _ = call.message(&back, buf);
             return;
-        };
-        if !call.fids.set_control_root(root) {
-            call.clunk(root, buf);
         }
+        _ => return,
     }
-    let root = Place {
+    let root = match call.fids.control_root(uid) {
+        Some(root) => root,
+        None => {
+            let Ok(made) = call.walk_spare(up, &[], buf) else {
+                return;
+            };
+            let (root, kept) = call.fids.set_control_root(uid, made);
+            if !kept {
+                call.clunk(made, buf);
+            }
+            root
+        }
+    };
+    let place = Place {
+        root,
         path: Box::default(),
         qid: qid.path,
     };
-    call.fids.set_place(fid, Some(root));
+    call.fids.set_place(fid, Some(place));
 }
 
 /// The stat line of guest fid `fid`'s control file; None where there is
@@ -255,7 +311,7 @@ pub(super) fn stat_line(
 ) -> Result<Option<Arc<StatLine>>, i32> {
     let lines = &call.fids.upstream.lines;
     if let Some(qid) = validator {
-        if call.fids.control_root().is_some() {
+        if call.fids.place(fid).is_some() {
             if let Some(line) = lines.get(qid) {
                 return Ok(Some(line));
             }

@@ -67,8 +67,9 @@ pub(super) enum Walked {
     /// All the way: the spare fid walked, and the qid of its last name
     /// (none for a clone).
     Made { fid: u32, last: Option<Qid> },
-    /// It stopped after `walked` names (no fid made).
-    Stopped { walked: usize },
+    /// It stopped after `walked` names (no fid made); `last`: the qid of
+    /// the last name walked.
+    Stopped { walked: usize, last: Option<Qid> },
 }
 
 /// One guest request on its way upstream: whose it is (for the fid map,
@@ -184,8 +185,8 @@ impl Call<'_> {
     /// clone of it): the spare, which the caller gives back with `clunk`
     /// (or a Tremove and `Fids::release`), or how far the walk got.
     pub fn walk(&self, from: u32, names: &[Str<'_>], buf: &mut Vec<u8>) -> Result<Walked, i32> {
-        let spare = self.fids.spare()?;
         let names = WalkList::from_slice(names).ok_or(libc::EINVAL)?;
+        let spare = self.fids.spare()?;
         let walk = Tmessage::Walk(Twalk {
             fid: from,
             newfid: spare,
@@ -201,6 +202,7 @@ impl Call<'_> {
                 self.fids.release(spare);
                 Ok(Walked::Stopped {
                     walked: r.qids.len(),
+                    last: r.qids.as_slice().last().copied(),
                 })
             }
             Ok(_) => {
@@ -403,7 +405,7 @@ impl Gateway {
                 fids.bind(t.fid, up)?;
                 fids.attached(uid);
                 if s.dialect() == Dialect::Linux && client.dialect() == Dialect::Plan9 {
-                    ctl::attached(up_call, t.fid, up, qid, &mut Vec::new());
+                    ctl::attached(up_call, t.fid, up, qid, uid, &mut Vec::new());
                 }
                 Rmessage::Attach(Rattach { qid })
             }

@@ -310,22 +310,28 @@ pub struct Fids {
     /// a guest Tflush of that tag flushes there), or flushed already.
     in_flight: Mutex<HashMap<u16, InFlight>>,
     /// A session using a 9P2000 upstream's `,ctl` conventions (ctl.rs):
-    /// an upstream fid of its root, from which control files are walked
-    /// to, and each guest fid's path from there (names joined by '/'; none
-    /// where not known: a walk through a control name).
-    control_root: Mutex<Option<u32>>,
+    /// for each user attached upstream (by uid), an upstream fid of the
+    /// root as that user, from which that user's control files are walked
+    /// to; and each guest fid's place.
+    control_roots: Mutex<HashMap<u32, u32>>,
     places: Mutex<Places>,
 }
 
-/// Where a guest fid is, for the `,ctl` conventions: its path from the
-/// root (names joined by '/', the root empty) and its qid.path, which its
+/// Where a guest fid is, for the `,ctl` conventions: the control root of
+/// the user it was attached as (its control files are walked to as that
+/// user, whose permissions the upstream checks), its path from the root
+/// (names joined by '/', the root empty) and its qid.path, which its
 /// control file's must match (ctl_syntax::CONTROL_FILE_QID): a path
 /// another session changed leads to another file, which is then not used.
 #[derive(Clone)]
 struct Place {
+    root: u32,
     path: Box<[u8]>,
     qid: u64,
 }
+
+/// What a place costs beside its path's bytes, as PLACE_BYTES counts.
+const PLACE_SIZE: usize = 64;
 
 /// The session's fids' places, and the bytes of their paths (at most
 /// PLACE_BYTES: a fid beyond has none, and is served as plain 9P2000).
@@ -363,7 +369,7 @@ impl Fids {
             cursor_bytes: AtomicUsize::new(0),
             owner: OnceLock::new(),
             in_flight: Mutex::default(),
-            control_root: Mutex::default(),
+            control_roots: Mutex::default(),
             places: Mutex::default(),
         }
     }
@@ -495,25 +501,34 @@ impl Fids {
     /// Takes guest fid `fid` out of the map.
     fn remove(&self, fid: u32) -> Option<u32> {
         drop(self.take_cursor(fid));
+        // Out of the map first: a place set meanwhile (set_place checks
+        // the map) is then not kept.
+        let up = self.map.locked().remove(&fid);
         self.set_place(fid, None);
-        self.map.locked().remove(&fid)
+        up
     }
 
-    /// The upstream fid control files are walked to from: Some when the
-    /// session uses the `,ctl` conventions.
-    fn control_root(&self) -> Option<u32> {
-        *self.control_root.locked()
+    /// Whether the session uses the `,ctl` conventions.
+    fn controls(&self) -> bool {
+        !self.control_roots.locked().is_empty()
     }
 
-    /// Makes `root` the session's control root, unless it has one: whether
-    /// it did.
-    fn set_control_root(&self, root: u32) -> bool {
-        let mut control_root = self.control_root.locked();
-        if control_root.is_some() {
-            return false;
+    /// The control root of user `uid`, if the session has one.
+    fn control_root(&self, uid: u32) -> Option<u32> {
+        self.control_roots.locked().get(&uid).copied()
+    }
+
+    /// Makes `root` user `uid`'s control root, unless there is one: the
+    /// root kept, and whether it was `root`.
+    fn set_control_root(&self, uid: u32, root: u32) -> (u32, bool) {
+        let mut roots = self.control_roots.locked();
+        match roots.get(&uid) {
+            Some(&kept) => (kept, false),
+            None => {
+                roots.insert(uid, root);
+                (root, true)
+            }
         }
-        *control_root = Some(root);
-        true
     }
 
     /// Guest fid `fid`'s place, where known (`,ctl` conventions only).
@@ -531,11 +546,12 @@ impl Fids {
         names: &[crate::protocol::Str<'_>],
         qid: Option<crate::protocol::Qid>,
     ) {
-        if self.control_root().is_none() {
+        if !self.controls() {
             return;
         }
         let place = self.place(from).and_then(|p| {
             Some(Place {
+                root: p.root,
                 path: ctl::walked_path(&p.path, names)?,
                 qid: qid.map_or(p.qid, |q| q.path),
             })
@@ -543,16 +559,19 @@ impl Fids {
         self.set_place(to, place);
     }
 
-    /// Notes guest fid `fid`'s place (or that it has none).
+    /// Notes guest fid `fid`'s place (or that it has none); a fid no
+    /// longer in the map (clunked meanwhile) gets none.
     fn set_place(&self, fid: u32, place: Option<Place>) {
+        let mapped = place.is_some() && self.map.locked().contains_key(&fid);
         let mut places = self.places.locked();
         let Places { map, bytes } = &mut *places;
         if let Some(old) = map.remove(&fid) {
-            *bytes -= old.path.len();
+            *bytes -= PLACE_SIZE + old.path.len();
         }
-        if let Some(place) = place {
-            if *bytes + place.path.len() <= PLACE_BYTES {
-                *bytes += place.path.len();
+        if let (Some(place), true) = (place, mapped) {
+            let size = PLACE_SIZE + place.path.len();
+            if *bytes + size <= PLACE_BYTES {
+                *bytes += size;
                 map.insert(fid, place);
             }
         }
@@ -621,7 +640,7 @@ impl Fids {
         }
         *self.places.locked() = Places::default();
         let mut ups: Vec<u32> = self.map.locked().drain().map(|(_, up)| up).collect();
-        ups.extend(self.control_root.locked().take());
+        ups.extend(self.control_roots.locked().drain().map(|(_, root)| root));
         self.clunk_upstream(&ups);
     }
 

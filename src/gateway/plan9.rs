@@ -100,6 +100,7 @@ pub(super) fn serve<'a>(
             }
         }
         Tmessage::Lcreate(t) => {
+            ctl::may_make(call, t.name)?;
             let create = Tcreate {
                 fid: up(t.fid)?,
                 name: t.name,
@@ -116,11 +117,13 @@ pub(super) fn serve<'a>(
             })
         }
         Tmessage::Mkdir(t) => {
+            ctl::may_make(call, t.name)?;
             let perm = DMDIR | plan9_mode(t.mode & 0o7777, dialect(unix));
             let qid = make(call, up(t.dfid)?, t.name, perm, Str(b""), unix, buf)?;
             Rmessage::Mkdir(Rmkdir { qid })
         }
         Tmessage::Symlink(t) => {
+            ctl::may_make(call, t.name)?;
             let command = DirCommand::Symlink {
                 target: t.symtgt.0.to_vec(),
                 name: t.name.0.to_vec(),
@@ -141,6 +144,7 @@ pub(super) fn serve<'a>(
             Rmessage::Symlink(Rsymlink { qid })
         }
         Tmessage::Mknod(t) => {
+            ctl::may_make(call, t.name)?;
             let kind = t.mode & S_IFMT;
             let command = DirCommand::Mknod {
                 name: t.name.0.to_vec(),
@@ -185,7 +189,13 @@ pub(super) fn serve<'a>(
             Rmessage::Mknod(Rmknod { qid })
         }
         Tmessage::Link(t) => {
-            if let Some(old) = call.fids.place(t.fid) {
+            ctl::may_make(call, t.name)?;
+            // Its path is used only while it still leads to its file.
+            let place = match call.fids.place(t.fid) {
+                Some(place) if ctl::still_there(call, t.fid, false, buf)? => Some(place),
+                _ => None,
+            };
+            if let Some(old) = place {
                 let command = DirCommand::Link {
                     old: absolute(&old.path),
                     new: t.name.0.to_vec(),
@@ -253,6 +263,7 @@ pub(super) fn serve<'a>(
             Rmessage::Unlinkat(Runlinkat {})
         }
         Tmessage::Renameat(t) => {
+            ctl::may_make(call, t.newname)?;
             let (from, to) = (up(t.olddirfid)?, up(t.newdirfid)?);
             let place = |fid| call.fids.place(fid).map(|p| p.path);
             let paths = (place(t.olddirfid), place(t.newdirfid));
@@ -265,7 +276,9 @@ pub(super) fn serve<'a>(
                 path
             };
             if let (Some(old_dir), Some(new_dir)) = &paths {
-                if from != to {
+                // The new directory's path is used only while it still
+                // leads there (the old one's control file checks itself).
+                if from != to && ctl::still_there(call, t.newdirfid, true, buf)? {
                     let (old, new) = (moved(old_dir, t.oldname), moved(new_dir, t.newname));
                     let command = DirCommand::Rename {
                         old: t.oldname.0.to_vec(),
@@ -385,7 +398,8 @@ fn setattr_commands(t: &Tsetattr) -> Result<Option<String>, i32> {
             } else if t.valid & set == 0 {
                 Ok(Time::Now)
             } else {
-                let sec = i64::try_from(sec).map_err(|_| libc::EINVAL)?;
+                // (A time before 1970 comes as its two's complement.)
+                let sec = sec as i64;
                 let nsec = u32::try_from(nsec)
                     .ok()
                     .filter(|&n| n < 1_000_000_000)
@@ -602,7 +616,7 @@ fn readdir<'a>(
     buf: &mut Vec<u8>,
 ) -> Result<Answer<'a>, i32> {
     let fid = call.fids.get(t.fid)?;
-    let controls = call.fids.control_root().is_some();
+    let controls = call.fids.controls();
     let mut cursor = call.fids.take_cursor(t.fid);
     if t.offset < cursor.at {
         cursor = DirCursor::default();
