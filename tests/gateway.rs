@@ -871,6 +871,12 @@ fn a_linux_guest_mounts_the_upstream_through_the_gateway() {
     assert_guest_script_on_host(&top);
 }
 
+#[test]
+fn a_linux_guest_mounts_a_diod_upstream_through_the_gateway() {
+    let top = guest_through_the_gateway(DIOD, &[], GUEST_SCRIPT);
+    assert_guest_script_on_host(&top);
+}
+
 /// What a Linux guest does through a 9P2000 upstream with the `,ctl`
 /// conventions, beyond GUEST_SCRIPT (`$NS_TIME`: readme.txt's mtime as the
 /// guest's stat shows it).
@@ -1003,10 +1009,13 @@ fn a_linux_guest_mounts_a_plain_9p2000_upstream_through_the_gateway() {
     }
 }
 
+/// `guest_through_the_gateway`'s upstream: diod rather than this daemon.
+const DIOD: &[&str] = &["diod"];
+
 /// Boots the rig's guest on a gateway (given `gateway_args`) to this
-/// daemon upstream (given `upstream_args`), runs `guest_script` there and
-/// checks the host; the directory holding the share (`share/`), for more
-/// checks.
+/// daemon upstream (given `upstream_args`; DIOD: to diod), runs
+/// `guest_script` there and checks the host; the directory holding the
+/// share (`share/`), for more checks.
 fn guest_through_the_gateway(
     upstream_args: &[&str],
     gateway_args: &[&str],
@@ -1029,11 +1038,33 @@ fn guest_through_the_gateway(
         std::fs::write(share.join(format!("many/f{i:04}")), "").unwrap();
     }
     let up = top.path().join("up.sock");
-    let _upstream = Daemon::builder(&share)
-        .listen_unix(&up)
-        .args(["--sandbox", "none", "--no-root-squash"])
-        .args(upstream_args)
-        .start();
+    let (_upstream, _diod, gateway_args) = if upstream_args == DIOD {
+        // diod exports the share by its path: the gateway names it.
+        let diod = std::process::Command::new(diod_tool("diod"))
+            .args(["-f", "-n", "-N", "-c", "/dev/null", "-L", "stderr"])
+            .arg("-l")
+            .arg(&up)
+            .arg("-e")
+            .arg(&share)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let diod = common::daemon::Killed(diod);
+        common::proc::wait_for("diod's socket", || up.exists().then_some(()));
+        let mut args: Vec<String> = gateway_args.iter().map(|a| a.to_string()).collect();
+        args.extend(["--upstream-aname".to_string(), share.display().to_string()]);
+        (None, Some(diod), args)
+    } else {
+        let upstream = Daemon::builder(&share)
+            .listen_unix(&up)
+            .args(["--sandbox", "none", "--no-root-squash"])
+            .args(upstream_args)
+            .start();
+        let args = gateway_args.iter().map(|a| a.to_string()).collect();
+        (Some(upstream), None, args)
+    };
     // runvm.py starts the daemon with --shared-dir: this wrapper starts
     // the gateway (in its namespace sandbox) in its stead.
     let wrapper = top.path().join("gateway.sh");
