@@ -463,8 +463,6 @@ fn upstream(cli: &Cli) -> Result<Option<Upstream>, String> {
         (cli.shared_dir.is_some(), "--shared-dir"),
         (cli.ctl, "--ctl"),
         (cli.security_model.is_some(), "--security-model"),
-        (!cli.uid_map.is_empty(), "--uid-map"),
-        (!cli.gid_map.is_empty(), "--gid-map"),
     ];
     if let Some((_, option)) = conflicts.iter().find(|(given, _)| *given) {
         return Err(format!(

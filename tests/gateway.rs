@@ -531,6 +531,80 @@ fn a_guest_s_aname_and_uname_never_reach_the_upstream() {
     assert_eq!(c.readdir_all(2), ["public.txt"]);
 }
 
+/// --uid-map and --gid-map apply to the upstream's files as to a
+/// directory's: owners shown through them, set through them (EINVAL for
+/// ids they do not map), a guest user they do not map refused at attach;
+/// 9P2000 and 9P2000.u clients, whose ids would pass unmapped, are
+/// answered "unknown".
+#[test]
+fn id_maps_apply_to_the_upstream_s_files() {
+    let rig = rig(&[
+        "--uid-map",
+        ":0:0:1:",
+        "--uid-map",
+        ":5000:1234:10:",
+        "--gid-map",
+        ":0:0:1:",
+        "--gid-map",
+        ":5000:1234:10:",
+    ]);
+    std::fs::write(rig.host("mapped"), "x").unwrap();
+    std::os::unix::fs::chown(rig.host("mapped"), Some(1234), Some(1235)).unwrap();
+    std::fs::write(rig.host("unmapped"), "x").unwrap();
+    std::os::unix::fs::chown(rig.host("unmapped"), Some(999), Some(999)).unwrap();
+    let mut c = rig.connect();
+    c.attach(1);
+    assert_eq!(c.walk(1, 2, &["mapped"]), Ok(1));
+    let a = c.getattr(2).unwrap();
+    assert_eq!((a.uid, a.gid), (5000, 5001));
+    assert_eq!(c.walk(1, 3, &["unmapped"]), Ok(1));
+    let a = c.getattr(3).unwrap();
+    assert_eq!((a.uid, a.gid), (65534, 65534));
+    let chown = |uid: u32, gid: u32| Tsetattr {
+        fid: 2,
+        valid: 0x2 | 0x4,
+        mode: 0,
+        uid,
+        gid,
+        size: 0,
+        atime_sec: 0,
+        atime_nsec: 0,
+        mtime_sec: 0,
+        mtime_nsec: 0,
+    };
+    c.call(Tmessage::Setattr(chown(5009, 5008))).unwrap();
+    let meta = std::fs::metadata(rig.host("mapped")).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!((meta.uid(), meta.gid()), (1243, 1242));
+    let unmapped = c.call(Tmessage::Setattr(chown(7777, 5000))).map(drop);
+    assert_eq!(unmapped, Err(libc::EINVAL));
+    assert_eq!(c.walk(1, 4, &[]), Ok(0));
+    let create = Tlcreate {
+        fid: 4,
+        name: "made".into(),
+        flags: O_RDWR,
+        mode: 0o644,
+        gid: 5003,
+    };
+    c.call(Tmessage::Lcreate(create)).unwrap();
+    assert_eq!(std::fs::metadata(rig.host("made")).unwrap().gid(), 1237);
+    // A guest user the map does not cover.
+    let attach = Tattach {
+        fid: 9,
+        afid: NOFID,
+        uname: "".into(),
+        aname: "".into(),
+        n_uname: Some(42),
+    };
+    let refused = c.call(Tmessage::Attach(attach)).map(drop);
+    assert_eq!(refused, Err(libc::EPERM));
+    for dialect in [Dialect::Unix, Dialect::Plan9] {
+        let client = Client::connect(&format!("unix:{}", rig.gateway_socket.display())).unwrap();
+        let e = client.version(MSIZE, dialect).unwrap_err();
+        assert!(e.to_string().contains("speaks none of"), "{e}");
+    }
+}
+
 /// A 9P2000 or 9P2000.u client gets a connection upstream in its dialect
 /// (tests/socket_plan9.rs runs python-9p's checks through one); where the
 /// upstream speaks only 9P2000.L (diod), it is answered "unknown".
@@ -623,8 +697,6 @@ fn what_phase_1_does_not_support_is_refused_at_start() {
     for option in [
         &["--ctl"][..],
         &["--security-model", "none"],
-        &["--uid-map", ":0:0:1:"],
-        &["--gid-map", ":0:0:1:"],
         &["--shared-dir", "/tmp"],
     ] {
         let e = refused(&[&["--sandbox", "none"], option].concat());

@@ -6,8 +6,10 @@ use std::cell::{Cell, RefCell};
 
 use super::{ctl, plan9, Fids, Gateway};
 use crate::client;
+use crate::protocol::flags::{ATTR_GID, ATTR_UID};
 use crate::protocol::trace::{ReplyTrace, RequestTrace, Upstream};
 use crate::protocol::*;
+use crate::server::security::IdMap;
 use crate::server::user::UserDb;
 use crate::server::{Dialect, ReadSink, Session, Tagged, WriteSource};
 use crate::trace_output::write_line;
@@ -296,7 +298,11 @@ impl Gateway {
             made_nothing: Cell::new(true),
             error_text: RefCell::new(None),
         };
-        self.forward(&up_call, request.message, source, sink, out, buf)
+        let shared = &up_call.fids.upstream;
+        let ids = (&shared.uid_map, &shared.gid_map);
+        ids_to_upstream(ids, request.message)
+            .and_then(|message| self.forward(&up_call, message, source, sink, out, buf))
+            .map(|answer| ids_to_guest(ids, answer))
             .map_err(|errno| Refused {
                 errno,
                 // The upstream's own words, when it refused (a 9P2000
@@ -367,8 +373,10 @@ impl Gateway {
                 }
                 let up = fids.reserve(t.fid)?;
                 let named = t.n_uname.filter(|&u| u != u32::MAX).unwrap_or(0);
-                // A socket peer's uid, or root squashed, as for a directory.
+                // A socket peer's uid, or root squashed, as for a directory;
+                // through --uid-map (a guest user it does not map is refused).
                 let uid = s.users.attach(named, UserDb::host()).uid;
+                let uid = fids.upstream.uid_map.to_host(uid).ok_or(libc::EPERM)?;
                 // The daemon names the export and the user, never the
                 // guest: its aname and uname would let it pick another of
                 // the upstream's exports, or claim another user's name.
@@ -579,6 +587,60 @@ impl Gateway {
             }
         };
         Ok(Answer::Message(message))
+    }
+}
+
+/// A 9P2000.L request's ids (Tsetattr's owners, a new file's group) as the
+/// upstream's, through the id maps: EINVAL for one they do not map, as
+/// for a directory.
+fn ids_to_upstream<'r>(
+    (uids, gids): (&IdMap, &IdMap),
+    request: Tmessage<'r>,
+) -> Result<Tmessage<'r>, i32> {
+    use Tmessage::*;
+    let gid = |gid: u32| gids.to_host(gid).ok_or(libc::EINVAL);
+    Ok(match request {
+        Setattr(t) => Setattr(Tsetattr {
+            uid: match t.valid & ATTR_UID {
+                0 => t.uid,
+                _ => uids.to_host(t.uid).ok_or(libc::EINVAL)?,
+            },
+            gid: match t.valid & ATTR_GID {
+                0 => t.gid,
+                _ => gid(t.gid)?,
+            },
+            ..t
+        }),
+        Lcreate(t) => Lcreate(Tlcreate {
+            gid: gid(t.gid)?,
+            ..t
+        }),
+        Mkdir(t) => Mkdir(Tmkdir {
+            gid: gid(t.gid)?,
+            ..t
+        }),
+        Symlink(t) => Symlink(Tsymlink {
+            gid: gid(t.gid)?,
+            ..t
+        }),
+        Mknod(t) => Mknod(Tmknod {
+            gid: gid(t.gid)?,
+            ..t
+        }),
+        other => other,
+    })
+}
+
+/// An Rgetattr's owners as the guest's, through the id maps (the
+/// overflow id for one they do not map).
+fn ids_to_guest<'a>((uids, gids): (&IdMap, &IdMap), answer: Answer<'a>) -> Answer<'a> {
+    match answer {
+        Answer::Message(Rmessage::Getattr(r)) => Answer::Message(Rmessage::Getattr(Rgetattr {
+            uid: uids.to_guest(r.uid),
+            gid: gids.to_guest(r.gid),
+            ..r
+        })),
+        other => other,
     }
 }
 

@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::client::{Canceller, Client};
 use crate::protocol::{Dialect, Tclunk, Tmessage, NOFID};
+use crate::server::security::IdMap;
 use crate::server::{default_max_fids_total, Config, Session};
 use crate::sync::Locked;
 
@@ -75,6 +76,10 @@ struct Shared {
     max_fids_total: usize,
     /// --trace: each message to and from the upstream is printed too.
     trace: bool,
+    /// --uid-map, --gid-map: the guest's ids (9P2000.L clients') as the
+    /// upstream's.
+    uid_map: IdMap,
+    gid_map: IdMap,
     /// Upstream fids in use, all sessions together.
     in_use: AtomicUsize,
     /// The blocks of upstream fid numbers, one per session.
@@ -118,6 +123,8 @@ impl Shared {
                 .max_fids_total
                 .unwrap_or(default_max_fids_total(config.max_fids)),
             trace: config.trace,
+            uid_map: config.uid_map.clone(),
+            gid_map: config.gid_map.clone(),
             in_use: AtomicUsize::new(0),
             blocks: Mutex::default(),
             probes: ctl::Probes::default(),
@@ -282,6 +289,14 @@ impl Gateway {
             );
             b"unknown" as &'static [u8]
         };
+        if dialect != Dialect::Linux
+            && !(self.upstream.uid_map == IdMap::default()
+                && self.upstream.gid_map == IdMap::default())
+        {
+            // Their ids (9P2000.u's numbers, in stat records of directory
+            // reads too) would pass unmapped.
+            return refused("the id maps apply to 9P2000.L clients only");
+        }
         let Some(shared) = self.shared_for(dialect) else {
             return refused("the upstream does not speak it");
         };

@@ -367,12 +367,13 @@ fn an_upstream_replaces_the_shared_dir() {
     let (_, e) = clap_refuses(&[&up[..], &["--upstream-version", "9p2000.x"]].concat());
     assert!(e.contains("expected 9p2000.L, 9p2000.u or 9p2000"), "{e}");
     assert_eq!(s.shared_dir, Path::new(""));
-    // What phase 1 does not do with an upstream.
+    // The id maps apply to an upstream's files too.
+    let mapped = [&up[..], &["--sandbox", "none", "--uid-map", ":0:0:1:"]].concat();
+    assert_eq!(settings(&mapped).unwrap().config.uid_map.to_host(1), None);
+    // What the upstream does instead.
     for extra in [
         &["--ctl"][..],
         &["--security-model", "none"],
-        &["--uid-map", ":0:0:1:"],
-        &["--gid-map", ":0:0:1:"],
         &["--shared-dir", DIR],
     ] {
         let e = refused(&[&up[..], &["--sandbox", "none"], extra].concat());
