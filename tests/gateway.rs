@@ -1081,8 +1081,10 @@ fn a_linux_guest_mounts_a_plain_9p2000_upstream_through_the_gateway() {
     }
 }
 
-/// `guest_through_the_gateway`'s upstream: diod rather than this daemon.
+/// `guest_through_the_gateway`'s upstream: diod rather than this daemon;
+/// or none, the guest served by this daemon directly.
 const DIOD: &[&str] = &["diod"];
+const DIRECT: &[&str] = &["direct"];
 
 /// Boots the rig's guest on a gateway (given `gateway_args`) to this
 /// daemon upstream (given `upstream_args`; DIOD: to diod), runs
@@ -1110,6 +1112,19 @@ fn guest_through_the_gateway(
         std::fs::write(share.join(format!("many/f{i:04}")), "").unwrap();
     }
     let up = top.path().join("up.sock");
+    if upstream_args == DIRECT {
+        // No gateway: the daemon on the share, as runvm.py starts it.
+        let daemon = Path::new(common::daemon::BIN);
+        checks::guest_checks_pass(
+            top.path(),
+            &share,
+            daemon,
+            guest_script,
+            &[],
+            "guest checks",
+        );
+        return top;
+    }
     let (_upstream, _diod, gateway_args) = if upstream_args == DIOD {
         // diod exports the share by its path: the gateway names it.
         let diod = std::process::Command::new(diod_tool("diod"))

@@ -372,7 +372,7 @@ impl Gateway {
                     return Err(libc::EBADF);
                 }
                 let up = fids.reserve(t.fid)?;
-                let named = t.n_uname.filter(|&u| u != u32::MAX).unwrap_or(0);
+                let named = t.n_uname.filter(|&u| u != NONUNAME).unwrap_or(0);
                 // A socket peer's uid, or root squashed, as for a directory;
                 // through --uid-map (a guest user it does not map is refused).
                 let uid = s.users.attach(named, UserDb::host()).uid;
@@ -643,9 +643,6 @@ fn ids_to_guest<'a>((uids, gids): (&IdMap, &IdMap), answer: Answer<'a>) -> Answe
         other => other,
     }
 }
-
-/// 9P2000.u and 9P2000.L: no numeric user given.
-const NONUNAME: u32 = u32::MAX;
 
 /// Whether every name `request` carries names one directory entry (see
 /// `protocol::is_entry_name`; a walk may also go up, ".."), as the host

@@ -46,9 +46,6 @@ const MOST_SKIPPED: u64 = 1 << 24;
 /// Bytes of stat records read from the upstream at once.
 const DIR_READ: u32 = 64 * 1024;
 
-/// 9P2000.u: an id not given as a number.
-const NONUNAME: u32 = u32::MAX;
-
 /// Serves a request only 9P2000.L has (the upstream's dialect lacks it:
 /// `Dialect::has`) through the 9P2000.u or 9P2000 upstream.
 /// `limit`: the most bytes of Rreaddir entries the guest can take, written

@@ -53,6 +53,10 @@ pub struct Stat<'a> {
     pub ext: Option<StatExtension<'a>>,
 }
 
+/// 9P2000.u's and 9P2000.L's numeric user (n_uname, n_uid, n_gid) when
+/// none is given.
+pub const NONUNAME: u32 = u32::MAX;
+
 /// A Twstat integer field that is not to be changed: all ones (stat(5)).
 pub const KEEP16: u16 = u16::MAX;
 pub const KEEP32: u32 = u32::MAX;

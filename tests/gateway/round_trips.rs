@@ -22,6 +22,15 @@ fn stat(c: &mut Conn, _: u32) -> Result<(), i32> {
     Ok(())
 }
 
+/// A stat of a file not stat'ed before (no stat line kept for it).
+fn stat_first(c: &mut Conn, i: u32) -> Result<(), i32> {
+    c.walk(1, 2, &["many", &format!("entry-{:04}", i % 1000)])
+        .unwrap();
+    c.getattr(2).unwrap();
+    c.clunk(2).unwrap();
+    Ok(())
+}
+
 fn open_read(c: &mut Conn, _: u32) -> Result<(), i32> {
     c.walk(1, 2, &["data"]).unwrap();
     c.lopen(2, O_RDONLY).unwrap();
@@ -75,8 +84,9 @@ fn readdir_1000(c: &mut Conn, _: u32) -> Result<(), i32> {
     Ok(())
 }
 
-const OPERATIONS: [(&str, Operation, u32); 6] = [
+const OPERATIONS: [(&str, Operation, u32); 7] = [
     ("stat (walk, getattr, clunk)", stat, 300),
+    ("stat of a file not stat'ed before", stat_first, 300),
     (
         "open + 4 KiB read (walk, lopen, read, clunk)",
         open_read,
@@ -168,4 +178,59 @@ fn upstream_round_trips_per_guest_operation() {
         }
     }
     eprintln!("{table}");
+}
+
+/// The Linux guest's script (GUEST_SCRIPT) timed in the guest, served
+/// directly and through the gateway to each upstream, three rounds
+/// alternating (`cargo test --release --test gateway script_time --
+/// --ignored --nocapture`): the median seconds of each.
+#[test]
+#[ignore]
+fn guest_script_time_direct_and_through_the_gateway() {
+    let timed = format!(
+        "t0=$(clock)\n{}",
+        crate::GUEST_SCRIPT.replace(
+            "exit $fails",
+            "echo \"$t0 $(clock)\" >$M/script-time\nexit $fails"
+        )
+    );
+    let ways: [(&str, &[&str], &[&str]); 5] = [
+        ("direct", crate::DIRECT, &[]),
+        ("gateway, 9P2000.L upstream", &[], &[]),
+        ("gateway, diod upstream", crate::DIOD, &[]),
+        (
+            "gateway, 9P2000.u upstream",
+            &[],
+            &["--upstream-version", "9p2000.u"],
+        ),
+        (
+            "gateway, 9P2000 + ,ctl upstream",
+            &["--ctl"],
+            &["--upstream-version", "9p2000"],
+        ),
+    ];
+    let mut times = vec![Vec::new(); ways.len()];
+    for _ in 0..3 {
+        for (i, (_, upstream, gateway)) in ways.iter().enumerate() {
+            // The 9P2000.u upstream has no link count (as the VM test).
+            let script = match i {
+                3 => timed.replace(
+                    r#"expect hard-link "2" "$(stat -c %h $M/moved)""#,
+                    r#"expect hard-link "in" "$(cat $M/hard)""#,
+                ),
+                _ => timed.clone(),
+            };
+            let top = crate::guest_through_the_gateway(upstream, gateway, &script);
+            let text = std::fs::read_to_string(top.path().join("share/script-time")).unwrap();
+            let t: Vec<f64> = text
+                .split_whitespace()
+                .map(|n| n.parse().unwrap())
+                .collect();
+            times[i].push(t[1] - t[0]);
+        }
+    }
+    for ((name, _, _), mut t) in ways.iter().zip(times) {
+        t.sort_by(f64::total_cmp);
+        eprintln!("| {name} | {:.2} s | {t:.2?} |", t[1]);
+    }
 }
