@@ -630,26 +630,37 @@ fn the_upstream_gone_every_request_fails_with_eio_and_the_gateway_stays() {
     let mut c = rig.connect();
     c.attach(1);
     c.walk(1, 2, &["f"]).unwrap();
+    let task = format!("/proc/{}/task", rig.gateway.pid());
+    let threads = || std::fs::read_dir(&task).unwrap().count();
+    let (fds, tasks) = (rig.gateway.open_fds(), threads());
     rig.upstream.as_mut().unwrap().stop();
     let start = Instant::now();
     assert_eq!(c.getattr(2), Err(libc::EIO));
     assert_eq!(c.walk(1, 3, &["f"]), Err(libc::EIO));
     assert!(start.elapsed() < Duration::from_secs(5));
     assert!(rig.gateway_alive());
-    // A new session too: its attach fails, the gateway answers.
-    let mut other = rig.connect();
-    let r = other.call(Tmessage::Attach(Tattach {
-        fid: 1,
-        afid: NOFID,
-        uname: "".into(),
-        aname: "".into(),
-        n_uname: Some(uid()),
-    }));
-    assert_eq!(r.map(|_| ()), Err(libc::EIO));
+    // New sessions too: their attaches fail, the gateway answers, and
+    // nothing of theirs is left once they are gone.
+    for _ in 0..20 {
+        let mut other = rig.connect();
+        let r = other.call(Tmessage::Attach(Tattach {
+            fid: 1,
+            afid: NOFID,
+            uname: "".into(),
+            aname: "".into(),
+            n_uname: Some(uid()),
+        }));
+        assert_eq!(r.map(|_| ()), Err(libc::EIO));
+    }
     assert!(
         rig.gateway.try_wait().is_none(),
         "the gateway keeps running"
     );
+    // (The upstream's reader thread has ended; each session's thread ends
+    // with its connection.)
+    common::proc::wait_for("the sessions' threads and descriptors to go", || {
+        (threads() <= tasks && rig.gateway.open_fds() <= fds).then_some(())
+    });
 }
 
 fn diod_tool(tool: &str) -> PathBuf {
