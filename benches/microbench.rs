@@ -1,7 +1,7 @@
 //! Host-side micro-benchmarks: no VM.
 //!
 //! ```sh
-//! cargo bench --bench microbench [-- --runs N --secs S]
+//! cargo bench --bench microbench [-- --runs N --secs S --poll-us N]
 //! ```
 //!
 //! Requests per second of Tgetattr and MiB/s of 1 MiB Treads, with 1 and
@@ -72,6 +72,8 @@ struct Options {
     runs: usize,
     secs: f64,
     smoke: bool,
+    /// `--poll-us N`, given to the daemon (else its default).
+    poll_us: Option<String>,
 }
 
 fn options() -> Options {
@@ -90,6 +92,7 @@ fn options() -> Options {
         runs: value("--runs").map_or(if smoke { 1 } else { 5 }, |v| v as usize),
         secs: value("--secs").unwrap_or(if smoke { 0.05 } else { 1.0 }),
         smoke,
+        poll_us: value("--poll-us").map(|v| (v as u64).to_string()),
     }
 }
 
@@ -107,9 +110,9 @@ fn main() {
     // so a burst of load elsewhere on the machine hits them alike.
     let workers = vhost_user_9p::virtio::default_thread_pool_size();
     let mut targets = vec![
-        Target::transport(share.path(), workers, false),
-        Target::transport(share.path(), workers, true),
-        Target::transport(share.path(), 0, false),
+        Target::transport(share.path(), workers, false, &opts),
+        Target::transport(share.path(), workers, true, &opts),
+        Target::transport(share.path(), 0, false, &opts),
         Target::in_process(share.path()),
     ];
     let mut figures = vec![Vec::new(); targets.len()]; // [target][row]
@@ -244,7 +247,7 @@ impl Target {
     /// The daemon with `threads` workers, sandboxed by default or, with
     /// `unconfined`, with `--sandbox none --seccomp none` (what the
     /// confinement costs).
-    fn transport(share: &Path, threads: usize, unconfined: bool) -> Target {
+    fn transport(share: &Path, threads: usize, unconfined: bool, opts: &Options) -> Target {
         let mut name = if threads >= 2 {
             format!("vhost-user, {threads} workers")
         } else {
@@ -255,6 +258,9 @@ impl Target {
         if unconfined {
             name.push_str(", unconfined");
             args.extend(["--sandbox", "none", "--seccomp", "none"]);
+        }
+        if let Some(us) = &opts.poll_us {
+            args.extend(["--poll-us", us]);
         }
         let daemon = Daemon::start(BIN, share, &args);
         let mut client = Client::new(Vmm::connect(&daemon.socket, GUEST_RAM, true));

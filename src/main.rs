@@ -279,6 +279,7 @@ fn run(mut settings: Settings) -> Result<(), String> {
             path.as_deref(),
             &settings.tag,
             settings.thread_pool_size,
+            settings.poll,
         ),
         None => {
             for thread in threads {
@@ -490,11 +491,13 @@ fn serve_vhost_user(
     path: Option<&Path>,
     tag: &str,
     thread_pool_size: Option<usize>,
+    poll: std::time::Duration,
 ) -> Result<(), String> {
     let threads = thread_pool_size.unwrap_or_else(vhost_user_9p::virtio::default_thread_pool_size);
     let backend = Arc::new(
         P9Backend::with_thread_pool(server, tag, threads)
-            .map_err(|e| format!("cannot start the worker threads: {e}"))?,
+            .map_err(|e| format!("cannot start the worker threads: {e}"))?
+            .with_polling(poll),
     );
     let mut daemon = VhostUserDaemon::new(
         "vhost-user-9p".to_string(),

@@ -135,6 +135,15 @@ pub struct Cli {
     #[arg(long, value_name = "N")]
     thread_pool_size: Option<usize>,
 
+    /// Once the virtqueue runs dry, watch it for up to this many
+    /// microseconds before sleeping on the guest's kick, so a request that
+    /// comes meanwhile skips the wake-up; the window halves while watching
+    /// finds nothing and grows again when requests come back to back. 0:
+    /// never watch
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_POLL_US,
+          value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    poll_us: u64,
+
     /// Write-behind window, MiB: while a guest writes a file back to back,
     /// each stretch of this size is handed to the disk (sync_file_range)
     /// once the writer is a further stretch past it, so a closing fsync has
@@ -263,6 +272,8 @@ pub struct Settings {
     pub access: SocketAccess,
     /// `--thread-pool-size` [None: the default for the machine].
     pub thread_pool_size: Option<usize>,
+    /// `--poll-us`: how long the queue thread watches a dry queue.
+    pub poll: std::time::Duration,
     /// `--rlimit-nofile` [None: the default raise].
     pub rlimit_nofile: Option<u64>,
     pub sandbox: Sandbox,
@@ -334,6 +345,7 @@ impl TryFrom<Cli> for Settings {
             listen: cli.listen,
             access,
             thread_pool_size: cli.thread_pool_size,
+            poll: std::time::Duration::from_micros(cli.poll_us),
             rlimit_nofile: cli.rlimit_nofile,
             sandbox: cli.sandbox,
             seccomp: cli.seccomp,
@@ -341,6 +353,9 @@ impl TryFrom<Cli> for Settings {
         })
     }
 }
+
+/// `--poll-us`'s default (BENCHMARKS.md, "Polling").
+const DEFAULT_POLL_US: u64 = 0;
 
 /// Where the vhost-user socket comes from.
 #[derive(Debug)]

@@ -23,7 +23,7 @@ _vhost__user__9p() {
 
     case "${cmd}" in
         vhost__user__9p)
-            opts="-h -V --socket-path --fd --print-capabilities --listen --shared-dir --upstream --upstream-aname --upstream-uname --upstream-version --tag --readonly --security-model --uid-map --gid-map --thread-pool-size --write-behind --rlimit-nofile --ctl --trace --max-fids --max-connections --socket-group --no-auth --no-root-squash --sandbox --seccomp --modcaps --log-level --help --version"
+            opts="-h -V --socket-path --fd --print-capabilities --listen --shared-dir --upstream --upstream-aname --upstream-uname --upstream-version --tag --readonly --security-model --uid-map --gid-map --thread-pool-size --poll-us --write-behind --rlimit-nofile --ctl --trace --max-fids --max-connections --socket-group --no-auth --no-root-squash --sandbox --seccomp --modcaps --log-level --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -78,6 +78,10 @@ _vhost__user__9p() {
                     return 0
                     ;;
                 --thread-pool-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --poll-us)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

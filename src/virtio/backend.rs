@@ -15,6 +15,7 @@
 
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use log::debug;
 use vhost::vhost_user::message::{VhostUserProtocolFeatures, VhostUserVirtioFeatures};
@@ -83,6 +84,52 @@ struct QueueThread {
     batch: Vec<DescriptorChain<Memory>>,
     /// Requests of a batch handed to the pool.
     jobs: Vec<Job>,
+    poll: Polling,
+}
+
+/// How long the queue thread watches the queue once it runs dry before it
+/// sleeps on the guest's kick (`--poll-us`): a request that comes within
+/// that time is served without the wake-up. The window adapts: it halves
+/// each time watching finds nothing, and grows (doubling, to at most
+/// `most`) when a kick comes soon after the thread stopped watching, so a
+/// guest that sends nothing costs nothing, and one whose requests come
+/// further apart than `most` soon costs next to nothing.
+struct Polling {
+    most: Duration,
+    window: Duration,
+    /// When the thread last stopped watching.
+    stopped: Option<Instant>,
+}
+
+/// The least window worth watching for (below, none).
+const LEAST_POLL: Duration = Duration::from_micros(1);
+
+impl Polling {
+    fn new(most: Duration) -> Polling {
+        Polling {
+            most,
+            window: most,
+            stopped: None,
+        }
+    }
+
+    /// A kick woke the thread: if it came within the longest window after
+    /// it stopped watching, watching longer would have caught it.
+    fn woken(&mut self) {
+        if let Some(stopped) = self.stopped.take() {
+            if stopped.elapsed() < self.most {
+                self.window = (self.window * 2).max(LEAST_POLL).min(self.most);
+            }
+        }
+    }
+
+    /// Watching found nothing for the whole window.
+    fn found_nothing(&mut self) {
+        self.window /= 2;
+        if self.window < LEAST_POLL {
+            self.window = Duration::ZERO;
+        }
+    }
 }
 
 /// Requests that only look at metadata: served on the queue thread even
@@ -197,6 +244,7 @@ impl P9Backend {
                 worker: Worker::new(),
                 batch: Vec::new(),
                 jobs: Vec::new(),
+                poll: Polling::new(Duration::ZERO),
             }),
             pool: None,
         }
@@ -218,6 +266,13 @@ impl P9Backend {
             )?);
         }
         Ok(backend)
+    }
+
+    /// Watch the queue for up to `most` once it runs dry before sleeping
+    /// on the guest's kick (see `Polling`; zero: never).
+    pub fn with_polling(self, most: Duration) -> Self {
+        self.queue_thread().poll = Polling::new(most);
+        self
     }
 
     /// Worker threads serving requests (0: the queue thread serves them).
@@ -248,9 +303,28 @@ impl P9Backend {
             worker,
             batch,
             jobs,
+            poll,
         } = &mut *queue_thread;
+        poll.woken();
+        let result = self.serve_queue(vring, &mem, worker, batch, jobs, poll);
+        poll.stopped = Some(Instant::now());
+        result
+    }
+
+    /// `process_queue`'s work, the queue thread's state at hand.
+    fn serve_queue(
+        &self,
+        vring: &VringRwLock,
+        mem: &Memory,
+        worker: &mut Worker,
+        batch: &mut Vec<DescriptorChain<Memory>>,
+        jobs: &mut Vec<Job>,
+        poll: &mut Polling,
+    ) -> io::Result<()> {
         loop {
             vring.disable_notification().map_err(io::Error::other)?;
+            // Whether watching saw a request not yet popped.
+            let mut seen = false;
             loop {
                 let ready = {
                     let mut state = vring.get_mut();
@@ -259,7 +333,7 @@ impl P9Backend {
                     let ready = queue.ready();
                     let max = if self.pool.is_some() { BATCH } else { 1 };
                     while ready && batch.len() < max {
-                        match queue.pop_descriptor_chain(Arc::clone(&mem)) {
+                        match queue.pop_descriptor_chain(Arc::clone(mem)) {
                             Some(chain) => batch.push(chain),
                             None => break,
                         }
@@ -270,8 +344,18 @@ impl P9Backend {
                     if !ready {
                         return Ok(());
                     }
+                    // Dry: watch for the next request a while (Polling);
+                    // not again if what it saw could not be popped.
+                    if !seen && !poll.window.is_zero() && watch(vring, mem, poll.window) {
+                        seen = true;
+                        continue;
+                    }
+                    if !seen {
+                        poll.found_nothing();
+                    }
                     break;
                 }
+                seen = false;
                 match &self.pool {
                     Some(pool) => {
                         // Served in order, the quick ones here first: a
@@ -307,7 +391,7 @@ impl P9Backend {
             if !vring.enable_notification().map_err(io::Error::other)? {
                 break;
             }
-            if avail_ring_is_broken(vring, &mem) {
+            if avail_ring_is_broken(vring, mem) {
                 // enable_notification sees "more" for ever, and popping
                 // finds nothing: the queue waits for the driver to reset it.
                 crate::warn_limited!(
@@ -318,6 +402,28 @@ impl P9Backend {
             }
         }
         Ok(())
+    }
+}
+
+/// Watches the avail ring for up to `window`: whether a request came.
+fn watch(vring: &VringRwLock, mem: &Memory, window: Duration) -> bool {
+    let start = Instant::now();
+    loop {
+        {
+            let state = vring.get_ref();
+            let queue = state.get_queue();
+            let next = std::num::Wrapping(queue.next_avail());
+            match queue.avail_idx(&**mem, std::sync::atomic::Ordering::Acquire) {
+                // (More than the queue holds: a broken ring, not a request.)
+                Ok(avail) if avail != next => return (avail - next).0 <= queue.size(),
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+        if start.elapsed() >= window {
+            return false;
+        }
+        std::hint::spin_loop();
     }
 }
 
@@ -512,5 +618,48 @@ impl VhostUserBackend for P9Backend {
                 "unknown device event {device_event}"
             ))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MOST: Duration = Duration::from_micros(64);
+
+    #[test]
+    fn the_window_halves_to_nothing_while_watching_finds_nothing() {
+        let mut poll = Polling::new(MOST);
+        let mut windows = Vec::new();
+        for _ in 0..8 {
+            poll.found_nothing();
+            windows.push(poll.window.as_micros());
+        }
+        assert_eq!(windows, [32, 16, 8, 4, 2, 1, 0, 0]);
+    }
+
+    #[test]
+    fn a_kick_soon_after_the_thread_stopped_grows_the_window() {
+        let mut poll = Polling::new(MOST);
+        for _ in 0..10 {
+            poll.found_nothing();
+        }
+        assert!(poll.window.is_zero());
+        // Woken at once after stopping: it grows again, to at most MOST.
+        for expected in [1, 2, 4, 8, 16, 32, 64, 64] {
+            poll.stopped = Some(Instant::now());
+            poll.woken();
+            assert_eq!(poll.window.as_micros(), expected);
+        }
+        // A kick long after it stopped leaves the window as it is.
+        poll.found_nothing();
+        poll.stopped = Instant::now().checked_sub(MOST * 2);
+        poll.woken();
+        assert_eq!(poll.window.as_micros(), 32);
+        // Off: never grows.
+        let mut off = Polling::new(Duration::ZERO);
+        off.stopped = Some(Instant::now());
+        off.woken();
+        assert!(off.window.is_zero());
     }
 }

@@ -34,3 +34,31 @@ fn exits_zero_after_bare_disconnect() {
         .unwrap_or_else(|| panic!("daemon still running {TIMEOUT:?} after the disconnect"));
     assert!(status.success(), "daemon exit status: {status}");
 }
+
+/// With `--poll-us`, requests back to back and in a pipeline are served
+/// as without it, and a guest that then sends nothing costs the daemon no
+/// CPU to speak of (the watch window shrinks to nothing).
+#[test]
+fn polling_serves_as_before_and_an_idle_guest_costs_no_cpu() {
+    for poll in ["0", "200"] {
+        let (share, daemon) = start("hostshare", &["--poll-us", poll]);
+        fs::write(share.path().join("f"), b"x").unwrap();
+        let mut c = connect(&daemon);
+        mount(&mut c, 1);
+        c.try_walk(1, 2, &["f"]).unwrap();
+        for _ in 0..500 {
+            assert_eq!(c.try_getattr(2, GETATTR_BASIC).unwrap().size, 1);
+        }
+        let pid = daemon.serving_pid();
+        let before = common::proc::cpu_ticks(pid);
+        // Idle: measured over a stretch of time, not waited on.
+        std::thread::sleep(Duration::from_secs(2));
+        let idle = common::proc::cpu_ticks(pid) - before;
+        // (Clock ticks of 10 ms: 2 s of one busy core would be 200.)
+        assert!(
+            idle <= 5,
+            "--poll-us {poll}: {idle} ticks of CPU in 2 s idle"
+        );
+        assert_eq!(c.try_getattr(2, GETATTR_BASIC).unwrap().size, 1);
+    }
+}
