@@ -167,12 +167,12 @@ fn run(mut settings: Settings) -> Result<(), String> {
             .map_err(|e| format!("--socket-path {}: cannot listen: {e}", path.display()))?;
             note_socket_file(&mut socket_files, &socket_path)?;
             // Without a path: the listener never removes a file by name.
-            Some((
-                Listener::from(listener),
-                path.display().to_string(),
-                Ownership::Own,
-                Some(socket_path),
-            ))
+            Some(VhostListener {
+                listener: Listener::from(listener),
+                name: path.display().to_string(),
+                ownership: Ownership::Own,
+                path: Some(socket_path),
+            })
         }
         // Inherited, listening already (settings.rs checked it): its file
         // is its maker's, neither replaced nor removed here.
@@ -187,7 +187,12 @@ fn run(mut settings: Settings) -> Result<(), String> {
                 Some(path) => format!("{} (--fd {fd})", path.display()),
                 None => format!("--fd {fd}"),
             };
-            Some((Listener::from(listener), name, Ownership::Inherited, path))
+            Some(VhostListener {
+                listener: Listener::from(listener),
+                name,
+                ownership: Ownership::Inherited,
+                path,
+            })
         }
         None => None,
     };
@@ -271,12 +276,9 @@ fn run(mut settings: Settings) -> Result<(), String> {
         threads.push(std::thread::spawn(move || listener.serve(server)));
     }
     let result = match vhost {
-        Some((listener, name, ownership, path)) => serve_vhost_user(
+        Some(vhost) => serve_vhost_user(
             server,
-            listener,
-            ownership,
-            &name,
-            path.as_deref(),
+            vhost,
             &settings.tag,
             settings.thread_pool_size,
             settings.poll,
@@ -481,14 +483,19 @@ fn stop_taking_connections_after_the_first(listener: &Listener) -> Result<(), St
     Ok(())
 }
 
-/// Serves the one VMM that connects to `listener` (bound at `path`, if it
-/// has one); returns when it leaves.
+/// The vhost-user socket, listening: its name for the log, whose it is,
+/// and its path (if it has one).
+struct VhostListener {
+    listener: Listener,
+    name: String,
+    ownership: Ownership,
+    path: Option<PathBuf>,
+}
+
+/// Serves the one VMM that connects to `vhost`; returns when it leaves.
 fn serve_vhost_user(
     server: Arc<Server>,
-    mut listener: Listener,
-    ownership: Ownership,
-    name: &str,
-    path: Option<&Path>,
+    vhost: VhostListener,
     tag: &str,
     thread_pool_size: Option<usize>,
     poll: std::time::Duration,
@@ -505,8 +512,14 @@ fn serve_vhost_user(
         GuestMemoryAtomic::new(GuestMemoryMmap::new()),
     )
     .map_err(|e| format!("cannot create the vhost-user daemon: {e}"))?;
+    let VhostListener {
+        mut listener,
+        name,
+        ownership,
+        path,
+    } = vhost;
     info!("vhost-user socket {name} (tag {tag:?})");
-    info!("QEMU: {}", qemu_arguments(path, tag));
+    info!("QEMU: {}", qemu_arguments(path.as_deref(), tag));
     if let Ownership::Own = ownership {
         stop_taking_connections_after_the_first(&listener)?;
     }
