@@ -84,10 +84,12 @@ pub struct Cli {
     shared_dir: Option<PathBuf>,
 
     /// Instead of a directory, share the file tree of an upstream 9P server
-    /// (a gateway): unix:PATH or tcp:HOST:PORT. It must speak 9P2000.L for
-    /// now (diod, another vhost-user-9p); guests speak 9P2000.L to it.
-    /// With --sandbox namespace (unix: only) the daemon's root is an empty
-    /// tmpfs holding only the upstream's socket
+    /// (a gateway): unix:PATH or tcp:HOST:PORT, speaking 9P2000.L (diod,
+    /// another vhost-user-9p), 9P2000.u or 9P2000 (its ,ctl conventions
+    /// used where it has them). 9P2000.L clients' requests are translated
+    /// where it speaks less; 9P2000 and 9P2000.u clients get a connection
+    /// in their own dialect. With --sandbox namespace (unix: only) the
+    /// daemon's root is an empty tmpfs holding only the upstream's socket
     #[arg(long, value_name = "ADDR", value_parser = parse_upstream)]
     upstream: Option<String>,
 
@@ -99,9 +101,9 @@ pub struct Cli {
     #[arg(long, value_name = "NAME", requires = "upstream")]
     upstream_uname: Option<String>,
 
-    /// With --upstream: the protocol asked of it, 9p2000.L (it may answer
-    /// 9p2000.u or 9p2000), 9p2000.u or 9p2000; the guest speaks 9P2000.L
-    /// all the same
+    /// With --upstream: the protocol asked of it for 9P2000.L clients,
+    /// 9p2000.L (it may answer 9p2000.u or 9p2000), 9p2000.u or 9p2000;
+    /// the clients speak 9P2000.L all the same
     #[arg(long, value_name = "VERSION", requires = "upstream", value_parser = parse_upstream_version)]
     upstream_version: Option<Dialect>,
 
@@ -468,8 +470,8 @@ fn socket_option(fd: RawFd, name: libc::c_int) -> std::io::Result<libc::c_int> {
     }
 }
 
-/// `--upstream`, and the options it cannot go with yet (phase 1 of the
-/// gateway: a 9P2000.L upstream, passed through).
+/// `--upstream`, and the options it cannot go with: those of a directory,
+/// which the upstream gives instead, and a chroot.
 fn upstream(cli: &Cli) -> Result<Option<Upstream>, String> {
     let Some(address) = &cli.upstream else {
         return Ok(None);

@@ -1,8 +1,8 @@
-//! The gateway (`--upstream`, phase 1: a 9P2000.L upstream passed
-//! through): an upstream daemon serves a host directory on a unix socket,
-//! a gateway daemon serves that tree on its own `--listen` socket, and the
-//! crate's 9P client (and diod's clients) work through the gateway while
-//! the test checks the host directory.
+//! The gateway (`--upstream`): an upstream daemon (or diod) serves a host
+//! directory on a unix socket, a gateway daemon serves that tree on its own
+//! `--listen` socket (or a VM guest's device), and the crate's 9P client,
+//! diod's clients and the Linux guest work through the gateway while the
+//! test checks the host directory.
 
 mod checks;
 mod common;
@@ -693,7 +693,7 @@ fn diod_clients_list_and_read_through_the_gateway() {
 }
 
 #[test]
-fn what_phase_1_does_not_support_is_refused_at_start() {
+fn what_an_upstream_gives_instead_is_refused_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let up = format!("unix:{}", dir.path().join("none.sock").display());
     let refused = |args: &[&str]| {

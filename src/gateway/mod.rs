@@ -1,16 +1,20 @@
 //! The gateway: the share is an upstream 9P server's file tree rather than
-//! a host directory (`--upstream`). Phase 1: the upstream speaks 9P2000.L
-//! (diod, another vhost-user-9p) and each guest request is forwarded with
-//! its fids translated (forward.rs); the reply comes back as the server's
-//! own reply, encoded, msize-checked and traced by server/reply.rs.
+//! a host directory (`--upstream`). A client's request is forwarded with
+//! its fids translated (forward.rs): as it is when the upstream speaks the
+//! client's dialect, else translated to the requests of the upstream's
+//! 9P2000.u or 9P2000 (plan9.rs), through its `,ctl` control files where
+//! it has them (ctl.rs). The reply comes back as the server's own reply,
+//! encoded, msize-checked and traced by server/reply.rs.
 //!
-//! One [`Gateway`] owns one [`Client`] (connected and versioned at start,
-//! once the daemon is confined: its reader thread has no capabilities and
-//! the seccomp filter, like every other thread) and the upstream fid numbers: every guest
-//! session's fids map to upstream fids allocated from one pool, so they
-//! are unique across sessions. A session's map ([`Fids`], kept in its
-//! `Session`) clunks its upstream fids when the guest sends Tversion and
-//! when the session ends.
+//! One [`Gateway`] owns the connections upstream ([`Client`]s, made at
+//! start once the daemon is confined, so their reader threads have no
+//! capabilities, like every other thread, and before the seccomp filter
+//! forbids new sockets): one for 9P2000.L clients, and one each for
+//! 9P2000.u and 9P2000 clients when the first is in another dialect
+//! (versioned at such a client's first Tversion). Each connection has its upstream fid numbers, in blocks, one
+//! block per session. A session's map ([`Fids`], kept in its `Session`)
+//! clunks its upstream fids when the client sends Tversion and when the
+//! session ends.
 
 mod ctl;
 mod forward;
