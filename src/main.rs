@@ -197,6 +197,20 @@ fn run(mut settings: Settings) -> Result<(), String> {
         None => None,
     };
 
+    // A TCP upstream is reached before the namespace sandbox takes the
+    // network away: its connections are made now and used once confined.
+    let premade = match &settings.upstream {
+        Some(upstream)
+            if settings.sandbox == Sandbox::Namespace
+                && matches!(
+                    ListenAddress::parse(&upstream.address),
+                    Ok(ListenAddress::Tcp(_))
+                ) =>
+        {
+            Gateway::connections(upstream)?
+        }
+        _ => Vec::new(),
+    };
     let mut confined = match &settings.upstream {
         None => settings
             .sandbox
@@ -221,9 +235,9 @@ fn run(mut settings: Settings) -> Result<(), String> {
         // The gateway's upstream, connected once the daemon has only the
         // privileges it keeps: capabilities are per thread, and the
         // client's reader thread must have no more than the others.
-        // (--sandbox none only, for now: see settings.rs.)
+        // (A TCP upstream's, made before the sandbox: `premade`.)
         Some(upstream) => Server::new(&Config {
-            upstream: Some(Arc::new(Gateway::connect(upstream, config)?)),
+            upstream: Some(Arc::new(Gateway::over(upstream, config, premade)?)),
             ..config.clone()
         })?,
     });

@@ -15,7 +15,7 @@
 //! user database and `/proc/self/fd` (of the sandbox's own /proc).
 
 use std::os::fd::OwnedFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{unshare, CloneFlags};
@@ -69,9 +69,9 @@ impl Sandbox {
     /// `enter` for a gateway (`--upstream`), which has no shared
     /// directory: in `namespace` mode the root is an empty tmpfs holding
     /// only the upstream's Unix socket, at its own path, to connect to
-    /// once confined (`upstream_socket`; None: a TCP upstream, which a
-    /// namespace without network cannot reach, refused). `chroot` is
-    /// refused.
+    /// once confined (`upstream_socket`; None: a TCP upstream, whose
+    /// connections the caller made before, since the namespace has no
+    /// network: the root holds nothing). `chroot` is refused.
     pub fn enter_gateway(
         self,
         upstream_socket: Option<&Path>,
@@ -97,11 +97,6 @@ impl Sandbox {
                 "chroot",
                 "a gateway has no shared directory to chroot into",
                 "use --sandbox namespace or --sandbox none",
-            )),
-            (Sandbox::Namespace, Root::Gateway(None)) => Err(step(
-                "confine a gateway to a TCP upstream",
-                "the namespace has no network",
-                "use a unix: upstream, or --sandbox none",
             )),
             (Sandbox::Namespace, root) => {
                 enter_namespaces(root, stop_signals, &mut socket_files, &mut subordinate_ids)
@@ -305,14 +300,44 @@ fn pivot_into(shared_dir: &Path) -> Result<(), String> {
 
 /// For a gateway, in the new namespaces: a /proc of the pid namespace,
 /// then an empty tmpfs as the root, holding only the upstream's socket
-/// (bind-mounted at its own path), and the host's root detached.
+/// (bind-mounted at its own path; None: nothing), and the host's root
+/// detached.
 fn pivot_into_empty(socket: Option<&Path>) -> Result<(), String> {
+    private_mounts_and_proc()?;
+    let dir = match socket {
+        Some(socket) => keep_the_socket(socket)?,
+        None => {
+            // Any directory will do as the tmpfs's mount point.
+            let dir = PathBuf::from("/tmp");
+            mount_empty_root(&dir)?;
+            dir
+        }
+    };
+    // A place for the gateway's own empty share (server/mod.rs).
+    std::fs::create_dir_all(dir.join("tmp")).map_err(|e| step("make /tmp", e, NONE_HINT))?;
+    chdir(&dir).map_err(|e| step("enter the empty root", e, NONE_HINT))?;
+    pivot_root(".", ".").map_err(|e| step("pivot_root into the empty root", e, NONE_HINT))?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(|e| step("detach the host's root", e, NONE_HINT))?;
+    chdir("/").map_err(|e| step("enter the empty root", e, NONE_HINT))
+}
+
+/// An empty tmpfs mounted on `dir`.
+fn mount_empty_root(dir: &Path) -> Result<(), String> {
+    mount(
+        Some("tmpfs"),
+        dir,
+        Some("tmpfs"),
+        MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_NOSUID,
+        Some("mode=0700,size=64k"),
+    )
+    .map_err(|e| step("mount an empty root", e, NONE_HINT))
+}
+
+/// An empty tmpfs over the directory of the upstream's `socket`, with the
+/// socket bind-mounted at its own path inside it: the tmpfs's mount point.
+fn keep_the_socket(socket: &Path) -> Result<PathBuf, String> {
     use nix::fcntl::{open, OFlag};
     use nix::sys::stat::Mode;
-    let Some(socket) = socket else {
-        return Err(step("confine a gateway", "no upstream socket", NONE_HINT));
-    };
-    private_mounts_and_proc()?;
     let none: Option<&str> = None;
     let what = |e: &dyn std::fmt::Display| {
         step(
@@ -337,14 +362,7 @@ fn pivot_into_empty(socket: Option<&Path>) -> Result<(), String> {
     }
     let held =
         open(&socket, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()).map_err(|e| what(&e))?;
-    mount(
-        Some("tmpfs"),
-        &dir,
-        Some("tmpfs"),
-        MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_NOSUID,
-        Some("mode=0700,size=64k"),
-    )
-    .map_err(|e| step("mount an empty root", e, NONE_HINT))?;
+    mount_empty_root(&dir)?;
     let inside = dir.join(socket.strip_prefix("/").unwrap_or(&socket));
     let parent = inside.parent().unwrap_or(&dir);
     std::fs::create_dir_all(parent).map_err(|e| what(&e))?;
@@ -353,12 +371,7 @@ fn pivot_into_empty(socket: Option<&Path>) -> Result<(), String> {
     let source = format!("/proc/self/fd/{}", held.as_raw_fd());
     mount(Some(source.as_str()), &inside, none, MsFlags::MS_BIND, none).map_err(|e| what(&e))?;
     drop(held);
-    // A place for the gateway's own empty share (server/mod.rs).
-    std::fs::create_dir_all(dir.join("tmp")).map_err(|e| step("make /tmp", e, NONE_HINT))?;
-    chdir(&dir).map_err(|e| step("enter the empty root", e, NONE_HINT))?;
-    pivot_root(".", ".").map_err(|e| step("pivot_root into the empty root", e, NONE_HINT))?;
-    umount2(".", MntFlags::MNT_DETACH).map_err(|e| step("detach the host's root", e, NONE_HINT))?;
-    chdir("/").map_err(|e| step("enter the empty root", e, NONE_HINT))
+    Ok(dir)
 }
 
 /// The process outside the namespaces: passes the stop signals on to the

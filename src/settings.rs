@@ -88,8 +88,9 @@ pub struct Cli {
     /// another vhost-user-9p), 9P2000.u or 9P2000 (its ,ctl conventions
     /// used where it has them). 9P2000.L clients' requests are translated
     /// where it speaks less; 9P2000 and 9P2000.u clients get a connection
-    /// in their own dialect. With --sandbox namespace (unix: only) the
-    /// daemon's root is an empty tmpfs holding only the upstream's socket
+    /// in their own dialect. With --sandbox namespace the daemon's root is
+    /// an empty tmpfs (holding only a unix: upstream's socket), and a tcp:
+    /// upstream is connected before the network is gone
     #[arg(long, value_name = "ADDR", value_parser = parse_upstream)]
     upstream: Option<String>,
 
@@ -491,13 +492,6 @@ fn upstream(cli: &Cli) -> Result<Option<Upstream>, String> {
         return Err(format!(
             "--upstream {address}: --sandbox chroot is not supported with an upstream (there \
              is no shared directory to chroot into); use --sandbox namespace or none"
-        ));
-    }
-    let tcp = matches!(ListenAddress::parse(address), Ok(ListenAddress::Tcp(_)));
-    if cli.sandbox == Sandbox::Namespace && tcp {
-        return Err(format!(
-            "--upstream {address}: --sandbox namespace has no network to reach a TCP upstream; \
-             use a unix: upstream, or --sandbox none"
         ));
     }
     // A socket by its canonical path: the one a namespace sandbox gives

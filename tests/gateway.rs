@@ -172,6 +172,53 @@ fn a_gateway_in_a_namespace_sandbox_has_only_the_upstream_socket() {
     assert_eq!(found, [socket.unwrap()]);
 }
 
+/// A TCP upstream reached from a namespace sandbox, which has no network:
+/// its connections are made before the sandbox, and its root holds
+/// nothing at all.
+#[test]
+fn a_gateway_in_a_namespace_sandbox_serves_a_tcp_upstream() {
+    let share = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let address = format!("127.0.0.1:{port}");
+    let _upstream = Daemon::builder(share.path())
+        .args(["--listen", &format!("tcp:{address}"), "--no-auth"])
+        .args(["--sandbox", "none", "--no-root-squash"])
+        .start();
+    common::proc::wait_for("the upstream's port", || {
+        std::net::TcpStream::connect(&address).ok()
+    });
+    let gw = dir.path().join("gw.sock");
+    let gateway = Daemon::bare()
+        .listen_unix(&gw)
+        .args(["--upstream", &format!("tcp:{address}"), "--no-root-squash"])
+        .start();
+    std::fs::write(share.path().join("f"), "over tcp").unwrap();
+    let mut c = Conn::new(&gw);
+    c.attach(1);
+    assert_eq!(c.walk(1, 2, &["f"]), Ok(1));
+    c.lopen(2, O_RDONLY).unwrap();
+    assert_eq!(c.read_all(2), b"over tcp");
+    c.lcreate(1, "made", 0o644).unwrap();
+    assert!(share.path().join("made").exists());
+    // Confined: in a network namespace of its own, an empty root.
+    let pid = gateway.serving_pid();
+    let ns = |p: u32| std::fs::read_link(format!("/proc/{p}/ns/net")).unwrap();
+    assert_ne!(ns(pid), ns(std::process::id()));
+    let root = PathBuf::from(format!("/proc/{pid}/root"));
+    let mut dirs = vec![root];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            assert!(path.is_dir(), "a file in its root: {}", path.display());
+            dirs.push(path);
+        }
+    }
+}
+
 #[test]
 fn files_through_the_gateway_are_the_host_s_with_diod_upstream() {
     exercise_files(&diod_rig(true));
@@ -718,12 +765,14 @@ fn what_an_upstream_gives_instead_is_refused_at_start() {
     }
     let e = refused(&["--sandbox", "chroot"]);
     assert!(e.contains("--sandbox chroot is not supported"), "{e}");
+    // A TCP upstream with nothing listening: one line, at start.
     let tcp = Daemon::bare()
         .listen_unix(&dir.path().join("gw.sock"))
-        .args(["--upstream", "tcp:1"])
+        .args(["--upstream", "tcp:127.0.0.1:1"])
         .output();
     let e = String::from_utf8(tcp.stderr).unwrap();
-    assert!(e.contains("--sandbox namespace has no network"), "{e}");
+    assert!(e.contains("--upstream tcp:127.0.0.1:1: "), "{e}");
+    assert_eq!(e.lines().filter(|l| l.contains("error")).count(), 1, "{e}");
     // In a namespace sandbox, a socket that is not there.
     let e = refused(&[]);
     assert!(

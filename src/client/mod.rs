@@ -119,6 +119,31 @@ impl Expect {
     }
 }
 
+/// A connection to a 9P server, not yet a [`Client`] (no reader thread).
+pub struct Connection {
+    address: String,
+    stream: Stream,
+}
+
+impl Connection {
+    /// Connects to `address`: `unix:PATH` or `tcp:HOST:PORT` (`tcp:PORT`:
+    /// loopback).
+    pub fn open(address: &str) -> Result<Connection, Error> {
+        let parsed = ListenAddress::parse(address).map_err(|what| Error::Connect {
+            errno: libc::EINVAL,
+            what,
+        })?;
+        let stream = Stream::connect(&parsed).map_err(|e| Error::Connect {
+            errno: e.raw_os_error().unwrap_or(libc::EIO),
+            what: format!("cannot connect to upstream {address}: {e}"),
+        })?;
+        Ok(Connection {
+            address: address.to_string(),
+            stream,
+        })
+    }
+}
+
 impl Client {
     /// Connects to `address`: `unix:PATH` or `tcp:HOST:PORT` (`tcp:PORT`:
     /// loopback). Then [`Client::version`] before any call.
@@ -129,21 +154,20 @@ impl Client {
     /// [`Client::connect`] with at most `max_in_flight` calls in flight
     /// (1 to [`MAX_IN_FLIGHT`]).
     pub fn connect_with(address: &str, max_in_flight: u16) -> Result<Client, Error> {
-        let parsed = ListenAddress::parse(address).map_err(|what| Error::Connect {
-            errno: libc::EINVAL,
-            what,
-        })?;
+        Client::over(Connection::open(address)?, max_in_flight)
+    }
+
+    /// A client over `connection`, made earlier (as the daemon does for a
+    /// TCP upstream before its sandbox takes the network away).
+    pub fn over(connection: Connection, max_in_flight: u16) -> Result<Client, Error> {
+        let Connection { address, stream } = connection;
         if !(1..=MAX_IN_FLIGHT).contains(&max_in_flight) {
             return Err(Error::request(
                 libc::EINVAL,
                 format!("{max_in_flight} calls in flight: 1 to {MAX_IN_FLIGHT}"),
             ));
         }
-        let stream = Stream::connect(&parsed).map_err(|e| Error::Connect {
-            errno: e.raw_os_error().unwrap_or(libc::EIO),
-            what: format!("cannot connect to upstream {address}: {e}"),
-        })?;
-        let shared = Arc::new(Shared::new(address.to_string(), stream, max_in_flight));
+        let shared = Arc::new(Shared::new(address.clone(), stream, max_in_flight));
         let reading = shared.clone();
         let reader = std::thread::Builder::new()
             .name("9p-upstream".into())

@@ -24,7 +24,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use crate::client::{Canceller, Client};
+use crate::client::{Canceller, Client, Connection, DEFAULT_MAX_IN_FLIGHT};
 use crate::protocol::{Dialect, Tclunk, Tmessage, NOFID};
 use crate::server::security::IdMap;
 use crate::server::{default_max_fids_total, Config, Session};
@@ -106,9 +106,15 @@ struct Blocks {
 
 impl Shared {
     /// Connects to the upstream and agrees `dialect` or less with it.
-    fn connect(upstream: &Upstream, dialect: Dialect, config: &Config) -> Result<Shared, String> {
+    fn connect(
+        connection: Connection,
+        upstream: &Upstream,
+        dialect: Dialect,
+        config: &Config,
+    ) -> Result<Shared, String> {
         let address = &upstream.address;
-        let client = Client::connect(address).map_err(|e| format!("--upstream {address}: {e}"))?;
+        let client = Client::over(connection, DEFAULT_MAX_IN_FLIGHT)
+            .map_err(|e| format!("--upstream {address}: {e}"))?;
         client
             .version(UPSTREAM_MSIZE, dialect)
             .map_err(|e| format!("--upstream {address}: {e}"))?;
@@ -202,7 +208,31 @@ impl Gateway {
     /// else 9P2000.u or 9P2000, translated: plan9.rs); `config` gives the
     /// fid bounds and --trace. Fails with a line fit for the user.
     pub fn connect(upstream: &Upstream, config: &Config) -> Result<Gateway, String> {
-        let shared = Shared::connect(upstream, upstream.version, config)?;
+        Gateway::over(upstream, config, Vec::new())
+    }
+
+    /// The connections a gateway to `upstream` makes, made now (before a
+    /// sandbox without a network, for a TCP upstream).
+    pub fn connections(upstream: &Upstream) -> Result<Vec<Connection>, String> {
+        let address = &upstream.address;
+        (0..3)
+            .map(|_| Connection::open(address).map_err(|e| format!("--upstream {address}: {e}")))
+            .collect()
+    }
+
+    /// `connect`, over the connections of `Gateway::connections` (more are
+    /// opened if it has too few).
+    pub fn over(
+        upstream: &Upstream,
+        config: &Config,
+        mut premade: Vec<Connection>,
+    ) -> Result<Gateway, String> {
+        let address = &upstream.address;
+        let mut open = || match premade.pop() {
+            Some(connection) => Ok(connection),
+            None => Connection::open(address).map_err(|e| format!("--upstream {address}: {e}")),
+        };
+        let shared = Shared::connect(open()?, upstream, upstream.version, config)?;
         let name = match shared.client.dialect() {
             Dialect::Linux => "9P2000.L",
             Dialect::Unix => "9P2000.u, translated (plan9.rs)",
@@ -214,11 +244,11 @@ impl Gateway {
             shared.client.msize()
         );
         let first = shared.client.dialect();
-        let later = |dialect: Dialect| {
+        let mut later = |dialect: Dialect| {
             if first == dialect {
                 return None;
             }
-            let client = Client::connect(&upstream.address).ok()?;
+            let client = Client::over(open().ok()?, DEFAULT_MAX_IN_FLIGHT).ok()?;
             Some(Later {
                 dialect,
                 client: Mutex::new(Some(client)),
