@@ -1,5 +1,5 @@
 # Guest side of benches/vm/vm-bench.py (busybox sh; run by vm-images/runvm.py, share on /mnt).
-# Inputs, made and cached by the host: /mnt/in/{big,par0..par3,source.tar,nop,tree/}.
+# Inputs, made and cached by the host: /mnt/in/{big,par0..par3,source.tar,nop,tree/,small/}.
 # Everything written goes to /mnt/out (emptied by the host after each VM).
 # Sizes come from the environment (set by vm-bench.py; the input files' sizes are the host's):
 #   BENCH_WORKLOADS  names to run, in order
@@ -68,6 +68,9 @@ workload() { # workload NAME: run it between two clock readings
 	scan) grep -r -l -F vu9p-bench-no-such-string "$OUT/src"; [ $? = 1 ] ;; # 1: read all, no match
 	exec) repeat "$BENCH_EXECS" "$IN/nop" ;;
 	parallel) parallel_copy ;;
+	# Each file: a walk, a getattr, an open, a small read and a clunk.
+	cat-small) cat "$IN"/small/d0[0-9]/* >/dev/null ;;
+	head-small) head -c 1 "$IN"/small/*/* >/dev/null ;;
 	*) echo "unknown workload $1" >&2; return 1 ;;
 	esac
 }

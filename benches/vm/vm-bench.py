@@ -49,7 +49,7 @@ SOURCE_PACKAGE = "busybox"
 # (3 runs of 8 configurations on a 2-core TCG host) near 40 minutes; --full keeps the goal.
 # --scale multiplies every size on top of that.
 GOAL = {"big_mb": 1024, "write_mb": 1024, "rand_reads": 20000, "files": 10000,
-        "tree": 50000, "execs": 1000, "par_mb": 256, "source_entries": 0}
+        "tree": 50000, "execs": 1000, "par_mb": 256, "source_entries": 0, "small": 5000}
 DEFAULT_SCALE = {"files": 0.25, "tree": 0.25, "execs": 0.25, "source_entries": 0.5}
 
 # name, label (formatted with the sizes), sizes it depends on
@@ -63,6 +63,8 @@ WORKLOADS = [
     ("delete", "delete {files:,} files (rm -r)"),
     ("untar", "unpack {source_part} of {source} (uncompressed tar)"),
     ("scan", "grep -r through the unpacked tree (reads every file)"),
+    ("cat-small", "cat of 1,000 files of 100 bytes, in 10 directories (host-made)"),
+    ("head-small", "head -c 1 of {small:,} files of 100 bytes, in {small_dirs} directories (host-made)"),
     ("exec", "run a static binary from the share {execs:,} times"),
     ("parallel", "4 processes each copying {par_mb} MiB share→share, fsync"),
 ]
@@ -251,6 +253,12 @@ def prepare_inputs(share, sizes, cache, source_tar):
         for j in range(nfiles // ndirs + (i < nfiles % ndirs)):
             with open(os.path.join(sub, f"file{j:04}"), "wb") as f:
                 f.write(b"x" * (j % 64))
+    # Small files, 100 bytes each, 100 to a directory (cat-small reads d00..d09).
+    for i in range(sizes["small"]):
+        sub = os.path.join(d, "small", f"d{i // 100:02}")
+        os.makedirs(sub, exist_ok=True)
+        with open(os.path.join(sub, f"f{i % 100:03}"), "wb") as f:
+            f.write(b"%099d\n" % i)
     shutil.copyfile(os.path.join(cache, "guest", "tools", "nop"), os.path.join(d, "nop"))
     os.chmod(os.path.join(d, "nop"), 0o755)
     copy_tar_head(source_tar, os.path.join(d, "source.tar"), sizes["source_entries"])
@@ -271,6 +279,10 @@ def warm_host_cache(share):
     for root, dirs, files in os.walk(os.path.join(d, "tree")):
         for n in files:
             os.lstat(os.path.join(root, n))
+    for root, dirs, files in os.walk(os.path.join(d, "small")):
+        for n in files:
+            with open(os.path.join(root, n), "rb") as f:
+                f.read()
 
 
 def tree_entries(share):
@@ -420,6 +432,7 @@ def main():
     fmt = dict(sizes, source=source_name, source_part=f"all {n:,} entries" if n == source_total
                else f"the first {n:,} of the {source_total:,} entries")
     fmt["tree"] = tree_entries(share)
+    fmt["small_dirs"] = (sizes["small"] + 99) // 100
     labels = {w: f"{i}. {w}: " + label.format(**fmt) for i, (w, label) in enumerate(WORKLOADS, 1)}
     labels[SERVER_CPU] = "the daemon's CPU over the whole boot (user + system)"
     host = machine()
