@@ -115,8 +115,9 @@ impl Libvirtd {
             )
         })
         .collect::<String>();
+        let ids = qemu_ids_in_namespace(dir);
         let script = format!(
-            "{binds}exec /usr/sbin/libvirtd --pid-file '{}'\n",
+            "{binds}{ids}exec /usr/sbin/libvirtd --pid-file '{}'\n",
             dir.join("libvirtd.pid").display()
         );
         let log = fs::File::create(dir.join("libvirtd.log")).unwrap();
@@ -190,6 +191,40 @@ impl Libvirtd {
             self.log()
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+/// libvirtd's QEMU driver looks up its built-in user and group
+/// (`libvirt-qemu`, made by Debian's libvirt-daemon-system, which the test
+/// does not install) before it reads qemu.conf, and refuses to start without
+/// them. Where they are missing, copies of /etc/passwd and /etc/group with
+/// them added are bound over the originals in libvirtd's namespace only:
+/// the commands that do it.
+fn qemu_ids_in_namespace(dir: &Path) -> String {
+    let mut binds = String::new();
+    for (file, line) in [
+        (
+            "passwd",
+            "libvirt-qemu:x:64055:64055:libvirt qemu (test):/var/lib/libvirt:/usr/sbin/nologin",
+        ),
+        ("group", "libvirt-qemu:x:64055:"),
+    ] {
+        let system = fs::read_to_string(format!("/etc/{file}")).unwrap();
+        if system.lines().any(|l| l.starts_with("libvirt-qemu:")) {
+            continue;
+        }
+        let copy = dir.join(format!("etc-{file}"));
+        fs::write(&copy, format!("{}{line}\n", ensure_newline(&system))).unwrap();
+        binds += &format!("mount --bind '{}' /etc/{file}\n", copy.display());
+    }
+    binds
+}
+
+fn ensure_newline(text: &str) -> String {
+    if text.is_empty() || text.ends_with('\n') {
+        text.to_string()
+    } else {
+        format!("{text}\n")
     }
 }
 
