@@ -14,8 +14,12 @@ Servers:
             guest mounts the share with mount -t virtiofs
 
 Guest protocol: /init prints a line VU9P-SCRIPT-START, then the script's
-output, then VU9P-EXIT-STATUS=N.  Settings reach /init through /vu9p.env (in a
-small cpio archive appended to the base initrd together with /run.sh).
+output, then VU9P-EXIT-STATUS=N.  A script line "VU9P-CPU-SAMPLE LABEL" is
+printed as "SERVER-CPU LABEL SECONDS" and "QEMU-CPU LABEL SECONDS": the
+CPU seconds the server (the daemon's processes; QEMU's built-in 9p: QEMU outside
+its vCPU threads) and QEMU outside its vCPU threads have used so far.
+Settings reach /init through /vu9p.env (in a small cpio archive appended to
+the base initrd together with /run.sh).
 """
 
 import argparse
@@ -271,6 +275,51 @@ def wait_keeping_cpu(proc, timeout):
     return proc.returncode
 
 
+CPU_SAMPLE = "VU9P-CPU-SAMPLE"  # a guest line "VU9P-CPU-SAMPLE LABEL": see process_tree_cpu
+VCPU_THREAD = re.compile(r"CPU \d+/(TCG|KVM)")
+
+
+def process_tree_cpu(root, skip_vcpus=False):
+    """CPU seconds the live process tree at pid root has used so far (user and system): each
+    live thread's from its schedstat (nanoseconds), plus what threads that have exited used
+    (their process's stat less its live threads', in clock ticks: QEMU's worker threads come
+    and go).  With skip_vcpus, without QEMU's vCPU threads: what is left of QEMU is its main
+    loop and workers, where its built-in 9p server runs."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def ticks(stat_path):
+        with open(stat_path) as f:
+            stat = f.read()
+        fields = stat[stat.rindex(")") + 2:].split()
+        return int(fields[11]) + int(fields[12])  # utime, stime
+
+    total = 0.0
+    todo = [root]
+    while todo:
+        pid = todo.pop()
+        try:
+            dead = ticks(f"/proc/{pid}/stat")
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            task = f"/proc/{pid}/task/{tid}"
+            try:
+                with open(f"{task}/children") as f:
+                    todo += [int(c) for c in f.read().split()]
+                dead -= ticks(f"{task}/stat")
+                if skip_vcpus:
+                    with open(f"{task}/comm") as f:
+                        if VCPU_THREAD.fullmatch(f.read().strip()):
+                            continue
+                with open(f"{task}/schedstat") as f:
+                    total += int(f.read().split()[0]) / 1e9
+            except OSError:
+                continue
+        total += max(0, dead) / tick
+    return total
+
+
 def stop(proc, name, grace, verbose=False):
     """Wait up to grace seconds, then SIGTERM, then SIGKILL.  Returns how it ended."""
     if proc is None:
@@ -377,6 +426,7 @@ def qemu_command(a, tmp, initrd, sock):
     console = "stdio,id=con,signal=off" + (",mux=on" if a.interactive else "")
     cmd = [
         qemu, "-display", "none", "-nodefaults", "-no-reboot",
+        "-name", "vu9p,debug-threads=on",  # thread names: VU9P-CPU-SAMPLE tells vCPUs apart
         "-object", f"memory-backend-memfd,id=mem,size={a.mem},share=on",
         "-machine", "q35,memory-backend=mem", "-m", a.mem,
         "-accel", "tcg", "-smp", str(a.smp),
@@ -503,6 +553,9 @@ class Run:
                 elif a.verbose:
                     print(line, file=sys.stderr, flush=True)
                 continue
+            if line.startswith(CPU_SAMPLE + " "):
+                self._out(self._cpu_sample(line[len(CPU_SAMPLE) + 1:].strip()))
+                continue
             m = EXIT_RE.search(line)
             if m:
                 t_end = time.monotonic()
@@ -534,6 +587,14 @@ class Run:
         say(f"boot-to-marker {t_end - t0:.2f} s (boot {t_start - t0:.2f} s, script {t_end - t_start:.2f} s), "
             f"guest exit status {status}")
         return status
+
+    def _cpu_sample(self, label):
+        """SERVER-CPU LABEL SECONDS: the server's CPU seconds so far (the daemon's process
+        tree; for QEMU's built-in 9p, QEMU outside its vCPU threads), then QEMU's outside its
+        vCPU threads for every server, as QEMU-CPU LABEL SECONDS."""
+        qemu = process_tree_cpu(self.qemu.pid, skip_vcpus=True)
+        server = process_tree_cpu(self.daemon.pid) if self.daemon is not None else qemu
+        return f"SERVER-CPU {label} {server:.6f}\nQEMU-CPU {label} {qemu:.6f}"
 
     def _interactive(self, cmd, qerr, t0):
         say("interactive guest on the serial console: 'exit' or 'poweroff' ends it (Ctrl-A x kills the VM)")

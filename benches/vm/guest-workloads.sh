@@ -9,6 +9,7 @@
 # Before each workload the guest's caches are dropped (the host keeps its own warm), so every
 # figure starts from a cold client.  Output: one line per workload,
 #   BENCH-RESULT NAME START END     (CLOCK_MONOTONIC seconds, from the guest tool `clock`)
+# and around each, VU9P-CPU-SAMPLE lines, which runvm.py turns into the server's CPU seconds.
 # A failure prints BENCH-FAIL NAME and makes the script exit 1.
 set -u
 IN=/mnt/in OUT=/mnt/out
@@ -88,9 +89,11 @@ prepare() {
 for w in $BENCH_WORKLOADS; do
 	prepare "$w" >/dev/null 2>&1
 	drop_caches
+	echo "VU9P-CPU-SAMPLE $w-start" # the host notes the server's CPU (runvm.py)
 	t0=$(clock)
 	if workload "$w"; then
 		t1=$(clock)
+		echo "VU9P-CPU-SAMPLE $w-end"
 		echo "BENCH-RESULT $w $t0 $t1"
 	else
 		echo "BENCH-FAIL $w"

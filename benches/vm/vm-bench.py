@@ -69,9 +69,17 @@ WORKLOADS = [
     ("parallel", "4 processes each copying {par_mb} MiB share→share, fsync"),
 ]
 WORKLOAD_NAMES = [w for w, _ in WORKLOADS]
+# What one guest operation is, per workload (for the server's CPU per operation): the size
+# that counts them, and its unit.
+OPERATIONS = {"seq-read": ("big_mb", "MiB"), "seq-write": ("write_mb", "MiB"),
+              "rand-read": ("rand_reads", "read"), "create": ("files", "file"), "stat": ("files", "file"),
+              "ls-lR": ("tree", "entry"), "delete": ("files", "file"), "untar": ("source_entries", "entry"),
+              "scan": ("source_entries", "entry"), "cat-small": ("cat_small", "file"),
+              "head-small": ("small", "file"), "exec": ("execs", "exec"), "parallel": ("par_total_mb", "MiB")}
 # Not a workload: the daemon's CPU seconds (user + system, its serving child included) over the
 # whole boot, as runvm.py reports them; QEMU's built-in server has none apart from QEMU's.
 SERVER_CPU = "server-cpu"
+QEMU_CPU = "qemu-cpu"  # QEMU outside its vCPU threads (with --server qemu, that is the server)
 
 SERVERS = {  # name: (runvm --server, extra runvm arguments, label)
     "vhost": ("vhost", [], "vhost-user-9p"),
@@ -329,17 +337,26 @@ def run_vm(a, server, mode, share, sizes, daemon):
         proc.wait()
         raise
     r = subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
-    times, failed = {}, []
+    times, failed, cpu = {}, [], {}
     for line in r.stdout.splitlines():
         f = line.split()
-        if len(f) == 4 and f[0] == "BENCH-RESULT":
+        if len(f) == 3 and f[0] in ("SERVER-CPU", "QEMU-CPU"):
+            cpu[(f[0], f[1])] = float(f[2])
+        elif len(f) == 4 and f[0] == "BENCH-RESULT":
             times[f[1]] = float(f[3]) - float(f[2])
         elif len(f) == 2 and f[0] == "BENCH-FAIL":
             failed.append(f[1])
         elif len(f) == 3 and f[0] == "DAEMON-CPU":
             times[SERVER_CPU] = float(f[1]) + float(f[2])
+    # The server's CPU seconds over each workload (samples taken as the guest started and
+    # ended it): SERVER_CPU + ":" + workload; QEMU's outside its vCPUs: QEMU_CPU + ":" + workload.
+    for w in list(times):
+        for kind, key in (("SERVER-CPU", SERVER_CPU), ("QEMU-CPU", QEMU_CPU)):
+            start, end = cpu.get((kind, w + "-start")), cpu.get((kind, w + "-end"))
+            if start is not None and end is not None:
+                times[f"{key}:{w}"] = end - start
     problem = None
-    measured = len([w for w in times if w != SERVER_CPU])
+    measured = len([w for w in times if w in a.workloads])
     if r.returncode != 0 or failed or measured + len(failed) != len(a.workloads):
         problem = f"runvm status {r.returncode}, failed workloads: {' '.join(failed) or 'none'}"
         tail = (r.stdout.splitlines() + r.stderr.splitlines())[-15:]
@@ -367,16 +384,53 @@ def ratio(num, den):
     return num / den if num is not None and den else None
 
 
+def columns(a, mode):
+    """The configurations shown for one 9p cache mode: ours first, the other 9p servers, then
+    the paired virtiofsd policy."""
+    ours = "vhost" if "vhost" in a.servers else a.servers[0]
+    cols = [(ours, mode)] + [(s, mode) for s in a.servers if s != ours and SERVERS[s][0] != "virtiofs"]
+    vmode = PAIRED_VIRTIOFS[mode]
+    if vmode in a.virtiofs_caches:
+        cols += [(s, vmode) for s in a.servers if SERVERS[s][0] == "virtiofs"]
+    return cols
+
+
+def cpu_tables(med, a, ops):
+    """Per cache mode: the server's CPU per guest operation, µs (QEMU's built-in server: QEMU
+    outside its vCPU threads), and QEMU's own outside its vCPUs beside each vhost-user server."""
+    out = []
+    for mode in a.cache_modes:
+        cols = columns(a, mode)
+        hdr = ["workload", "per"]
+        for s, m in cols:
+            where = "cache=" + m if SERVERS[s][0] != "virtiofs" else "--cache=" + m
+            hdr.append(f"{SERVERS[s][2]} ({where})")
+            if SERVERS[s][0] != "qemu":
+                hdr.append("its QEMU outside vCPUs")
+        out.append(f"\n**Server CPU per operation, 9p cache={mode}** (µs, median of {a.runs}; "
+                   "QEMU's 9p: QEMU outside its vCPU threads)\n")
+        out.append("| " + " | ".join(hdr) + " |")
+        out.append("|---|---|" + "--:|" * (len(hdr) - 2))
+        for w in a.workloads:
+            count, unit = ops[w]
+            row = [w, unit]
+            for s, m in cols:
+                got = med.get(config_name(s, m), {})
+                keys = [SERVER_CPU] + ([QEMU_CPU] if SERVERS[s][0] != "qemu" else [])
+                for k in keys:
+                    v = got.get(f"{k}:{w}")
+                    row.append("–" if v is None else f"{v / count * 1e6:,.0f}")
+            out.append("| " + " | ".join(row) + " |")
+    return "\n".join(out) + "\n"
+
+
 def tables(med, a, labels):
     out = []
     ours = "vhost" if "vhost" in a.servers else a.servers[0]
-    others = [s for s in a.servers if s != ours and SERVERS[s][0] != "virtiofs"]
     vfs = [s for s in a.servers if SERVERS[s][0] == "virtiofs"]
     for mode in a.cache_modes:
-        cols = [(ours, mode)] + [(s, mode) for s in others]
+        cols = columns(a, mode)
         vmode = PAIRED_VIRTIOFS[mode]
-        if vmode in a.virtiofs_caches:
-            cols += [(s, vmode) for s in vfs]
         head = [f"{SERVERS[s][2]} ({'cache=' + m if SERVERS[s][0] != 'virtiofs' else '--cache=' + m})" for s, m in cols]
         out.append(f"\n**9p cache={mode}**" + (f" beside virtiofsd --cache={vmode}" if vfs and vmode in a.virtiofs_caches else "")
                    + f" (seconds, median of {a.runs}; ratio > 1: {SERVERS[ours][2]} is faster)\n")
@@ -435,6 +489,8 @@ def main():
     fmt["small_dirs"] = (sizes["small"] + 99) // 100
     labels = {w: f"{i}. {w}: " + label.format(**fmt) for i, (w, label) in enumerate(WORKLOADS, 1)}
     labels[SERVER_CPU] = "the daemon's CPU over the whole boot (user + system)"
+    counts = dict(sizes, tree=fmt["tree"], cat_small=1000, par_total_mb=4 * sizes["par_mb"])
+    ops = {w: (counts[k], unit) for w, (k, unit) in OPERATIONS.items()}
     host = machine()
     configs = configurations(a)
     results = {config_name(s, m): {w: [] for w in a.workloads + [SERVER_CPU]} for s, m in configs}
@@ -452,7 +508,7 @@ def main():
             times, problem = run_vm(a, server, mode, share, sizes, daemon)
             name = config_name(server, mode)
             for w, v in times.items():
-                results[name][w].append(v)
+                results[name].setdefault(w, []).append(v)
             line = f"[{n:2}/{total}] run {r + 1}/{a.runs} {name:<14} {time.monotonic() - t0:6.1f} s:"
             say(line + " " + " ".join(f"{w} {times[w]:.2f}" for w in a.workloads + [SERVER_CPU] if w in times))
             if problem:
@@ -468,7 +524,7 @@ def main():
           + (f"virtiofsd with `{' '.join(vfs_args)}` (this host's open file limit is too "
              f"low for one descriptor per entry); " if vfs_args else "")
           + f"load average {host['loadavg']:.2f} before, {host['loadavg_end']:.2f} after; "
-          f"whole run {elapsed / 60:.1f} min.\n" + tables(med, a, labels))
+          f"whole run {elapsed / 60:.1f} min.\n" + tables(med, a, labels) + cpu_tables(med, a, ops))
     if problems:
         md += "\nFailures:\n" + "".join(f"- {p.splitlines()[0]}\n" for p in problems)
     ratios = {}
@@ -494,7 +550,7 @@ def main():
         f.write(md)
     say("\n" + md)
     slower = [(k, w, x) for k, ws in ratios.items() if k.startswith("qemu:") for w, x in ws.items()
-              if x is not None and x < 1]
+              if x is not None and x < 1 and w in a.workloads]
     if "qemu" in a.servers and "vhost" in a.servers:
         if slower:
             say("vhost-user-9p is SLOWER than QEMU 9p on: " + "; ".join(f"{k} {w} (ratio {x:.2f})" for k, w, x in slower))
