@@ -127,6 +127,9 @@ def parse_args():
     p.add_argument("--output", metavar="STEM", default="vm-bench",
                    help="write STEM.md and STEM.json (default vm-bench, in the current directory)")
     p.add_argument("--mem", default="2G", help="guest memory (default 2G)")
+    p.add_argument("--msize", type=int, default=512000, help="9p msize asked for (default 512000; the guest may clamp it)")
+    p.add_argument("--kernel", choices=["6.1", "6.12"], default="6.1",
+                   help="guest kernel (default 6.1; 6.12 needs vm-images/build.sh --kernel 6.12, which this runs)")
     p.add_argument("--timeout", type=float, default=3600, help="seconds per VM before it is killed (default 3600)")
     a = p.parse_args()
 
@@ -321,7 +324,8 @@ def run_vm(a, server, mode, share, sizes, daemon):
            "BENCH_FILES": sizes["files"], "BENCH_WRITE_MB": sizes["write_mb"],
            "BENCH_PAR_MB": sizes["par_mb"], "BENCH_EXECS": sizes["execs"]}
     cmd = [sys.executable, RUNVM, "--shared-dir", share, "--guest-script", GUEST_SCRIPT,
-           "--server", kind, "--mem", a.mem, "--timeout", str(a.timeout)]
+           "--server", kind, "--mem", a.mem, "--timeout", str(a.timeout), "--kernel", a.kernel,
+           "--msize", str(a.msize)]
     cmd += [f"--env={k}={v}" for k, v in env.items()] + extra
     if kind == "virtiofs":
         cmd += ["--virtiofs-cache", mode] + [f"--daemon-arg={x}" for x in virtiofsd_args(sizes)]
@@ -468,7 +472,8 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("vm-bench: terminated"))
     t_start = time.monotonic()
     cache = cache_dir()
-    run_checked(["bash", os.path.join(REPO, "vm-images", "build.sh")], "vm-images/build.sh")
+    run_checked(["bash", os.path.join(REPO, "vm-images", "build.sh")] + (["--kernel", a.kernel] if a.kernel != "6.1" else []),
+                "vm-images/build.sh")
     daemon = a.daemon
     if "vhost" in [SERVERS[s][0] for s in a.servers] and not daemon:
         run_checked(["cargo", "build", "--release"], "cargo build --release", cwd=REPO)
@@ -520,7 +525,7 @@ def main():
     date = datetime.date.today().isoformat()
     command = shlex.join(["benches/vm/vm-bench.py"] + sys.argv[1:])
     md = (f"`{command}`: {date}; {host['nproc']} CPUs ({host['cpu']}), Linux {host['kernel']}, "
-          f"{host['ram_gib']} GiB RAM; guest: Debian 6.1 kernel, TCG, -smp 2, {a.mem}; "
+          f"{host['ram_gib']} GiB RAM; guest: Debian {a.kernel} kernel, TCG, -smp 2, {a.mem}, msize {a.msize}; "
           + (f"virtiofsd with `{' '.join(vfs_args)}` (this host's open file limit is too "
              f"low for one descriptor per entry); " if vfs_args else "")
           + f"load average {host['loadavg']:.2f} before, {host['loadavg_end']:.2f} after; "
