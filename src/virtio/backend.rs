@@ -89,11 +89,16 @@ struct QueueThread {
 
 /// How long the queue thread watches the queue once it runs dry before it
 /// sleeps on the guest's kick (`--poll-us`): a request that comes within
-/// that time is served without the wake-up. The window adapts: it halves
-/// each time watching finds nothing, and grows (doubling, to at most
-/// `most`) when a kick comes soon after the thread stopped watching, so a
-/// guest that sends nothing costs nothing, and one whose requests come
-/// further apart than `most` soon costs next to nothing.
+/// that time is served without the wake-up. The window adapts when a kick
+/// wakes the thread, by how long it slept (as KVM's halt polling does): a
+/// kick within `most` of the thread's stopping would have been caught by a
+/// longer window, which doubles (to at most `most`); a kick after longer
+/// than `most` could not have been, and the window halves, down to none.
+/// So a guest that sends nothing costs nothing, one whose requests come
+/// further apart than `most` soon costs next to nothing, and a burst of
+/// requests close together soon has the whole window. (Halving whenever
+/// watching found nothing, as this did first, kept the window below the
+/// gap for ever: halved by the miss, doubled back by the kick.)
 struct Polling {
     most: Duration,
     window: Duration,
@@ -104,6 +109,9 @@ struct Polling {
 /// The least window worth watching for (below, none).
 const LEAST_POLL: Duration = Duration::from_micros(1);
 
+/// A window growing from none starts at this share of `most`.
+const GROW_START_DIVISOR: u32 = 4;
+
 impl Polling {
     fn new(most: Duration) -> Polling {
         Polling {
@@ -113,21 +121,23 @@ impl Polling {
         }
     }
 
-    /// A kick woke the thread: if it came within the longest window after
-    /// it stopped watching, watching longer would have caught it.
+    /// A kick woke the thread: grow the window if watching longer would
+    /// have caught it, else shrink it.
     fn woken(&mut self) {
-        if let Some(stopped) = self.stopped.take() {
-            if stopped.elapsed() < self.most {
-                self.window = (self.window * 2).max(LEAST_POLL).min(self.most);
-            }
+        let Some(stopped) = self.stopped.take() else {
+            return;
+        };
+        if self.most.is_zero() {
+            return;
         }
-    }
-
-    /// Watching found nothing for the whole window.
-    fn found_nothing(&mut self) {
-        self.window /= 2;
-        if self.window < LEAST_POLL {
-            self.window = Duration::ZERO;
+        if stopped.elapsed() < self.most {
+            let start = (self.most / GROW_START_DIVISOR).max(LEAST_POLL);
+            self.window = (self.window * 2).max(start).min(self.most);
+        } else {
+            self.window /= 2;
+            if self.window < LEAST_POLL {
+                self.window = Duration::ZERO;
+            }
         }
     }
 }
@@ -349,9 +359,6 @@ impl P9Backend {
                     if !seen && !poll.window.is_zero() && watch(vring, mem, poll.window) {
                         seen = true;
                         continue;
-                    }
-                    if !seen {
-                        poll.found_nothing();
                     }
                     break;
                 }
@@ -627,39 +634,42 @@ mod tests {
 
     const MOST: Duration = Duration::from_micros(64);
 
+    /// Wakes `poll` as if it had slept `slept`.
+    fn wake_after(poll: &mut Polling, slept: Duration) {
+        poll.stopped = Instant::now().checked_sub(slept);
+        poll.woken();
+    }
+
     #[test]
-    fn the_window_halves_to_nothing_while_watching_finds_nothing() {
+    fn kicks_long_after_the_thread_stopped_halve_the_window_to_nothing() {
         let mut poll = Polling::new(MOST);
         let mut windows = Vec::new();
         for _ in 0..8 {
-            poll.found_nothing();
+            wake_after(&mut poll, MOST * 2);
             windows.push(poll.window.as_micros());
         }
         assert_eq!(windows, [32, 16, 8, 4, 2, 1, 0, 0]);
     }
 
     #[test]
-    fn a_kick_soon_after_the_thread_stopped_grows_the_window() {
+    fn kicks_soon_after_the_thread_stopped_grow_the_window_past_their_gap() {
         let mut poll = Polling::new(MOST);
         for _ in 0..10 {
-            poll.found_nothing();
+            wake_after(&mut poll, MOST * 2);
         }
         assert!(poll.window.is_zero());
-        // Woken at once after stopping: it grows again, to at most MOST.
-        for expected in [1, 2, 4, 8, 16, 32, 64, 64] {
-            poll.stopped = Some(Instant::now());
-            poll.woken();
-            assert_eq!(poll.window.as_micros(), expected);
+        // Kicks 40 µs after it stopped: the window grows from a quarter of
+        // MOST past the gap, to at most MOST (the old rule halved a window
+        // that found nothing and doubled it back, never getting past it).
+        let mut windows = Vec::new();
+        for _ in 0..4 {
+            wake_after(&mut poll, Duration::from_micros(40));
+            windows.push(poll.window.as_micros());
         }
-        // A kick long after it stopped leaves the window as it is.
-        poll.found_nothing();
-        poll.stopped = Instant::now().checked_sub(MOST * 2);
-        poll.woken();
-        assert_eq!(poll.window.as_micros(), 32);
+        assert_eq!(windows, [16, 32, 64, 64]);
         // Off: never grows.
         let mut off = Polling::new(Duration::ZERO);
-        off.stopped = Some(Instant::now());
-        off.woken();
+        wake_after(&mut off, Duration::ZERO);
         assert!(off.window.is_zero());
     }
 }

@@ -209,6 +209,9 @@ pub struct Vmm {
     pub in_flight: u16,
     /// Kicks actually sent (EVENT_IDX suppresses the others).
     pub kicks: u64,
+    /// Kicks the device asked for (its avail_event), of those `submit`
+    /// sends regardless.
+    pub kicks_asked: u64,
 }
 
 /// What the device offered and what was acknowledged.
@@ -291,6 +294,7 @@ impl Vmm {
             scratch: None,
             in_flight: 0,
             kicks: 0,
+            kicks_asked: 0,
         };
         // The driver owns the avail ring, the device the used ring; a
         // restored ring starts both indices at the base (the backend reads
@@ -506,16 +510,21 @@ impl Vmm {
         self.kicked_avail = new;
         self.mem.store_u16(AVAIL_GPA + 2, new);
         fence(Ordering::SeqCst);
-        let needed = if self.event_idx {
-            let event = self.mem.load_u16(AVAIL_EVENT_GPA);
-            new.wrapping_sub(event).wrapping_sub(1) < new.wrapping_sub(old)
-        } else {
-            true
-        };
-        if needed {
+        if self.kick_asked(old, new) {
             self.kicks += 1;
             self.kick.write(1).expect("kick");
         }
+    }
+
+    /// Whether the device asked for a kick once the avail index moved from
+    /// `old` to `new`: always without EVENT_IDX, else when its avail_event
+    /// lies in between.
+    fn kick_asked(&self, old: u16, new: u16) -> bool {
+        if !self.event_idx {
+            return true;
+        }
+        let event = self.mem.load_u16(AVAIL_EVENT_GPA);
+        new.wrapping_sub(event).wrapping_sub(1) < new.wrapping_sub(old)
     }
 
     /// The avail ring's index once the posted chains are published.

@@ -35,6 +35,36 @@ fn exits_zero_after_bare_disconnect() {
     assert!(status.success(), "daemon exit status: {status}");
 }
 
+/// With `--poll-us`, requests back to back after idle gaps are caught by
+/// the watching queue thread: for most the device asks for no kick. (The first rule halved the
+/// window whenever watching found nothing and doubled it at the next kick;
+/// once idle gaps had shrunk it below the gap between requests, it stayed
+/// there, and nearly every request needed a kick: polling did nothing.)
+#[test]
+fn polling_catches_back_to_back_requests_after_idle_gaps() {
+    let (share, daemon) = start("hostshare", &["--poll-us", "200"]);
+    fs::write(share.path().join("f"), b"x").unwrap();
+    let mut c = connect(&daemon);
+    mount(&mut c, 1);
+    c.try_walk(1, 2, &["f"]).unwrap();
+    // Gaps far longer than the window (pacing, not synchronisation): it
+    // shrinks to nothing.
+    for _ in 0..12 {
+        c.try_getattr(2, GETATTR_BASIC).unwrap();
+        std::thread::sleep(Duration::from_millis(3));
+    }
+    let before = c.link.vmm.kicks_asked;
+    let requests = 1000;
+    for _ in 0..requests {
+        assert_eq!(c.try_getattr(2, GETATTR_BASIC).unwrap().size, 1);
+    }
+    let kicks = c.link.vmm.kicks_asked - before;
+    assert!(
+        kicks < requests / 2,
+        "{kicks} kicks asked for {requests} requests back to back with --poll-us 200"
+    );
+}
+
 /// With `--poll-us`, requests back to back and in a pipeline are served
 /// as without it, and a guest that then sends nothing costs the daemon no
 /// CPU to speak of (the watch window shrinks to nothing).

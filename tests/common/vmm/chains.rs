@@ -4,6 +4,7 @@
 //! checked unchanged; a batch is one kick, and the device must signal its
 //! interrupt.
 
+use std::sync::atomic::{fence, Ordering};
 use std::time::{Duration, Instant};
 
 use vm_memory::{GuestMemoryBackend, GuestMemoryRegion};
@@ -258,6 +259,10 @@ impl Vmm {
         }
         // Release store: the ring writes before the index.
         self.mem.store_u16(AVAIL_GPA + 2, self.next_avail);
+        fence(Ordering::SeqCst);
+        if self.kick_asked(self.kicked_avail, self.next_avail) {
+            self.kicks_asked += 1;
+        }
         self.kicked_avail = self.next_avail;
         let _ = self.call.read();
         self.kicks += 1;
