@@ -60,7 +60,7 @@ mkdir -p "$STAMPS" "$CACHE/bin" "$CACHE/guest"
 
 # Guest kernel modules wanted, in load order; dependencies are added from each .ko's modinfo.
 GUEST_MODULES=(virtio_ring virtio_pci_modern_dev virtio_pci_legacy_dev virtio virtio_pci
-	9pnet 9pnet_virtio netfs fscache 9p virtiofs)
+	9pnet 9pnet_virtio netfs fscache 9p virtiofs overlay)
 
 log() { echo "vm-images: $*" >&2; }
 die() { echo "vm-images: error: $*" >&2; exit 1; }
@@ -437,7 +437,7 @@ step_guest_kernel() {
 # config shared with QEMU. Same modules as 6.1, except fscache: since 6.8 FS-Cache is part of
 # the netfs module (CONFIG_FSCACHE is a bool option of netfs), so there is no fscache.ko.
 GUEST_MODULES_612=(virtio_ring virtio_pci_modern_dev virtio_pci_legacy_dev virtio virtio_pci
-	9pnet 9pnet_virtio netfs 9p virtiofs)
+	9pnet 9pnet_virtio netfs 9p virtiofs overlay)
 
 guest612_fetch() {
 	apt_setup trixie "trixie trixie-backports"

@@ -8,12 +8,19 @@ REPO="$(dirname "$HERE")"
 
 usage() {
 	cat <<'EOF'
-usage: vm-images/demo.sh [DIR] [--shell] [--server vhost|qemu] [-- COMMAND...]
+usage: vm-images/demo.sh [DIR | --store DIR] [--shell] [--server vhost|qemu] [-- COMMAND...]
 
 Shares DIR (default: the current directory) with a small Linux guest over
 virtio-9p, served by the vhost-user-9p daemon, and runs COMMAND in the guest.
 
   DIR              host directory to share; the guest mounts it on /mnt
+  --store DIR      share DIR, a Nix-style store (benches/vm/store.py makes one),
+                   and set it up in the guest as a NixOS build VM does, before
+                   COMMAND or the shell: DIR (on /mnt) bind-mounted read-only on
+                   /nix/.ro-store, an overlay with a tmpfs upper on /nix/store,
+                   the store's gcc (if it has one) first on PATH; default
+                   COMMAND: ls /nix/store && grep ' /nix' /proc/mounts.
+                   With --shell, DIR needs the .profile store.py writes
   --shell          an interactive shell in the guest instead of COMMAND
                    ('exit' or 'poweroff' ends the VM; Ctrl-A x kills it)
   --server NAME    vhost (default): this project's daemon;
@@ -33,12 +40,14 @@ Examples:
   vm-images/demo.sh
   vm-images/demo.sh /srv/data -- 'find . -type f | wc -l'
   vm-images/demo.sh ~/src --shell
+  vm-images/demo.sh --store "$(benches/vm/store.py)" -- 'gcc --version'
 EOF
 }
 
 die() { echo "demo: error: $*" >&2; exit 2; }
 
 DIR=""
+STORE=0
 SHELL_MODE=0
 SERVER=vhost
 CMD=()
@@ -48,6 +57,8 @@ while (($#)); do
 	--shell) SHELL_MODE=1 ;;
 	--server) (($# >= 2)) || die "--server needs a value"; SERVER=$2; shift ;;
 	--server=*) SERVER=${1#--server=} ;;
+	--store) (($# >= 2)) || die "--store needs a directory"; [[ -z $DIR ]] || die "only one DIR can be shared (see --help)"
+		DIR=$2 STORE=1; shift ;;
 	--) shift; CMD=("$@"); break ;;
 	-*) die "unknown option $1 (see --help)" ;;
 	*) [[ -z $DIR ]] || die "only one DIR can be shared (see --help)"; DIR=$1 ;;
@@ -58,6 +69,9 @@ DIR=${DIR:-.}
 [[ -d $DIR ]] || die "$DIR is not a directory"
 [[ $SERVER == vhost || $SERVER == qemu ]] || die "--server must be vhost or qemu"
 ((SHELL_MODE && ${#CMD[@]})) && die "--shell and a COMMAND do not go together"
+# (runvm.py runs no script before an interactive shell: the store's .profile sets it up,
+# read by the guest's login shell, whose HOME is the store then)
+((STORE && SHELL_MODE)) && [[ ! -f $DIR/.profile ]] && die "--shell needs $DIR/.profile (a store made by benches/vm/store.py)"
 
 args=(--shared-dir "$DIR" --server "$SERVER")
 if [[ $SERVER == vhost ]]; then
@@ -68,12 +82,23 @@ if [[ $SERVER == vhost ]]; then
 fi
 "$HERE/build.sh"
 
+# --store: the guest's script sets the store up first, with benches/vm/guest-store.sh.
+setup="" what=""
+if ((STORE)); then
+	what=", its store on /nix/store"
+	setup="$(cat "$REPO/benches/vm/guest-store.sh")
+store_setup /mnt || { echo 'demo: setting up /nix/store failed' >&2; exit 125; }
+[ -n \"\${STORE_GCC:-}\" ] && PATH=\${STORE_GCC%/*}:\$PATH
+"
+	((${#CMD[@]})) || CMD=("ls /nix/store && grep ' /nix' /proc/mounts")
+fi
 if ((SHELL_MODE)); then
 	args+=(--interactive)
+	((STORE)) && args+=(--env HOME=/mnt)
 elif ((${#CMD[@]})); then
-	args+=(--command "cd /mnt && ${CMD[*]}")
+	args+=(--command "${setup}cd /mnt && ${CMD[*]}")
 else
 	args+=(--command "ls -l /mnt && df -h /mnt")
 fi
-echo "demo: sharing $(cd "$DIR" && pwd) as /mnt in the guest ($SERVER server)..." >&2
+echo "demo: sharing $(cd "$DIR" && pwd) as /mnt in the guest ($SERVER server)$what..." >&2
 exec python3 "$HERE/runvm.py" "${args[@]}"

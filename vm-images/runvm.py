@@ -275,49 +275,48 @@ def wait_keeping_cpu(proc, timeout):
     return proc.returncode
 
 
-CPU_SAMPLE = "VU9P-CPU-SAMPLE"  # a guest line "VU9P-CPU-SAMPLE LABEL": see process_tree_cpu
+CPU_SAMPLE = "VU9P-CPU-SAMPLE"  # a guest line "VU9P-CPU-SAMPLE LABEL": see CpuMeter
 VCPU_THREAD = re.compile(r"CPU \d+/(TCG|KVM)")
 
 
-def process_tree_cpu(root, skip_vcpus=False):
-    """CPU seconds the live process tree at pid root has used so far (user and system): each
-    live thread's from its schedstat (nanoseconds), plus what threads that have exited used
-    (their process's stat less its live threads', in clock ticks: QEMU's worker threads come
-    and go).  With skip_vcpus, without QEMU's vCPU threads: what is left of QEMU is its main
-    loop and workers, where its built-in 9p server runs."""
-    tick = os.sysconf("SC_CLK_TCK")
+class CpuMeter:
+    """CPU seconds a process tree has used since the meter started watching it, user and
+    system, all threads (with skip_vcpus, without QEMU's vCPU threads: what is left of QEMU
+    is its main loop and workers, where its built-in 9p server runs).  Each thread's figure
+    is its schedstat run time (nanoseconds), kept when the thread is gone: sample() now and
+    then, so threads that come and go (QEMU's thread pool) are counted up to their end."""
 
-    def ticks(stat_path):
-        with open(stat_path) as f:
-            stat = f.read()
-        fields = stat[stat.rindex(")") + 2:].split()
-        return int(fields[11]) + int(fields[12])  # utime, stime
+    def __init__(self, root, skip_vcpus=False):
+        self.root = root
+        self.skip_vcpus = skip_vcpus
+        self.threads = {}  # (pid, tid, start time) -> ns
 
-    total = 0.0
-    todo = [root]
-    while todo:
-        pid = todo.pop()
-        try:
-            dead = ticks(f"/proc/{pid}/stat")
-            tids = os.listdir(f"/proc/{pid}/task")
-        except OSError:
-            continue
-        for tid in tids:
-            task = f"/proc/{pid}/task/{tid}"
+    def sample(self):
+        todo = [self.root]
+        while todo:
+            pid = todo.pop()
             try:
-                with open(f"{task}/children") as f:
-                    todo += [int(c) for c in f.read().split()]
-                dead -= ticks(f"{task}/stat")
-                if skip_vcpus:
-                    with open(f"{task}/comm") as f:
-                        if VCPU_THREAD.fullmatch(f.read().strip()):
-                            continue
-                with open(f"{task}/schedstat") as f:
-                    total += int(f.read().split()[0]) / 1e9
+                tids = os.listdir(f"/proc/{pid}/task")
             except OSError:
                 continue
-        total += max(0, dead) / tick
-    return total
+            for tid in tids:
+                task = f"/proc/{pid}/task/{tid}"
+                try:
+                    with open(f"{task}/children") as f:
+                        todo += [int(c) for c in f.read().split()]
+                    if self.skip_vcpus:
+                        with open(f"{task}/comm") as f:
+                            if VCPU_THREAD.fullmatch(f.read().strip()):
+                                continue
+                    with open(f"{task}/stat") as f:
+                        stat = f.read()
+                    with open(f"{task}/schedstat") as f:
+                        ns = int(f.read().split()[0])
+                except OSError:
+                    continue
+                started = stat[stat.rindex(")") + 2:].split()[19]  # (a tid may be reused)
+                self.threads[(pid, tid, started)] = ns
+        return sum(self.threads.values()) / 1e9
 
 
 def stop(proc, name, grace, verbose=False):
@@ -520,6 +519,8 @@ class Run:
         qerr.close()
         self.reader = threading.Thread(target=self._read_serial, daemon=True)
         self.reader.start()
+        self.qemu_cpu = CpuMeter(self.qemu.pid, skip_vcpus=True)
+        self.daemon_cpu = CpuMeter(self.daemon.pid) if self.daemon is not None else None
 
         deadline = t0 + a.timeout
         t_start = t_end = None
@@ -530,9 +531,10 @@ class Run:
             now = time.monotonic()
             if now >= deadline:
                 raise RigError(f"timeout: no end marker after {a.timeout:g} s; killing QEMU")
-            if self.daemon is not None and now >= next_check:
+            if now >= next_check:
                 next_check = now + 0.5
-                if daemon_gone is None and has_exited(self.daemon):
+                self._sample_cpu()  # (threads that end are counted up to here)
+                if self.daemon is not None and daemon_gone is None and has_exited(self.daemon):
                     daemon_gone = now
                     wait_keeping_cpu(self.daemon, 5.0)
                 if daemon_gone is not None and now - daemon_gone > 2.0:
@@ -592,9 +594,13 @@ class Run:
         """SERVER-CPU LABEL SECONDS: the server's CPU seconds so far (the daemon's process
         tree; for QEMU's built-in 9p, QEMU outside its vCPU threads), then QEMU's outside its
         vCPU threads for every server, as QEMU-CPU LABEL SECONDS."""
-        qemu = process_tree_cpu(self.qemu.pid, skip_vcpus=True)
-        server = process_tree_cpu(self.daemon.pid) if self.daemon is not None else qemu
+        qemu, server = self._sample_cpu()
         return f"SERVER-CPU {label} {server:.6f}\nQEMU-CPU {label} {qemu:.6f}"
+
+    def _sample_cpu(self):
+        """(QEMU outside its vCPUs, the server): CPU seconds so far (see CpuMeter)."""
+        qemu = self.qemu_cpu.sample()
+        return qemu, self.daemon_cpu.sample() if self.daemon_cpu else qemu
 
     def _interactive(self, cmd, qerr, t0):
         say("interactive guest on the serial console: 'exit' or 'poweroff' ends it (Ctrl-A x kills the VM)")

@@ -1,5 +1,6 @@
 # Guest side of benches/vm/vm-bench.py (busybox sh; run by vm-images/runvm.py, share on /mnt).
-# Inputs, made and cached by the host: /mnt/in/{big,par0..par3,source.tar,nop,tree/,small/}.
+# Inputs, made and cached by the host: /mnt/in/{big,par0..par3,source.tar,nop,tree/,small/,store/}
+# (store/: benches/vm/store.py's store, with its guest side .guest-store.sh).
 # Everything written goes to /mnt/out (emptied by the host after each VM).
 # Sizes come from the environment (set by vm-bench.py; the input files' sizes are the host's):
 #   BENCH_WORKLOADS  names to run, in order
@@ -72,13 +73,20 @@ workload() { # workload NAME: run it between two clock readings
 	# Each file: a walk, a getattr, an open, a small read and a clunk.
 	cat-small) cat "$IN"/small/d0[0-9]/* >/dev/null ;;
 	head-small) head -c 1 "$IN"/small/*/* >/dev/null ;;
+	store-*) store_workload "${1#store-}" ;;
 	*) echo "unknown workload $1" >&2; return 1 ;;
 	esac
 }
 
 # Untimed preparation some workloads need (their inputs come from earlier workloads).
+store_ready=
 prepare() {
 	case "$1" in
+	store-*) if [ -z "$store_ready" ]; then # the build VM's mounts, once
+		. "$IN/store/.guest-store.sh" && store_setup "$IN/store" || return 1
+		store_ready=1
+	fi
+	case "$1" in *-10) store_workload "${1#store-}" ;; esac ;; # once before the warm runs
 	stat) [ -d "$OUT/files" ] || create_files "$OUT/files" "$BENCH_FILES" || return 1
 		awk -v n="$BENCH_FILES" 'BEGIN { for (i = 0; i < n; i++) print "f" i }' >/tmp/names ;;
 	delete) [ -d "$OUT/files" ] || create_files "$OUT/files" "$BENCH_FILES" ;;
@@ -88,7 +96,10 @@ prepare() {
 
 for w in $BENCH_WORKLOADS; do
 	prepare "$w" >/dev/null 2>&1
-	drop_caches
+	case "$w" in
+	*-10) ;; # warm: right after the untimed run
+	*) drop_caches ;;
+	esac
 	echo "VU9P-CPU-SAMPLE $w-start" # the host notes the server's CPU (runvm.py)
 	t0=$(clock)
 	if workload "$w"; then

@@ -67,6 +67,15 @@ WORKLOADS = [
     ("head-small", "head -c 1 of {small:,} files of 100 bytes, in {small_dirs} directories (host-made)"),
     ("exec", "run a static binary from the share {execs:,} times"),
     ("parallel", "4 processes each copying {par_mb} MiB share→share, fsync"),
+    # A NixOS-style build VM (benches/vm/store.py): the store read-only on /nix/.ro-store,
+    # an overlay with a tmpfs upper layer on /nix/store; gcc and everything it runs and
+    # reads come from the store.  "-10": ten more runs right after one untimed, caches warm.
+    ("store-gcc-version", "store: `gcc --version` once, caches dropped"),
+    ("store-gcc-version-10", "store: `gcc --version` 10 times, warm"),
+    ("store-compile", "store: compile and link a C file of {store_headers_in_c} headers, run it; caches dropped"),
+    ("store-compile-10", "store: the same 10 times, warm"),
+    ("store-find", "store: `find /nix/store` ({store_entries:,} entries), caches dropped"),
+    ("store-read-headers", "store: read every file of the header packages ({store_header_files:,} files, {store_header_mib} MiB)"),
 ]
 WORKLOAD_NAMES = [w for w, _ in WORKLOADS]
 # What one guest operation is, per workload (for the server's CPU per operation): the size
@@ -75,7 +84,10 @@ OPERATIONS = {"seq-read": ("big_mb", "MiB"), "seq-write": ("write_mb", "MiB"),
               "rand-read": ("rand_reads", "read"), "create": ("files", "file"), "stat": ("files", "file"),
               "ls-lR": ("tree", "entry"), "delete": ("files", "file"), "untar": ("source_entries", "entry"),
               "scan": ("source_entries", "entry"), "cat-small": ("cat_small", "file"),
-              "head-small": ("small", "file"), "exec": ("execs", "exec"), "parallel": ("par_total_mb", "MiB")}
+              "head-small": ("small", "file"), "exec": ("execs", "exec"), "parallel": ("par_total_mb", "MiB"),
+              "store-gcc-version": ("one", "run"), "store-gcc-version-10": ("ten", "run"),
+              "store-compile": ("one", "run"), "store-compile-10": ("ten", "run"),
+              "store-find": ("store_entries", "entry"), "store-read-headers": ("store_header_files", "file")}
 # Not a workload: the daemon's CPU seconds (user + system, its serving child included) over the
 # whole boot, as runvm.py reports them; QEMU's built-in server has none apart from QEMU's.
 SERVER_CPU = "server-cpu"
@@ -277,6 +289,27 @@ def prepare_inputs(share, sizes, cache, source_tar):
         json.dump(want, f)
 
 
+def prepare_store(share, cache):
+    """share/in/store: the store (benches/vm/store.py builds it in place; idempotent), and
+    what the labels and the per-operation figures need to know of it."""
+    sys.path.insert(0, HERE)
+    import store
+    path, info = store.build_store(cache, out=os.path.join(share, "in", "store"))
+    entries = 1 + sum(len(d) + len(f) for _, d, f in os.walk(path))
+    header_files, header_bytes = 0, 0
+    for guest_dir in info["header_packages"]:
+        for root, _, files in os.walk(os.path.join(path, os.path.basename(guest_dir))):
+            for n in files:
+                st = os.lstat(os.path.join(root, n))
+                if not os.path.islink(os.path.join(root, n)):
+                    header_files += 1
+                    header_bytes += st.st_size
+    with open(os.path.join(path, os.path.basename(os.path.dirname(info["hello_c"])), "hello.c")) as f:
+        headers_in_c = sum(1 for line in f if line.startswith("#include"))
+    return {"store_entries": entries, "store_header_files": header_files,
+            "store_header_mib": round(header_bytes / MIB), "store_headers_in_c": headers_in_c}
+
+
 def warm_host_cache(share):
     """Read every input once on the host, so the servers read from the page cache, and
     write back what is dirty (made inputs, the last VM's outputs): no run pays for another."""
@@ -290,10 +323,14 @@ def warm_host_cache(share):
     for root, dirs, files in os.walk(os.path.join(d, "tree")):
         for n in files:
             os.lstat(os.path.join(root, n))
-    for root, dirs, files in os.walk(os.path.join(d, "small")):
-        for n in files:
-            with open(os.path.join(root, n), "rb") as f:
-                f.read()
+    for sub in ("small", "store"):
+        for root, dirs, files in os.walk(os.path.join(d, sub)):
+            for n in files:
+                path = os.path.join(root, n)
+                if not os.path.islink(path):
+                    with open(path, "rb") as f:
+                        while f.read(MIB):
+                            pass
 
 
 def tree_entries(share):
@@ -492,9 +529,14 @@ def main():
                else f"the first {n:,} of the {source_total:,} entries")
     fmt["tree"] = tree_entries(share)
     fmt["small_dirs"] = (sizes["small"] + 99) // 100
+    store_facts = {"store_entries": 0, "store_header_files": 0, "store_header_mib": 0, "store_headers_in_c": 0}
+    if any(w.startswith("store-") for w in a.workloads):
+        store_facts = prepare_store(share, cache)
+    fmt.update(store_facts)
     labels = {w: f"{i}. {w}: " + label.format(**fmt) for i, (w, label) in enumerate(WORKLOADS, 1)}
     labels[SERVER_CPU] = "the daemon's CPU over the whole boot (user + system)"
-    counts = dict(sizes, tree=fmt["tree"], cat_small=1000, par_total_mb=4 * sizes["par_mb"])
+    counts = dict(sizes, tree=fmt["tree"], cat_small=1000, par_total_mb=4 * sizes["par_mb"], one=1, ten=10,
+                  **store_facts)
     ops = {w: (counts[k], unit) for w, (k, unit) in OPERATIONS.items()}
     host = machine()
     configs = configurations(a)
