@@ -140,9 +140,9 @@ pub struct Cli {
 
     /// Once the virtqueue runs dry, watch it for up to this many
     /// microseconds before sleeping on the guest's kick, so a request that
-    /// comes meanwhile skips the wake-up; the window halves while watching
-    /// finds nothing and grows again when requests come back to back. 0:
-    /// never watch
+    /// comes meanwhile skips the wake-up; the window grows when kicks come
+    /// within N µs of its end and shrinks when they come later, so an idle
+    /// guest costs nothing. 0: never watch
     #[arg(long, value_name = "N", default_value_t = DEFAULT_POLL_US,
           value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
     poll_us: u64,

@@ -98,6 +98,8 @@ SERVERS = {  # name: (runvm --server, extra runvm arguments, label)
     "vhost-inline": ("vhost", ["--daemon-arg=--thread-pool-size=0"], "vhost-user-9p --thread-pool-size 0"),
     "vhost-nosandbox": ("vhost", ["--daemon-arg=--sandbox=none", "--daemon-arg=--seccomp=none"],
                         "vhost-user-9p --sandbox none --seccomp none"),
+    "vhost-poll0": ("vhost", ["--daemon-arg=--poll-us=0"], "vhost-user-9p --poll-us 0"),
+    "vhost-poll50": ("vhost", ["--daemon-arg=--poll-us=50"], "vhost-user-9p --poll-us 50"),
     "qemu": ("qemu", [], "QEMU 9p"),
     # QEMU's 9p with the legacy INTx interrupt that vhost-user-test-device-pci leaves the guest
     # (it has one MSI-X vector; Linux 6.1 needs two): what that costs, apart from the server.
