@@ -142,7 +142,7 @@ pub struct Cli {
     /// microseconds before sleeping on the guest's kick, so a request that
     /// comes meanwhile skips the wake-up; the window grows when kicks come
     /// within N µs of its end and shrinks when they come later, so an idle
-    /// guest costs nothing. 0: never watch
+    /// guest costs nothing. 0: never watch (for hosts with no core to spare)
     #[arg(long, value_name = "N", default_value_t = DEFAULT_POLL_US,
           value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
     poll_us: u64,
@@ -358,7 +358,7 @@ impl TryFrom<Cli> for Settings {
 }
 
 /// `--poll-us`'s default (BENCHMARKS.md, "Polling").
-const DEFAULT_POLL_US: u64 = 0;
+const DEFAULT_POLL_US: u64 = 50;
 
 /// Where the vhost-user socket comes from.
 #[derive(Debug)]
