@@ -249,9 +249,13 @@ impl Vmm {
         posted
     }
 
-    /// Publishes `n` chains put in the avail ring: asks (EVENT_IDX) for an
-    /// interrupt once the last is used, forgets stale interrupts, kicks.
+    /// Publishes `n` chains put in the avail ring: forgets stale
+    /// interrupts, asks (EVENT_IDX) for an interrupt once the last is used,
+    /// kicks. (Stale ones are forgotten before the index moves: a polling
+    /// device may serve the chains and signal at once, and draining after
+    /// the index store lost that interrupt.)
     fn publish(&mut self, n: u16) {
+        let _ = self.call.read();
         self.in_flight += n;
         if self.event_idx {
             let target = self.last_used.wrapping_add(n);
@@ -264,7 +268,6 @@ impl Vmm {
             self.kicks_asked += 1;
         }
         self.kicked_avail = self.next_avail;
-        let _ = self.call.read();
         self.kicks += 1;
         self.kick.write(1).expect("kick");
     }
