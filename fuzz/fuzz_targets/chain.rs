@@ -198,14 +198,27 @@ fn model_chains(
 
 /// A blocking Tlock that conflicts waits 500 ms in the server: clears its
 /// BLOCK flag in guest memory (as `frames` does), so a queue full of them
-/// cannot look like a hang.
+/// cannot look like a hang. The flag byte may lie inside another chain's
+/// request (or make another request a Tlock), so every request is read
+/// again until no Tlock blocks: each round clears a bit, so it ends.
 fn unblock_locks(mem: &GuestMemoryMmap, models: &mut [Model]) {
     const FLAGS: usize = HEADER_SIZE + 5;
-    for m in models {
-        if m.request.len() > FLAGS && m.request[4] == protocol::Tlock::TYPE {
-            m.request[FLAGS] &= !1;
-            mem.write_obj(m.request[FLAGS], GuestAddress(m.request_at[FLAGS]))
-                .unwrap();
+    loop {
+        let mut cleared = false;
+        for m in models.iter_mut() {
+            m.request = read_bytes(mem, &m.request_at);
+            if m.request.len() > FLAGS
+                && m.request[4] == protocol::Tlock::TYPE
+                && m.request[FLAGS] & 1 != 0
+            {
+                m.request[FLAGS] &= !1;
+                mem.write_obj(m.request[FLAGS], GuestAddress(m.request_at[FLAGS]))
+                    .unwrap();
+                cleared = true;
+            }
+        }
+        if !cleared {
+            return;
         }
     }
 }
