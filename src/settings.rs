@@ -150,8 +150,9 @@ pub struct Cli {
     /// Write-behind window, MiB: while a guest writes a file back to back,
     /// each stretch of this size is handed to the disk (sync_file_range)
     /// once the writer is a further stretch past it, so a closing fsync has
-    /// less left to wait for; a file written in less than two stretches is
-    /// left alone. 0: leave all write-back to the host kernel
+    /// less left to wait for, at a cost in the daemon's CPU; a file written
+    /// in less than two stretches is left alone. 0: leave all write-back to
+    /// the host kernel (8 is a good window)
     #[arg(long, value_name = "MIB", default_value_t = DEFAULT_WRITE_BEHIND >> 20,
           value_parser = clap::value_parser!(u64).range(0..=1 << 20))]
     write_behind: u64,

@@ -100,6 +100,7 @@ SERVERS = {  # name: (runvm --server, extra runvm arguments, label)
                         "vhost-user-9p --sandbox none --seccomp none"),
     "vhost-poll0": ("vhost", ["--daemon-arg=--poll-us=0"], "vhost-user-9p --poll-us 0"),
     "vhost-poll50": ("vhost", ["--daemon-arg=--poll-us=50"], "vhost-user-9p --poll-us 50"),
+    "vhost-wb8": ("vhost", ["--daemon-arg=--write-behind=8"], "vhost-user-9p --write-behind 8"),
     "qemu": ("qemu", [], "QEMU 9p"),
     # QEMU's 9p with the legacy INTx interrupt that vhost-user-test-device-pci leaves the guest
     # (it has one MSI-X vector; Linux 6.1 needs two): what that costs, apart from the server.

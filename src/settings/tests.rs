@@ -475,7 +475,7 @@ fn every_option_reaches_its_setting() {
         "--thread-pool-size",
         "0",
         "--write-behind",
-        "0",
+        "16",
         "--rlimit-nofile",
         "0",
         "--ctl",
@@ -502,7 +502,7 @@ fn every_option_reaches_its_setting() {
     let uids = vec![range(":0:1000:1:"), range(":1:2000:10:")];
     assert_eq!(c.uid_map, IdMap::new(uids).unwrap());
     assert_eq!(c.gid_map, IdMap::new(vec![range(":0:100:1:")]).unwrap());
-    assert_eq!(c.write_behind, 0);
+    assert_eq!(c.write_behind, 16 << 20);
     assert_eq!((c.max_fids, c.max_connections), (10, 3));
     assert!(s.vhost.is_none());
     assert_eq!(
