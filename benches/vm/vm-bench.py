@@ -12,9 +12,12 @@ against the same host directory:
             device model gives the guest (only with --servers)
   virtiofs  virtiofsd (Debian)      --cache=never, auto
 
-Runs are interleaved (run 1 of every configuration, then run 2, ... with the order
-rotated each time) so that load elsewhere on the host hits all alike; every figure is
-the median of --runs runs.  Writes a markdown table and a JSON file.
+Runs are interleaved (run 1 of every configuration, then run 2, ...). Within a run the
+servers' boots of one cache mode come back to back, each run rotating the modes and
+which server goes first, so that every server's boot of a mode follows much the same
+boots as the others' (a boot that writes gigabytes slows the next one's writes on some
+hosts) and load elsewhere on the host hits all alike; every figure is the median of
+--runs runs.  Writes a markdown table and a JSON file.
 """
 
 import argparse
@@ -177,6 +180,23 @@ def configurations(a):
     for s in a.servers:
         for m in (a.virtiofs_caches if SERVERS[s][0] == "virtiofs" else a.cache_modes):
             out.append((s, m))
+    return out
+
+
+def run_order(configs, r):
+    """Run r's order of the configurations: one group per 9p cache mode (its servers
+    back to back) and one per virtiofsd policy, the groups rotated by r and the
+    servers within each group too."""
+    groups = {}
+    for server, mode in configs:
+        kind = "virtiofs" if SERVERS[server][0] == "virtiofs" else "9p"
+        groups.setdefault((kind, mode), []).append((server, mode))
+    groups = list(groups.values())
+    k = r % len(groups)
+    out = []
+    for g in groups[k:] + groups[:k]:
+        j = r % len(g)
+        out += g[j:] + g[:j]
     return out
 
 
@@ -551,8 +571,7 @@ def main():
         + (f"; virtiofsd {' '.join(vfs_args)}" if vfs_args else ""))
     n, total = 0, len(configs) * a.runs
     for r in range(a.runs):
-        k = r % len(configs)
-        for server, mode in configs[k:] + configs[:k]:
+        for server, mode in run_order(configs, r):
             n += 1
             t0 = time.monotonic()
             times, problem = run_vm(a, server, mode, share, sizes, daemon)
