@@ -109,9 +109,9 @@ pub const DEFAULT_MAX_LOCK_OWNERS: usize = 65536;
 /// Socket connections served at once by default.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
 
-/// The default write-behind window: off. Measured in the TCG guest, it
-/// cost the daemon 0.5-3 s of CPU per GiB written where the host kernel's
-/// own write-back costs 0.35-0.45 (BENCHMARKS.md, "Write-behind").
+/// The default write-behind window: off. It costs the daemon CPU (in the
+/// TCG guest 0.38-1.76 s per GiB written, against 0.35-0.44 s without),
+/// and the time it saves did not show there (BENCHMARKS.md, "Write-behind").
 pub const DEFAULT_WRITE_BEHIND: u64 = 0;
 
 impl Config {

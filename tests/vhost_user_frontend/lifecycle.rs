@@ -65,10 +65,10 @@ fn polling_catches_back_to_back_requests_after_idle_gaps() {
     );
 }
 
-/// With `--poll-us` (off, the default, a long window), requests back to
-/// back and in a pipeline are served as without it, and a guest that then
-/// sends nothing costs the daemon no CPU to speak of (the watch window
-/// shrinks to nothing).
+/// With `--poll-us` 0 (off), with none given (the default) and with 200 (a
+/// long window), requests back to back and in a pipeline are served alike,
+/// and a guest that then sends nothing costs the daemon no CPU to speak of
+/// (the watch window shrinks to nothing).
 #[test]
 fn polling_serves_as_before_and_an_idle_guest_costs_no_cpu() {
     let settings: [&[&str]; 3] = [&["--poll-us", "0"], &[], &["--poll-us", "200"]];
