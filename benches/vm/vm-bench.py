@@ -37,6 +37,8 @@ import sys
 import tarfile
 import time
 
+import host_memory
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 RUNVM = os.path.join(REPO, "vm-images", "runvm.py")
@@ -94,6 +96,8 @@ OPERATIONS = {"seq-read": ("big_mb", "MiB"), "seq-write": ("write_mb", "MiB"),
 # Not a workload: the daemon's CPU seconds (user + system, its serving child included) over the
 # whole boot, as runvm.py reports them; QEMU's built-in server has none apart from QEMU's.
 SERVER_CPU = "server-cpu"
+# Warmed once with --pause-page-reporting: the guest's RAM, the inputs and the outputs fit in it.
+WARM_GIB = 8
 QEMU_CPU = "qemu-cpu"  # QEMU outside its vCPU threads (with --server qemu, that is the server)
 
 SERVERS = {  # name: (runvm --server, extra runvm arguments, label)
@@ -149,6 +153,9 @@ def parse_args():
     p.add_argument("--kernel", choices=["6.1", "6.12"], default="6.1",
                    help="guest kernel (default 6.1; 6.12 needs vm-images/build.sh --kernel 6.12, which this runs)")
     p.add_argument("--timeout", type=float, default=3600, help="seconds per VM before it is killed (default 3600)")
+    p.add_argument("--pause-page-reporting", action="store_true",
+                   help="on a host that reports freed memory to its hypervisor, pause that for the run and put it "
+                        "back after (needs root; see benches/vm/host_memory.py)")
     a = p.parse_args()
 
     def pick(value, allowed, what):
@@ -527,6 +534,26 @@ def machine():
             "ram_gib": round(mem_kb / (1 << 20), 1), "loadavg": os.getloadavg()[0]}
 
 
+def run_all(a, configs, share, sizes, daemon, results):
+    """Every boot of every run, in run_order; fills results and returns (boots, failures)."""
+    problems = []
+    n, total = 0, len(configs) * a.runs
+    for r in range(a.runs):
+        for server, mode in run_order(configs, r):
+            n += 1
+            t0 = time.monotonic()
+            times, problem = run_vm(a, server, mode, share, sizes, daemon)
+            name = config_name(server, mode)
+            for w, v in times.items():
+                results[name].setdefault(w, []).append(v)
+            line = f"[{n:2}/{total}] run {r + 1}/{a.runs} {name:<14} {time.monotonic() - t0:6.1f} s:"
+            say(line + " " + " ".join(f"{w} {times[w]:.2f}" for w in a.workloads + [SERVER_CPU] if w in times))
+            if problem:
+                problems.append(f"run {r + 1} {name}: {problem}")
+                say(f"   FAILED: {problem}")
+    return n, problems
+
+
 def main():
     a = parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("vm-bench: terminated"))
@@ -564,25 +591,20 @@ def main():
     host = machine()
     configs = configurations(a)
     results = {config_name(s, m): {w: [] for w in a.workloads + [SERVER_CPU]} for s, m in configs}
-    problems = []
     vfs_args = virtiofsd_args(sizes)
     say(f"{len(configs)} configurations x {a.runs} runs; sizes: "
         + ", ".join(f"{k}={v}" for k, v in sizes.items()) + f"; tree {fmt['tree']} entries; source {source_name}"
         + (f"; virtiofsd {' '.join(vfs_args)}" if vfs_args else ""))
-    n, total = 0, len(configs) * a.runs
-    for r in range(a.runs):
-        for server, mode in run_order(configs, r):
-            n += 1
-            t0 = time.monotonic()
-            times, problem = run_vm(a, server, mode, share, sizes, daemon)
-            name = config_name(server, mode)
-            for w, v in times.items():
-                results[name].setdefault(w, []).append(v)
-            line = f"[{n:2}/{total}] run {r + 1}/{a.runs} {name:<14} {time.monotonic() - t0:6.1f} s:"
-            say(line + " " + " ".join(f"{w} {times[w]:.2f}" for w in a.workloads + [SERVER_CPU] if w in times))
-            if problem:
-                problems.append(f"run {r + 1} {name}: {problem}")
-                say(f"   FAILED: {problem}")
+    with host_memory.PausedReporting(a.pause_page_reporting, WARM_GIB) as reporting:
+        say(reporting.state)
+        if reporting.saved is None and host_memory.reporting_order() is not None:
+            say("   warning: page-cache writes may cost up to 30x the CPU from one boot to the next; "
+                "--pause-page-reporting takes that out")
+        kib0 = host_memory.reported_kib()
+        n, problems = run_all(a, configs, share, sizes, daemon, results)
+        kib1 = host_memory.reported_kib()
+    host["page_reporting"] = reporting.state + (
+        f"; {(kib1 - kib0) >> 10} MiB reported during the run" if kib0 is not None and kib1 is not None else "")
     elapsed = time.monotonic() - t_start
     med = summarize(results)
     host["loadavg_end"] = os.getloadavg()[0]
@@ -592,6 +614,7 @@ def main():
           f"{host['ram_gib']} GiB RAM; guest: Debian {a.kernel} kernel, TCG, -smp 2, {a.mem}, msize {a.msize}; "
           + (f"virtiofsd with `{' '.join(vfs_args)}` (this host's open file limit is too "
              f"low for one descriptor per entry); " if vfs_args else "")
+          + f"{host['page_reporting']}; "
           + f"load average {host['loadavg']:.2f} before, {host['loadavg_end']:.2f} after; "
           f"whole run {elapsed / 60:.1f} min.\n" + tables(med, a, labels) + cpu_tables(med, a, ops))
     if problems:
