@@ -7,7 +7,9 @@ touched it pays, in system time.  Measured on one such host: writing 1 GiB into 
 cache and fsyncing it cost 0.22 s of system time when the freed pages had not yet been
 reported and 6.3-7.1 s when they had, so one benchmark boot's writes could cost thirty
 times another's, whichever server ran.  Pausing the reporting for the run (and warming
-free memory once) takes that lottery out; the setting is put back afterwards.
+free memory once) takes that lottery out; the setting is put back afterwards, also on
+Ctrl-C or SIGTERM (after a SIGKILL: write the order the run printed back into
+/sys/module/page_reporting/parameters/page_reporting_order).
 """
 
 import mmap
@@ -44,14 +46,27 @@ def _write_order(value):
         f.write(f"{value}\n")
 
 
+def available_gib():
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) >> 20
+    return 0
+
+
 def warm_free_memory(gib):
     """Touch gib GiB of fresh anonymous memory and free it, so that the pages the run
     allocates first (the buddy allocator hands out unreported pages before reported ones)
-    have already been faulted in."""
+    have already been faulted in.  Returns the GiB touched: never more than half of what
+    the host has available."""
+    gib = min(gib, available_gib() // 2)
+    if gib <= 0:
+        return 0
     size = gib << 30
     with mmap.mmap(-1, size) as m:
         for off in range(0, size, PAGE):
             m[off] = 1
+    return gib
 
 
 class PausedReporting:
@@ -76,9 +91,13 @@ class PausedReporting:
             raise SystemExit(f"vm-bench: cannot pause free page reporting ({ORDER}: {e.strerror}); "
                              "run as root, or leave out --pause-page-reporting")
         self.saved = order
-        warm_free_memory(self.warm_gib)
+        try:
+            warmed = warm_free_memory(self.warm_gib)
+        except BaseException:
+            self.__exit__()
+            raise
         self.state = (f"free page reporting paused for the run (order {order} -> {NO_ORDER}, "
-                      f"{self.warm_gib} GiB of free memory warmed first)")
+                      f"{warmed} GiB of free memory warmed first)")
         return self
 
     def __exit__(self, *exc):
