@@ -12,6 +12,7 @@ Ctrl-C or SIGTERM (after a SIGKILL: write the order the run printed back into
 /sys/module/page_reporting/parameters/page_reporting_order).
 """
 
+import errno
 import mmap
 import os
 
@@ -88,8 +89,10 @@ class PausedReporting:
         try:
             _write_order(NO_ORDER)
         except OSError as e:
-            raise SystemExit(f"vm-bench: cannot pause free page reporting ({ORDER}: {e.strerror}); "
-                             "run as root, or leave out --pause-page-reporting")
+            why = (f"this kernel does not take {NO_ORDER}, above every buddy order, so it cannot be paused here"
+                   if e.errno == errno.EINVAL else "run as root")
+            raise SystemExit(f"vm-bench: cannot pause free page reporting ({ORDER}: {e.strerror}): "
+                             f"{why}, or leave out --pause-page-reporting")
         self.saved = order
         try:
             warmed = warm_free_memory(self.warm_gib)
