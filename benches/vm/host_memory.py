@@ -47,11 +47,12 @@ def _write_order(value):
         f.write(f"{value}\n")
 
 
-def available_gib():
+def meminfo_kib(key):
+    """One /proc/meminfo figure ("MemTotal", "MemAvailable", ...) in KiB, or 0 if absent."""
     with open("/proc/meminfo") as f:
         for line in f:
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) >> 20
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
     return 0
 
 
@@ -60,7 +61,7 @@ def warm_free_memory(gib):
     allocates first (the buddy allocator hands out unreported pages before reported ones)
     have already been faulted in.  Returns the GiB touched: never more than half of what
     the host has available."""
-    gib = min(gib, available_gib() // 2)
+    gib = min(gib, (meminfo_kib("MemAvailable") >> 20) // 2)
     if gib <= 0:
         return 0
     size = gib << 30
@@ -71,12 +72,16 @@ def warm_free_memory(gib):
 
 
 class PausedReporting:
-    """Context manager: pause free page reporting (if asked and present), put it back on exit."""
+    """Context manager: pause free page reporting (if asked and present), put it back on
+    exit.  `state` says what was done (and, after exit, how much was reported meanwhile);
+    `warning` is set where reporting stays on."""
 
     def __init__(self, pause, warm_gib):
         self.pause = pause
         self.warm_gib = warm_gib
         self.saved = None
+        self.warning = None
+        self.kib_before = None
 
     def __enter__(self):
         order = reporting_order()
@@ -85,25 +90,32 @@ class PausedReporting:
             return self
         if not self.pause:
             self.state = f"free page reporting on (order {order})"
-            return self
-        try:
-            _write_order(NO_ORDER)
-        except OSError as e:
-            why = (f"this kernel does not take {NO_ORDER}, above every buddy order, so it cannot be paused here"
-                   if e.errno == errno.EINVAL else "run as root")
-            raise SystemExit(f"vm-bench: cannot pause free page reporting ({ORDER}: {e.strerror}): "
-                             f"{why}, or leave out --pause-page-reporting")
-        self.saved = order
-        try:
-            warmed = warm_free_memory(self.warm_gib)
-        except BaseException:
-            self.__exit__()
-            raise
-        self.state = (f"free page reporting paused for the run (order {order} -> {NO_ORDER}, "
-                      f"{warmed} GiB of free memory warmed first)")
+            self.warning = ("page-cache writes may cost up to 30x the CPU from one boot to the next; "
+                            "--pause-page-reporting takes that out")
+        else:
+            try:
+                _write_order(NO_ORDER)
+            except OSError as e:
+                why = (f"this kernel does not take {NO_ORDER}, above every buddy order, so it cannot be paused here"
+                       if e.errno == errno.EINVAL else "run as root")
+                raise SystemExit(f"vm-bench: cannot pause free page reporting ({ORDER}: {e.strerror}): "
+                                 f"{why}, or leave out --pause-page-reporting")
+            self.saved = order
+            try:
+                warmed = warm_free_memory(self.warm_gib)
+            except BaseException:
+                self.__exit__()
+                raise
+            self.state = (f"free page reporting paused for the run (order {order} -> {NO_ORDER}, "
+                          f"{warmed} GiB of free memory warmed first)")
+        self.kib_before = reported_kib()
         return self
 
     def __exit__(self, *exc):
+        after = reported_kib()
+        if self.kib_before is not None and after is not None:
+            self.state += f"; {(after - self.kib_before) >> 10} MiB reported during the run"
+            self.kib_before = None
         if self.saved is not None:
             _write_order(self.saved)
             self.saved = None

@@ -528,8 +528,7 @@ def machine():
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    with open("/proc/meminfo") as f:
-        mem_kb = int(f.readline().split()[1])
+    mem_kb = host_memory.meminfo_kib("MemTotal")
     return {"nproc": os.cpu_count(), "cpu": cpu, "kernel": platform.release(),
             "ram_gib": round(mem_kb / (1 << 20), 1), "loadavg": os.getloadavg()[0]}
 
@@ -597,14 +596,10 @@ def main():
         + (f"; virtiofsd {' '.join(vfs_args)}" if vfs_args else ""))
     with host_memory.PausedReporting(a.pause_page_reporting, WARM_GIB) as reporting:
         say(reporting.state)
-        if reporting.saved is None and host_memory.reporting_order() is not None:
-            say("   warning: page-cache writes may cost up to 30x the CPU from one boot to the next; "
-                "--pause-page-reporting takes that out")
-        kib0 = host_memory.reported_kib()
+        if reporting.warning:
+            say("   warning: " + reporting.warning)
         n, problems = run_all(a, configs, share, sizes, daemon, results)
-        kib1 = host_memory.reported_kib()
-    host["page_reporting"] = reporting.state + (
-        f"; {(kib1 - kib0) >> 10} MiB reported during the run" if kib0 is not None and kib1 is not None else "")
+    host["page_reporting"] = reporting.state
     elapsed = time.monotonic() - t_start
     med = summarize(results)
     host["loadavg_end"] = os.getloadavg()[0]
