@@ -182,10 +182,14 @@ def sizes_for(a, source_total):
     return sizes
 
 
+def is_virtiofs(server):
+    return SERVERS[server][0] == "virtiofs"
+
+
 def configurations(a):
     out = []
     for s in a.servers:
-        for m in (a.virtiofs_caches if SERVERS[s][0] == "virtiofs" else a.cache_modes):
+        for m in (a.virtiofs_caches if is_virtiofs(s) else a.cache_modes):
             out.append((s, m))
     return out
 
@@ -196,7 +200,7 @@ def run_order(configs, r):
     servers within each group too."""
     groups = {}
     for server, mode in configs:
-        kind = "virtiofs" if SERVERS[server][0] == "virtiofs" else "9p"
+        kind = "virtiofs" if is_virtiofs(server) else "9p"
         groups.setdefault((kind, mode), []).append((server, mode))
     groups = list(groups.values())
     k = r % len(groups)
@@ -459,10 +463,10 @@ def columns(a, mode):
     """The configurations shown for one 9p cache mode: ours first, the other 9p servers, then
     the paired virtiofsd policy."""
     ours = "vhost" if "vhost" in a.servers else a.servers[0]
-    cols = [(ours, mode)] + [(s, mode) for s in a.servers if s != ours and SERVERS[s][0] != "virtiofs"]
+    cols = [(ours, mode)] + [(s, mode) for s in a.servers if s != ours and not is_virtiofs(s)]
     vmode = PAIRED_VIRTIOFS[mode]
     if vmode in a.virtiofs_caches:
-        cols += [(s, vmode) for s in a.servers if SERVERS[s][0] == "virtiofs"]
+        cols += [(s, vmode) for s in a.servers if is_virtiofs(s)]
     return cols
 
 
@@ -474,7 +478,7 @@ def cpu_tables(med, a, ops):
         cols = columns(a, mode)
         hdr = ["workload", "per"]
         for s, m in cols:
-            where = "cache=" + m if SERVERS[s][0] != "virtiofs" else "--cache=" + m
+            where = "cache=" + m if not is_virtiofs(s) else "--cache=" + m
             hdr.append(f"{SERVERS[s][2]} ({where})")
             if SERVERS[s][0] != "qemu":
                 hdr.append("its QEMU outside vCPUs")
@@ -498,7 +502,7 @@ def cpu_tables(med, a, ops):
 def tables(med, a, labels):
     out = []
     ours = "vhost" if "vhost" in a.servers else a.servers[0]
-    vfs = [s for s in a.servers if SERVERS[s][0] == "virtiofs"]
+    vfs = [s for s in a.servers if is_virtiofs(s)]
     for mode in a.cache_modes:
         cols = columns(a, mode)
         vmode = PAIRED_VIRTIOFS[mode]
@@ -619,7 +623,7 @@ def main():
         s, m = c.split(":")
         if s == "vhost":
             continue
-        base_mode = m if SERVERS[s][0] != "virtiofs" else None
+        base_mode = m if not is_virtiofs(s) else None
         pairs = [base_mode] if base_mode else [k for k, v in PAIRED_VIRTIOFS.items() if v == m]
         for bm in pairs:
             base = med.get(config_name("vhost", bm), {})
